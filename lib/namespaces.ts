@@ -1,0 +1,82 @@
+/**
+ * The one table of namespace kinds on the TypeScript side. Everything else
+ * (types, env variable names, validation) is derived from it.
+ */
+export const namespaceKinds = {
+  cgroup: { flag: 0x02000000 },
+  ipc: { flag: 0x08000000 },
+  mnt: { flag: 0x00020000 },
+  net: { flag: 0x40000000 },
+  pid: { flag: 0x20000000 },
+  time: { flag: 0x00000080 },
+  user: { flag: 0x10000000 },
+  uts: { flag: 0x04000000 },
+} as const;
+
+/** A Linux namespace type, named as in `/proc/<pid>/ns/` and in `gons_order`. */
+export type NamespaceType = keyof typeof namespaceKinds;
+
+/** All namespace types, in table order. */
+export const namespaceTypes = Object.keys(namespaceKinds) as NamespaceType[];
+
+/**
+ * A namespace to join, in the shape of Go's gons: a leading `!` on the type
+ * opens the path before the first switch; without it the path is opened right
+ * before its own switch, so it resolves in the namespaces entered so far.
+ */
+export interface Namespace {
+  type: NamespaceType | `!${NamespaceType}`;
+  path: string;
+}
+
+/** Whether `value` names a namespace type (without `!`). */
+export function isNamespaceType(value: unknown): value is NamespaceType {
+  return typeof value === 'string' && Object.hasOwn(namespaceKinds, value);
+}
+
+/** The name of the environment variable that carries a namespace type's path. */
+export function envVarOf(type: NamespaceType): `gons_${NamespaceType}` {
+  return `gons_${type}`;
+}
+
+/** Splits a `Namespace.type` into its type and whether it carries a `!`. */
+export function parseNamespaceType(type: unknown): { type: NamespaceType; early: boolean } {
+  const early = typeof type === 'string' && type.startsWith('!');
+  const bare = early ? (type as string).slice(1) : type;
+  if (!isNamespaceType(bare)) {
+    throw Object.assign(
+      new TypeError(`package gons: unknown namespace type ${JSON.stringify(bare)}`),
+      { code: 'ERR_INVALID_ARG_VALUE' },
+    );
+  }
+  return { type: bare, early };
+}
+
+/**
+ * The `gons_*` environment for joining `namespaces`, built as Go's
+ * `RunReexecAction` does: one `gons_<type>` per entry (the `!` stripped from
+ * the name) and `gons_order` listing the types in the given order, `!` kept.
+ * An empty list yields an empty `gons_order`, which the hook reads as the
+ * default order, as in gons.
+ */
+export function namespaceEnv(namespaces: readonly Namespace[]): Record<string, string> {
+  if (!Array.isArray(namespaces)) {
+    throw Object.assign(new TypeError('namespaces must be an array of { type, path }'), {
+      code: 'ERR_INVALID_ARG_TYPE',
+    });
+  }
+  const env: Record<string, string> = {};
+  const order: string[] = [];
+  for (const ns of namespaces) {
+    const { type } = parseNamespaceType(ns?.type);
+    if (typeof ns.path !== 'string') {
+      throw Object.assign(new TypeError(`path of ${ns.type} namespace must be a string`), {
+        code: 'ERR_INVALID_ARG_TYPE',
+      });
+    }
+    env[envVarOf(type)] = ns.path;
+    order.push(ns.type);
+  }
+  env.gons_order = order.join(',');
+  return env;
+}

@@ -1,0 +1,46 @@
+/**
+ * The one place that finds the native build: the addon and the pre-init hook
+ * next to it in `build/Release/`, from the TypeScript sources (`lib/`) and the
+ * compiled package (`dist/lib/`) alike.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+/** The hook's state as the addon reports it. */
+export interface HookState {
+  errno: number;
+  envVar: string;
+  path: string;
+  syscall: string;
+  message: string;
+  /** CLONE_NEW* flags of the namespaces the hook joined. */
+  joined: number;
+  rootMoved: boolean;
+}
+
+interface Addon {
+  hookState(): HookState | null;
+  enterTargetRoot(): number;
+  leaveTargetRoot(): number;
+  strerror(errno: number): string;
+  setCloexec(fd: number): number;
+  nsType(path: string): { nstype: number } | { errno: number; syscall: string };
+}
+
+function packageRoot(from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    const manifest = join(dir, 'package.json');
+    if (existsSync(manifest) && JSON.parse(readFileSync(manifest, 'utf8')).name === 'gons') {
+      return dir;
+    }
+    if (dirname(dir) === dir) throw new Error(`gons: cannot find the gons package above ${from}`);
+  }
+}
+
+const buildDir = join(packageRoot(__dirname), 'build', 'Release');
+
+/** Absolute path of the pre-init hook, for `LD_PRELOAD`. */
+export const preinitPath: string = join(buildDir, 'gons_preinit.so');
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+export const addon: Addon = require(join(buildDir, 'gons.node'));

@@ -1,0 +1,51 @@
+/**
+ * Root handoff. After joining a mount namespace the hook put the process back
+ * on its original root so Node could load its code; these calls move the root
+ * and cwd into the target mount namespace and back. Node caches its cwd, so
+ * each move also tells Node the new one.
+ */
+import { NamespaceSwitchError } from './errors';
+import { addon } from './native';
+import { hookState } from './status';
+import { namespaceKinds } from './namespaces';
+
+let savedCwd: string | undefined;
+
+/** True when the hook joined a mount namespace, so there is a target root to enter. */
+export function hasTargetRoot(): boolean {
+  const st = hookState();
+  return !!st && (st.joined & namespaceKinds.mnt.flag) !== 0;
+}
+
+function rootError(op: string, errno: number): NamespaceSwitchError {
+  return new NamespaceSwitchError(`package gons: cannot ${op}: ${errnoText(errno)}`, {
+    envVar: 'gons_mnt',
+    path: '/',
+    syscall: 'chroot',
+    errno,
+  });
+}
+
+function errnoText(errno: number): string {
+  return errno === 38 ? 'the pre-init hook is not loaded' : addon.strerror(errno);
+}
+
+/** Moves root and cwd to the root of the joined mount namespace. Idempotent. */
+export function enterTargetRoot(): void {
+  if (savedCwd !== undefined) return;
+  const cwd = process.cwd();
+  const err = addon.enterTargetRoot();
+  if (err !== 0) throw rootError('enter the root of the joined mount namespace', err);
+  savedCwd = cwd;
+  process.chdir('/');
+}
+
+/** Moves root and cwd back to where Node started. Idempotent. */
+export function leaveTargetRoot(): void {
+  if (savedCwd === undefined) return;
+  const err = addon.leaveTargetRoot();
+  if (err !== 0) throw rootError('return to the original root', err);
+  const cwd = savedCwd;
+  savedCwd = undefined;
+  process.chdir(cwd);
+}

@@ -1,0 +1,65 @@
+import { isAbsolute } from 'node:path';
+import { NamespaceSwitchError } from './errors';
+import { addon } from './native';
+import { type Namespace, type NamespaceType, envVarOf, namespaceKinds, namespaceTypes, parseNamespaceType } from './namespaces';
+
+const EINVAL = 22;
+const ENOTTY = 25;
+
+function typeOfFlag(flag: number): NamespaceType | undefined {
+  return namespaceTypes.find((t) => namespaceKinds[t].flag === flag);
+}
+
+/**
+ * Checks namespace references in the parent before anything is spawned: each
+ * type is known and appears once, each path is absolute, opens, is a
+ * namespace file, and the kernel (`NS_GET_NSTYPE`) says it is of the named
+ * type. A path without `!` that comes after a mount namespace is only checked
+ * for shape: it resolves inside that namespace. Throws a `NamespaceSwitchError`
+ * naming the entry, or a `TypeError` for a malformed list.
+ */
+export function validateNamespaces(namespaces: readonly Namespace[]): void {
+  if (!Array.isArray(namespaces)) {
+    throw Object.assign(new TypeError('namespaces must be an array of { type, path }'), {
+      code: 'ERR_INVALID_ARG_TYPE',
+    });
+  }
+  const seen = new Set<NamespaceType>();
+  let afterMnt = false;
+  for (const ns of namespaces) {
+    const { type, early } = parseNamespaceType(ns?.type);
+    const envVar = envVarOf(type);
+    if (seen.has(type)) {
+      throw new NamespaceSwitchError(`package gons: duplicate namespace order type ${type}`, {
+        envVar: 'gons_order', path: '', syscall: '', errno: EINVAL,
+      });
+    }
+    seen.add(type);
+    const path: unknown = ns.path;
+    if (typeof path !== 'string' || path === '' || !isAbsolute(path) || path.includes('\0')) {
+      throw new NamespaceSwitchError(
+        `package gons: invalid ${envVar} reference ${JSON.stringify(path)}: must be an absolute path`,
+        { envVar, path: String(path), syscall: '', errno: EINVAL },
+      );
+    }
+    const resolvesInTarget = !early && afterMnt;
+    if (type === 'mnt') afterMnt = true;
+    if (resolvesInTarget) continue;
+    const res = addon.nsType(path);
+    if ('errno' in res) {
+      const notNs = res.syscall === 'ioctl' && res.errno === ENOTTY;
+      throw new NamespaceSwitchError(
+        `package gons: invalid ${envVar} reference ${JSON.stringify(path)}: ${
+          notNs ? 'not a namespace file' : addon.strerror(res.errno)}`,
+        { envVar, path, syscall: res.syscall, errno: notNs ? EINVAL : res.errno },
+      );
+    }
+    if (res.nstype !== namespaceKinds[type].flag) {
+      const actual = typeOfFlag(res.nstype) ?? `unknown (${res.nstype})`;
+      throw new NamespaceSwitchError(
+        `package gons: invalid ${envVar} reference ${JSON.stringify(path)}: a ${actual} namespace, not ${type}`,
+        { envVar, path, syscall: 'ioctl', errno: EINVAL },
+      );
+    }
+  }
+}

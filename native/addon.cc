@@ -1,0 +1,113 @@
+// The small nan addon: the few calls the TypeScript side cannot make itself.
+// It reads the pre-init hook's state through dlsym, so it works whether or not
+// the hook was preloaded, and never links against it.
+#include <nan.h>
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <linux/nsfs.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "preinit.h"
+
+namespace {
+
+const gons_preinit_state *HookState() {
+  auto st = static_cast<const gons_preinit_state *>(dlsym(RTLD_DEFAULT, GONS_PREINIT_STATE_SYMBOL));
+  return (st && st->version == GONS_PREINIT_VERSION) ? st : nullptr;
+}
+
+v8::Local<v8::String> Str(const char *s) { return Nan::New(s ? s : "").ToLocalChecked(); }
+
+void Set(v8::Local<v8::Object> o, const char *key, v8::Local<v8::Value> v) {
+  Nan::Set(o, Str(key), v).Check();
+}
+
+// hookState(): null when the hook is not loaded (or did not run), else what it did.
+NAN_METHOD(HookStateJs) {
+  const gons_preinit_state *st = HookState();
+  if (!st || !st->ran) {
+    info.GetReturnValue().SetNull();
+    return;
+  }
+  v8::Local<v8::Object> o = Nan::New<v8::Object>();
+  Set(o, "errno", Nan::New(st->err));
+  Set(o, "envVar", Str(st->envvar));
+  Set(o, "path", Str(st->path));
+  Set(o, "syscall", Str(st->syscall));
+  Set(o, "message", Str(st->message));
+  Set(o, "joined", Nan::New(static_cast<double>(st->joined)));
+  Set(o, "rootMoved", Nan::New(st->root_moved != 0));
+  info.GetReturnValue().Set(o);
+}
+
+// Calls one of the hook's root handoff functions; returns 0 or a positive errno.
+int CallRootFn(const char *symbol) {
+  auto fn = reinterpret_cast<gons_preinit_root_fn>(dlsym(RTLD_DEFAULT, symbol));
+  if (!HookState() || !fn) return ENOSYS;
+  return -fn();
+}
+
+NAN_METHOD(EnterTargetRoot) { info.GetReturnValue().Set(CallRootFn(GONS_PREINIT_ENTER_SYMBOL)); }
+NAN_METHOD(LeaveTargetRoot) { info.GetReturnValue().Set(CallRootFn(GONS_PREINIT_LEAVE_SYMBOL)); }
+
+// nsType(path): { nstype } from the kernel (NS_GET_NSTYPE), or { errno, syscall }.
+NAN_METHOD(NsType) {
+  if (info.Length() < 1 || !info[0]->IsString()) {
+    Nan::ThrowTypeError("nsType: path must be a string");
+    return;
+  }
+  Nan::Utf8String path(info[0]);
+  v8::Local<v8::Object> o = Nan::New<v8::Object>();
+  if (*path == nullptr) {
+    Nan::ThrowTypeError("nsType: invalid path");
+    return;
+  }
+  int fd = open(*path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) {
+    Set(o, "errno", Nan::New(errno));
+    Set(o, "syscall", Str("open"));
+  } else {
+    int type = ioctl(fd, NS_GET_NSTYPE);
+    int err = errno;
+    close(fd);
+    if (type < 0) {
+      Set(o, "errno", Nan::New(err));
+      Set(o, "syscall", Str("ioctl"));
+    } else {
+      Set(o, "nstype", Nan::New(type));
+    }
+  }
+  info.GetReturnValue().Set(o);
+}
+
+// strerror(errno): the C library's text, so messages match the hook's.
+NAN_METHOD(StrError) {
+  int err = Nan::To<int32_t>(info[0]).FromMaybe(0);
+  info.GetReturnValue().Set(Str(strerror(err)));
+}
+
+// setCloexec(fd): keeps an inherited fd (the reexec channel) from leaking into
+// the processes an action spawns. Returns 0 or a positive errno.
+NAN_METHOD(SetCloexec) {
+  int fd = Nan::To<int32_t>(info[0]).FromMaybe(-1);
+  int flags = fcntl(fd, F_GETFD);
+  int r = (flags < 0 || fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) ? errno : 0;
+  info.GetReturnValue().Set(r);
+}
+
+NAN_MODULE_INIT(Init) {
+  Nan::SetMethod(target, "setCloexec", SetCloexec);
+  Nan::SetMethod(target, "strerror", StrError);
+  Nan::SetMethod(target, "hookState", HookStateJs);
+  Nan::SetMethod(target, "enterTargetRoot", EnterTargetRoot);
+  Nan::SetMethod(target, "leaveTargetRoot", LeaveTargetRoot);
+  Nan::SetMethod(target, "nsType", NsType);
+}
+
+}  // namespace
+
+NODE_MODULE(gons, Init)

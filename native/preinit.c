@@ -1,0 +1,433 @@
+/*
+ * gons pre-init hook: a plain C shared library that is LD_PRELOADed into a
+ * (re-spawned) Node process. Its constructor runs before Node's main(), while
+ * the process is still single-threaded, which is the only time the kernel lets
+ * a process join mount, user and time namespaces. It speaks the environment
+ * protocol of Go's github.com/thediveo/gons (gons_<type>, gons_order), plus
+ * gons_time, gons_preserve_credentials and gons_parent_pid.
+ *
+ * Nothing here may print, exit or abort on a bad environment: the outcome is
+ * recorded in gons_preinit_state, and Node (lib/status.ts) reports it.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "preinit.h"
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+#ifndef CLONE_NEWCGROUP
+#define CLONE_NEWCGROUP 0x02000000
+#endif
+
+#define EXPORT __attribute__((visibility("default")))
+
+/*
+ * The one table of namespace kinds. Its order is the default gons_order, with
+ * every entry opened up front ("!user,!mnt,!cgroup,!ipc,!net,!pid,!time,!uts"):
+ * user first so that the other joins are judged with the capabilities gained
+ * in the target user namespace. procname names the /proc/self/ns entry that a
+ * join changes, used to skip namespaces the process is already in.
+ */
+#define KIND(type, procname, flag) { type, "gons_" type, procname, flag }
+static const struct nskind {
+    const char *type;
+    const char *envvar;
+    const char *procname;
+    int flag;
+} kinds[] = {
+    KIND("user", "user", CLONE_NEWUSER),
+    KIND("mnt", "mnt", CLONE_NEWNS),
+    KIND("cgroup", "cgroup", CLONE_NEWCGROUP),
+    KIND("ipc", "ipc", CLONE_NEWIPC),
+    KIND("net", "net", CLONE_NEWNET),
+    KIND("pid", "pid_for_children", CLONE_NEWPID),
+    KIND("time", "time_for_children", CLONE_NEWTIME),
+    KIND("uts", "uts", CLONE_NEWUTS),
+};
+#define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
+
+/* The protocol's other variables; removed from the environment like the kinds'. */
+static const char *const other_vars[] = {"gons_order", "gons_preserve_credentials", "gons_parent_pid"};
+
+EXPORT struct gons_preinit_state gons_preinit_state = {
+    GONS_PREINIT_VERSION, 0, 0, "", "", "", "", 0, 0,
+};
+
+/* O_PATH fds kept across the mount namespace switch; -1 when unused. */
+static int orig_root_fd = -1;
+static int orig_cwd_fd = -1;
+static int target_root_fd = -1;
+
+/* One planned join: a kind, whether to open its path up front ("!"), its path and fd. */
+struct step {
+    const struct nskind *kind;
+    int early;
+    const char *path;
+    int fd;
+};
+
+/* Records the first failure; later calls are ignored so the root cause wins. */
+__attribute__((format(printf, 5, 6)))
+static void fail(const char *envvar, const char *path, const char *syscall_name, int err,
+                 const char *fmt, ...)
+{
+    struct gons_preinit_state *st = &gons_preinit_state;
+    if (st->err)
+        return;
+    char *msg = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&msg, fmt, ap);
+    va_end(ap);
+    char *p = strdup(path ? path : "");
+    st->err = err ? err : EINVAL;
+    st->envvar = envvar;
+    st->path = p ? p : "";
+    st->syscall = syscall_name;
+    st->message = (n >= 0 && msg) ? msg : "package gons: out of memory";
+}
+
+static char *dup_env(const char *name)
+{
+    const char *v = getenv(name);
+    return (v && *v) ? strdup(v) : NULL;
+}
+
+static const struct nskind *kind_by_name(const char *name, size_t len)
+{
+    for (size_t i = 0; i < NKINDS; i++)
+        if (strlen(kinds[i].type) == len && memcmp(kinds[i].type, name, len) == 0)
+            return &kinds[i];
+    return NULL;
+}
+
+static void free_steps(struct step *steps, int nsteps)
+{
+    for (int i = 0; i < nsteps; i++)
+        free((void *)steps[i].path);
+}
+
+/*
+ * Parses gons_order (or the default order, which is the table itself) into
+ * steps for the kinds whose variable is set and non-empty. Returns the number
+ * of steps, or -1 after recording an error.
+ */
+static int plan(const char *order, struct step steps[NKINDS])
+{
+    int nsteps = 0;
+    unsigned long seen = 0;
+    if (!order) {
+        for (size_t i = 0; i < NKINDS; i++) {
+            char *path = dup_env(kinds[i].envvar);
+            if (path)
+                steps[nsteps++] = (struct step){&kinds[i], 1, path, -1};
+        }
+        return nsteps;
+    }
+    for (const char *item = order;; ) {
+        const char *end = strchr(item, ',');
+        size_t len = end ? (size_t)(end - item) : strlen(item);
+        int early = len > 0 && item[0] == '!';
+        const char *name = item + early;
+        size_t namelen = len - early;
+        const struct nskind *k = kind_by_name(name, namelen);
+        if (!k) {
+            fail("gons_order", order, "", EINVAL,
+                 "package gons: unknown namespace type \"%.*s\" in gons_order", (int)namelen, name);
+            free_steps(steps, nsteps);
+            return -1;
+        }
+        if (seen & (unsigned long)k->flag) {
+            fail("gons_order", order, "", EINVAL,
+                 "package gons: duplicate namespace order type %s", k->type);
+            free_steps(steps, nsteps);
+            return -1;
+        }
+        seen |= (unsigned long)k->flag;
+        char *path = dup_env(k->envvar);
+        if (path)
+            steps[nsteps++] = (struct step){k, early, path, -1};
+        if (!end)
+            break;
+        item = end + 1;
+    }
+    return nsteps;
+}
+
+static int open_step(struct step *s)
+{
+    s->fd = open(s->path, O_RDONLY | O_CLOEXEC);
+    if (s->fd < 0) {
+        int err = errno;
+        fail(s->kind->envvar, s->path, "open", err, "package gons: invalid %s reference \"%s\": %s",
+             s->kind->envvar, s->path, strerror(err));
+        return -1;
+    }
+    return 0;
+}
+
+/* True when fd is the namespace that /proc/self/ns/<procname> was before any join. */
+static int already_in(const struct stat *current, int fd)
+{
+    struct stat st;
+    if (!current || fstat(fd, &st) != 0)
+        return 0;
+    return st.st_dev == current->st_dev && st.st_ino == current->st_ino;
+}
+
+/*
+ * After joining a user namespace, become its root as nsenter and runc do, so
+ * that files and further joins are judged as the container's root. An ID the
+ * namespace does not map (EINVAL) is left as it is; dropping supplementary
+ * groups is refused (EPERM) where setgroups is denied, which is harmless.
+ */
+static int become_root(const struct step *s)
+{
+    if (setgroups(0, NULL) != 0 && errno != EPERM) {
+        int err = errno;
+        fail(s->kind->envvar, s->path, "setgroups", err,
+             "package gons: cannot drop supplementary groups in %s \"%s\": %s", s->kind->envvar,
+             s->path, strerror(err));
+        return -1;
+    }
+    if (setresgid(0, 0, 0) != 0 && errno != EINVAL) {
+        int err = errno;
+        fail(s->kind->envvar, s->path, "setresgid", err,
+             "package gons: cannot become gid 0 in %s \"%s\": %s", s->kind->envvar, s->path,
+             strerror(err));
+        return -1;
+    }
+    if (setresuid(0, 0, 0) != 0 && errno != EINVAL) {
+        int err = errno;
+        fail(s->kind->envvar, s->path, "setresuid", err,
+             "package gons: cannot become uid 0 in %s \"%s\": %s", s->kind->envvar, s->path,
+             strerror(err));
+        return -1;
+    }
+    return 0;
+}
+
+static int chroot_to(int dirfd)
+{
+    if (fchdir(dirfd) != 0 || chroot(".") != 0)
+        return -errno;
+    return 0;
+}
+
+/*
+ * Joining a mount namespace set root and cwd to the target's root. Keep that
+ * root as an fd and go back to the original root and cwd, so Node still finds
+ * its script, node_modules and addon while its mount namespace is the target.
+ */
+static void hand_back_root(const char *path)
+{
+    target_root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (target_root_fd < 0) {
+        int err = errno;
+        fail("gons_mnt", path, "open", err, "package gons: cannot keep root of gons_mnt \"%s\": %s",
+             path, strerror(err));
+    }
+    int r = chroot_to(orig_root_fd);
+    if (r == 0 && fchdir(orig_cwd_fd) != 0)
+        r = -errno;
+    if (r != 0)
+        fail("gons_mnt", path, "chroot", -r,
+             "package gons: cannot return to the original root after joining gons_mnt \"%s\": %s",
+             path, strerror(-r));
+}
+
+/* Joins the planned namespaces in order, stopping at the first failure. */
+static void join_all(struct step *steps, int nsteps, int preserve_credentials)
+{
+    struct stat current[NKINDS];
+    int have_current[NKINDS];
+    const char *mnt_path = NULL;
+
+    for (int i = 0; i < nsteps; i++) {
+        char procpath[64]; /* "/proc/self/ns/" + the longest procname fits easily */
+        snprintf(procpath, sizeof(procpath), "/proc/self/ns/%s", steps[i].kind->procname);
+        have_current[i] = stat(procpath, &current[i]) == 0;
+        if (steps[i].kind->flag == CLONE_NEWNS)
+            mnt_path = steps[i].path;
+    }
+    if (mnt_path) {
+        orig_root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        orig_cwd_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (orig_root_fd < 0 || orig_cwd_fd < 0) {
+            int err = errno;
+            fail("gons_mnt", mnt_path, "open", err,
+                 "package gons: cannot keep original root and working directory: %s", strerror(err));
+            return;
+        }
+    }
+    for (int i = 0; i < nsteps; i++)
+        if (steps[i].early && open_step(&steps[i]) != 0)
+            goto out;
+
+    for (int i = 0; i < nsteps; i++) {
+        struct step *s = &steps[i];
+        if (!s->early && open_step(s) != 0)
+            break;
+        if (already_in(have_current[i] ? &current[i] : NULL, s->fd))
+            continue;
+        if (syscall(SYS_setns, s->fd, s->kind->flag) != 0) {
+            int err = errno;
+            fail(s->kind->envvar, s->path, "setns", err,
+                 "package gons: cannot join %s using reference \"%s\": %s", s->kind->envvar, s->path,
+                 strerror(err));
+            break;
+        }
+        gons_preinit_state.joined |= (unsigned long)s->kind->flag;
+        if (s->kind->flag == CLONE_NEWUSER && !preserve_credentials && become_root(s) != 0)
+            break;
+    }
+    if (gons_preinit_state.joined & CLONE_NEWNS)
+        hand_back_root(mnt_path);
+out:
+    for (int i = 0; i < nsteps; i++)
+        if (steps[i].fd >= 0)
+            close(steps[i].fd);
+}
+
+/* Same file by device and inode; for LD_PRELOAD entries that spell our path differently. */
+static int same_file(const char *a, const struct stat *b)
+{
+    struct stat st;
+    return strchr(a, '/') && stat(a, &st) == 0 && st.st_dev == b->st_dev && st.st_ino == b->st_ino;
+}
+
+/*
+ * Removes this library from LD_PRELOAD (keeping the user's other entries) so
+ * that grandchildren do not inherit the hook. The dynamic loader already read
+ * LD_PRELOAD, so changing it now has no effect on this process.
+ */
+static void scrub_preload(void)
+{
+    const char *preload = getenv("LD_PRELOAD");
+    Dl_info info;
+    struct stat self;
+    if (!preload || !dladdr((void *)&gons_preinit_state, &info) || !info.dli_fname ||
+        stat(info.dli_fname, &self) != 0)
+        return;
+    char *copy = strdup(preload);
+    char *kept = calloc(1, strlen(preload) + 1);
+    if (!copy || !kept) {
+        free(copy);
+        free(kept);
+        return;
+    }
+    char *save = NULL;
+    for (char *e = strtok_r(copy, " :\t\n", &save); e; e = strtok_r(NULL, " :\t\n", &save)) {
+        if (strcmp(e, info.dli_fname) == 0 || same_file(e, &self))
+            continue;
+        if (*kept)
+            strcat(kept, ":");
+        strcat(kept, e);
+    }
+    if (*kept)
+        setenv("LD_PRELOAD", kept, 1);
+    else
+        unsetenv("LD_PRELOAD");
+    free(copy);
+    free(kept);
+}
+
+static void scrub_env(void)
+{
+    for (size_t i = 0; i < NKINDS; i++)
+        unsetenv(kinds[i].envvar);
+    for (size_t i = 0; i < sizeof(other_vars) / sizeof(other_vars[0]); i++)
+        unsetenv(other_vars[i]);
+    scrub_preload();
+}
+
+/* Parses a decimal pid; 0 when absent or malformed. */
+static pid_t parse_pid(const char *s)
+{
+    if (!s)
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v <= 0 || v != (pid_t)v)
+        return 0;
+    return (pid_t)v;
+}
+
+__attribute__((constructor)) static void gons_preinit(void)
+{
+    /* Under setuid or file capabilities the environment is not ours to trust. */
+    if (getauxval(AT_SECURE))
+        return;
+    gons_preinit_state.ran = 1;
+
+    char *order = dup_env("gons_order");
+    char *preserve = dup_env("gons_preserve_credentials");
+    char *parent = dup_env("gons_parent_pid");
+    struct step steps[NKINDS];
+    int nsteps = -1;
+    if (preserve && strcmp(preserve, "0") != 0 && strcmp(preserve, "1") != 0)
+        fail("gons_preserve_credentials", preserve, "", EINVAL,
+             "package gons: invalid gons_preserve_credentials value \"%s\": must be 0 or 1", preserve);
+    else
+        nsteps = plan(order, steps);
+    scrub_env();
+
+    /* Non-dumpable before the first join and again after credential changes reset it. */
+    if (nsteps > 0) {
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+        join_all(steps, nsteps, preserve && strcmp(preserve, "1") == 0);
+        prctl(PR_SET_DUMPABLE, gons_preinit_state.joined ? 0 : 1, 0, 0, 0);
+        free_steps(steps, nsteps);
+    }
+
+    /* The parent-death signal is cleared by credential changes, so it comes last. */
+    pid_t parent_pid = parse_pid(parent);
+    if (parent_pid) {
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != parent_pid)
+            raise(SIGKILL);
+    }
+    free(order);
+    free(preserve);
+    free(parent);
+}
+
+EXPORT int gons_preinit_enter_target_root(void)
+{
+    if (target_root_fd < 0)
+        return -ENOENT;
+    if (gons_preinit_state.root_moved)
+        return 0;
+    int r = chroot_to(target_root_fd);
+    if (r == 0)
+        gons_preinit_state.root_moved = 1;
+    return r;
+}
+
+EXPORT int gons_preinit_leave_target_root(void)
+{
+    if (!gons_preinit_state.root_moved)
+        return 0;
+    int r = chroot_to(orig_root_fd);
+    if (r == 0 && fchdir(orig_cwd_fd) != 0)
+        r = -errno;
+    if (r == 0)
+        gons_preinit_state.root_moved = 0;
+    return r;
+}

@@ -1,0 +1,46 @@
+/*
+ * The pre-init hook's interface to the addon. The hook is LD_PRELOADed into a
+ * re-spawned Node process; the addon finds these symbols at run time with
+ * dlsym(RTLD_DEFAULT, ...) so that neither links against the other.
+ */
+#ifndef GONS_PREINIT_H
+#define GONS_PREINIT_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped whenever the layout of struct gons_preinit_state changes. */
+#define GONS_PREINIT_VERSION 1
+
+/*
+ * What the constructor did. All strings are NUL-terminated and owned by the
+ * hook; they stay valid for the lifetime of the process.
+ */
+struct gons_preinit_state {
+    int version;           /* GONS_PREINIT_VERSION */
+    int ran;               /* 1 when the constructor ran (0 under secure execution) */
+    /* The first failure, or err == 0 when there was none. */
+    int err;               /* errno of the failure */
+    const char *envvar;    /* e.g. "gons_net" or "gons_order" */
+    const char *path;      /* namespace path (or the gons_order value) */
+    const char *syscall;   /* "open", "setns", "setresuid", ... or "" for parse errors */
+    const char *message;   /* gons-style message, "package gons: ..." */
+    unsigned long joined;  /* CLONE_NEW* flags of the namespaces actually joined */
+    int root_moved;        /* 1 while the process sits on the target mount namespace's root */
+};
+
+/* Name of the exported state symbol, a const struct gons_preinit_state. */
+#define GONS_PREINIT_STATE_SYMBOL "gons_preinit_state"
+/* int gons_preinit_enter_target_root(void): 0 or -errno. */
+#define GONS_PREINIT_ENTER_SYMBOL "gons_preinit_enter_target_root"
+/* int gons_preinit_leave_target_root(void): 0 or -errno. */
+#define GONS_PREINIT_LEAVE_SYMBOL "gons_preinit_leave_target_root"
+
+typedef int (*gons_preinit_root_fn)(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,126 @@
+/**
+ * The re-executed child's side: serve requests from the parent on the
+ * channel, one registered action each, inside the namespaces the pre-init hook
+ * joined, and exit when the parent closes the channel.
+ */
+import { Socket } from 'node:net';
+import createDebug from 'debug';
+import { addon } from '../lib/native';
+import { hasTargetRoot, enterTargetRoot, leaveTargetRoot } from '../lib/root';
+import { status } from '../lib/status';
+import { CHILD_FD, FrameReader, encodeFrame, writeFrame } from './channel';
+import { ReexecError, toWire } from './errors';
+import { ACTION_ENV, type Reply, type Request } from './protocol';
+import { lookup } from './registry';
+
+const log = createDebug('gons:child');
+
+/** The action this process was re-executed for; taken out of the environment so its own children do not see it. */
+const startedFor: string | undefined = process.env[ACTION_ENV];
+delete process.env[ACTION_ENV];
+
+let enabled = false;
+let serving: Promise<void> | undefined;
+
+/** True in a re-executed child. */
+export function isReexecChild(): boolean {
+  return startedFor !== undefined;
+}
+
+/** True in a parent that called `checkAction()` or `runAction()`. */
+export function reexecEnabled(): boolean {
+  return enabled;
+}
+
+/**
+ * Lower level than `checkAction()`, as in Go: in a re-executed child, serves
+ * the requested action and resolves true once it has replied (without
+ * exiting); in a parent, enables re-execution and resolves false.
+ */
+export async function runAction(): Promise<boolean> {
+  if (startedFor === undefined) {
+    enabled = true;
+    return false;
+  }
+  serving ??= serve();
+  await serving;
+  return true;
+}
+
+/**
+ * Call early in the program's main module, after registering actions. In a
+ * re-executed child it runs the requested action, reports, and exits: it
+ * never resolves. In the parent it enables re-execution and resolves.
+ */
+export async function checkAction(): Promise<void> {
+  if (await runAction()) {
+    process.exit(0);
+  }
+}
+
+async function handle(req: Request): Promise<Reply> {
+  const failed = status();
+  if (failed) {
+    return { id: req.id, switchError: { ...failed, errno: -failed.errno, message: failed.message } };
+  }
+  const action = lookup(req.action);
+  if (!action) {
+    const err = new ReexecError(`unregistered gons/reexec re-execution action ${JSON.stringify(req.action)}`, {
+      action: req.action,
+      code: 'ERR_GONS_UNREGISTERED_ACTION',
+    });
+    return { id: req.id, error: toWire(err) };
+  }
+  log('running action %s', req.action);
+  try {
+    return { id: req.id, result: await action(req.param) };
+  } catch (err) {
+    return { id: req.id, error: toWire(err) };
+  }
+}
+
+async function reply(sock: Socket, message: Reply): Promise<void> {
+  let frame: Buffer[];
+  try {
+    frame = encodeFrame(message);
+  } catch (err) {
+    const action = 'result' in message ? 'its result' : 'its error';
+    const wrapped = new ReexecError(`gons/reexec: the action's reply cannot be cloned: ${(err as Error).message}`, {
+      action,
+      code: 'ERR_GONS_NOT_CLONEABLE',
+    });
+    frame = encodeFrame({ id: message.id, error: toWire(wrapped) });
+  }
+  await writeFrame(sock, frame);
+}
+
+/** Serves every request until the parent closes its end, on the target root when a mount namespace was joined. */
+async function serve(): Promise<void> {
+  if (addon.setCloexec(CHILD_FD) !== 0) throw new Error('gons/reexec: re-executed child has no channel on fd 3');
+  const sock = new Socket({ fd: CHILD_FD, readable: true, writable: true, allowHalfOpen: true });
+  if (!status() && hasTargetRoot()) {
+    // Back on the original root before Node writes coverage or other exit data.
+    process.prependListener('exit', leaveTargetRoot);
+    enterTargetRoot();
+  }
+  const reader = new FrameReader();
+  const pending = new Set<Promise<void>>();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      sock.on('data', (chunk: Buffer) => {
+        for (const req of reader.push(chunk) as Request[]) {
+          const p = handle(req).then((r) => reply(sock, r));
+          pending.add(p);
+          p.then(() => pending.delete(p), reject);
+        }
+      });
+      sock.on('end', resolve);
+      sock.on('error', reject);
+    });
+    await Promise.all(pending);
+  } finally {
+    leaveTargetRoot();
+  }
+  await new Promise<void>((resolve) => sock.end(resolve));
+  log('served; parent closed the channel');
+}

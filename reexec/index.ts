@@ -1,0 +1,10 @@
+/**
+ * gons/reexec: run a registered action in a re-spawned copy of this program
+ * inside other Linux namespaces, and get its result back over an IPC channel.
+ * @packageDocumentation
+ */
+export { type Action, register } from './registry';
+export { checkAction, runAction } from './child';
+export { type ReexecOptions, runReexecAction } from './parent';
+export { AbortError, ReexecError } from './errors';
+export type { Namespace, NamespaceType } from '../lib/namespaces';

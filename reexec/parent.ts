@@ -1,0 +1,225 @@
+/**
+ * The parent's side: build the child's environment, re-spawn this program
+ * with the pre-init hook preloaded, send the request over the channel and turn
+ * the reply (or the child's death) into the call's result.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { resolve as resolvePath } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Duplex, Readable } from 'node:stream';
+import createDebug from 'debug';
+import { NamespaceSwitchError } from '../lib/errors';
+import { preinitPath } from '../lib/native';
+import { type Namespace, namespaceEnv } from '../lib/namespaces';
+import { validateNamespaces } from '../lib/validate';
+import { FrameReader, encodeFrame, writeFrame } from './channel';
+import { isReexecChild, reexecEnabled } from './child';
+import { AbortError, ReexecError, fromWire } from './errors';
+import { ACTION_ENV, type Reply } from './protocol';
+import { checkActionName, lookup } from './registry';
+
+const log = createDebug('gons:reexec');
+
+/** Options of `runReexecAction`. */
+export interface ReexecOptions {
+  /** Namespaces to join, in this order; gons's shape, `!` allowed. */
+  namespaces?: Namespace[];
+  /** Parameter for the action; any structured-cloneable value. */
+  param?: unknown;
+  /** Extra environment for the child. */
+  env?: Record<string, string>;
+  /** Module to re-execute instead of the current main script; it must register the action and call `checkAction()`. */
+  entry?: string | URL;
+  /** Milliseconds; then the child is killed and the call rejects with code `ETIMEDOUT`. */
+  timeout?: number;
+  /** Aborting kills the child and rejects with an `AbortError`. */
+  signal?: AbortSignal;
+}
+
+/** How long a child may linger after its reply before it is killed (gons parity). */
+export const LINGER_MS = 1000;
+/** Grace between SIGTERM and SIGKILL when a call is timed out or aborted. */
+export const KILL_GRACE_MS = 1000;
+/** How much of the child's stderr an error keeps. */
+export const STDERR_TAIL = 64 * 1024;
+/** How long to wait for the child's pipes to drain after it exited (a grandchild may hold them). */
+const DRAIN_MS = 250;
+
+function fail(action: string, code: string, message: string): ReexecError {
+  return new ReexecError(`gons/reexec: runReexecAction: ${message}`, { action, code });
+}
+
+/** Guards as in Go: enabled by `checkAction()`, never from a child, a registered action. */
+function checkCallable(name: string): void {
+  checkActionName(name, 'runReexecAction');
+  if (isReexecChild()) {
+    throw fail(name, 'ERR_GONS_RECURSIVE_REEXEC', 'tried to re-execute in already re-executing child process');
+  }
+  if (!reexecEnabled()) {
+    throw fail(name, 'ERR_GONS_NOT_ENABLED',
+      'application does not support forking and restarting, needs to call checkAction() first');
+  }
+  if (!lookup(name)) {
+    throw fail(name, 'ERR_GONS_UNREGISTERED_ACTION', `attempting to re-execute into unregistered action ${JSON.stringify(name)}`);
+  }
+}
+
+function checkOptions(name: string, o: ReexecOptions): void {
+  if (o.timeout !== undefined && !(typeof o.timeout === 'number' && o.timeout > 0 && Number.isFinite(o.timeout))) {
+    throw Object.assign(new RangeError(`gons/reexec: action "${name}": timeout must be a positive number of milliseconds`), {
+      code: 'ERR_OUT_OF_RANGE',
+    });
+  }
+  for (const [key, value] of Object.entries(o.env ?? {})) {
+    if (typeof value !== 'string' || key === '' || key.includes('=') || key.includes('\0') || value.includes('\0')) {
+      throw Object.assign(new TypeError(`gons/reexec: action "${name}": invalid env entry ${JSON.stringify(key)}`), {
+        code: 'ERR_INVALID_ARG_VALUE',
+      });
+    }
+  }
+}
+
+/** The command line that re-executes this program: same Node, same flags (minus inspectors), same main and args. */
+export function reexecCommand(entry?: string | URL): string[] {
+  const flags = process.execArgv.filter((a) => !/^--(inspect|debug)/.test(a));
+  if (entry !== undefined) {
+    const file = entry instanceof URL || entry.startsWith('file:') ? fileURLToPath(entry) : resolvePath(entry);
+    return [...flags, file];
+  }
+  if (process.argv[1] === undefined) {
+    throw new TypeError('gons/reexec: this program has no main script to re-execute; pass options.entry');
+  }
+  return [...flags, ...process.argv.slice(1)];
+}
+
+/**
+ * The child's environment: ours without any `gons_*` variable, the caller's
+ * extra variables, the namespace variables, the hook prepended to LD_PRELOAD.
+ */
+export function reexecEnv(action: string, namespaces: readonly Namespace[], extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('gons_')) env[k] = v;
+  Object.assign(env, extra, namespaceEnv(namespaces));
+  env[ACTION_ENV] = action;
+  env.gons_parent_pid = String(process.pid);
+  env.LD_PRELOAD = [preinitPath, env.LD_PRELOAD].filter(Boolean).join(' ');
+  return env;
+}
+
+/** Spawns the re-executed child with the channel on fd 3 and piped stdout/stderr. */
+export function spawnReexec(action: string, o: Pick<ReexecOptions, 'namespaces' | 'env' | 'entry'>): ChildProcess {
+  const args = reexecCommand(o.entry);
+  log('re-executing %s for action %s in %o', args.at(-1), action, o.namespaces ?? []);
+  return spawn(process.execPath, args, {
+    env: reexecEnv(action, o.namespaces ?? [], o.env),
+    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+  });
+}
+
+/** Forwards a child's output to our stderr (never our stdout) and keeps the tail. */
+export function collectOutput(child: ChildProcess): () => string {
+  let tail = '';
+  const forward = (stream: Readable | null, keep: boolean) => {
+    stream?.on('data', (chunk: Buffer) => {
+      process.stderr.write(chunk);
+      if (keep) tail = (tail + chunk.toString('utf8')).slice(-STDERR_TAIL);
+    });
+  };
+  forward(child.stdout, false);
+  forward(child.stderr, true);
+  return () => tail;
+}
+
+/** Ends a child: SIGTERM, then SIGKILL after a grace period. */
+export function terminate(child: ChildProcess): void {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
+  t.unref();
+  child.once('exit', () => clearTimeout(t));
+}
+
+/** Turns a reply into the call's value, or throws the error it carries. */
+export function settleReply(action: string, reply: Reply): unknown {
+  if ('result' in reply) return reply.result;
+  if ('switchError' in reply) throw new NamespaceSwitchError(reply.switchError.message, reply.switchError);
+  const cause = fromWire(reply.error);
+  const code = (cause as { code?: unknown }).code;
+  throw new ReexecError(`gons/reexec: action ${JSON.stringify(action)} failed: ${cause.message}`, {
+    action,
+    code: typeof code === 'string' ? code : 'ERR_GONS_ACTION_FAILED',
+    cause,
+  });
+}
+
+/**
+ * Runs the registered action `name` in a re-spawned copy of this program,
+ * inside `options.namespaces`, and resolves to its result.
+ */
+export async function runReexecAction<R = unknown>(name: string, options: ReexecOptions = {}): Promise<R> {
+  checkCallable(name);
+  checkOptions(name, options);
+  validateNamespaces(options.namespaces ?? []);
+  let frame: Buffer[];
+  try {
+    frame = encodeFrame({ id: 1, action: name, param: options.param });
+  } catch (err) {
+    throw new ReexecError(`gons/reexec: runReexecAction: param of action ${JSON.stringify(name)} cannot be cloned: ${(err as Error).message}`, {
+      action: name, code: 'ERR_GONS_NOT_CLONEABLE', cause: err,
+    });
+  }
+  const { signal, timeout } = options;
+  if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
+
+  const child = spawnReexec(name, options);
+  const stderr = collectOutput(child);
+  const channel = child.stdio[3] as Duplex;
+  let reply: Reply | undefined;
+  let stopped: Error | undefined;
+
+  const stop = (err: Error) => {
+    stopped ??= err;
+    terminate(child);
+  };
+  const onAbort = () => stop(new AbortError(undefined, { cause: signal?.reason }));
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const timer = timeout === undefined ? undefined : setTimeout(() => stop(
+    new ReexecError(`gons/reexec: action ${JSON.stringify(name)} timed out after ${timeout} ms`, { action: name, code: 'ETIMEDOUT' }),
+  ), timeout);
+
+  const reader = new FrameReader();
+  channel.on('data', (chunk: Buffer) => {
+    for (const msg of reader.push(chunk) as Reply[]) {
+      if (reply) continue;
+      reply = msg;
+      // The result counts from now on; a child that lingers is killed (gons parity).
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      setTimeout(() => child.kill('SIGKILL'), LINGER_MS).unref();
+    }
+  });
+  channel.on('error', (err) => log('channel error: %s', err.message));
+  writeFrame(channel, frame).then(() => channel.end(), (err) => log('cannot send request: %s', err.message));
+
+  const [exitCode, sig] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', () => {
+      // A grandchild may still hold the pipes; do not wait for it.
+      setTimeout(() => child.stdio.forEach((s) => s?.destroy()), DRAIN_MS).unref();
+    });
+    child.once('close', (code, s) => resolve([code, s]));
+  }).finally(() => {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+  });
+  log('child %d of action %s ended: code %s, signal %s', child.pid, name, exitCode, sig);
+
+  if (stopped) throw stopped;
+  if (reply) return settleReply(name, reply) as R;
+  const how = sig ? `was killed by ${sig}` : `exited with code ${exitCode}`;
+  const tail = stderr();
+  throw new ReexecError(
+    `gons/reexec: child of action ${JSON.stringify(name)} ${how} without a result${tail ? `; stderr: ${tail.slice(-1024).trim()}` : ''}`,
+    { action: name, code: 'ERR_GONS_CHILD_DIED', exitCode, signal: sig, stderr: tail },
+  );
+}

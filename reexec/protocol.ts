@@ -1,0 +1,22 @@
+/** The messages on the channel, and the environment variables of the re-execution protocol. */
+import type { WireError } from './errors';
+import type { NamespaceSwitchErrorDetails } from '../lib/errors';
+
+/**
+ * Marks a re-executed child and names the action it was started for (as in
+ * Go's gons/reexec). The child removes it from its environment at load.
+ */
+export const ACTION_ENV = 'gons_reexec_action';
+
+/** Parent to child: run `action` with `param`. */
+export interface Request {
+  id: number;
+  action: string;
+  param: unknown;
+}
+
+/** Child to parent: the outcome of request `id`. */
+export type Reply =
+  | { id: number; result: unknown }
+  | { id: number; error: WireError }
+  | { id: number; switchError: NamespaceSwitchErrorDetails & { message: string } };
