@@ -1,22 +1,26 @@
 /**
- * The one table of namespace kinds on the TypeScript side. Everything else
- * (types, env variable names, validation) is derived from it.
+ * The one table of namespace kinds on the TypeScript side; types, env
+ * variable names, validation and the test helpers are derived from it. Its
+ * order is gons's default order (user first, so later joins are judged with
+ * the capabilities gained there), as in the hook's table. `flag` is the
+ * CLONE_NEW* value the kernel reports for NS_GET_NSTYPE; `unshare` the
+ * util-linux option that creates one.
  */
 export const namespaceKinds = {
-  cgroup: { flag: 0x02000000 },
-  ipc: { flag: 0x08000000 },
-  mnt: { flag: 0x00020000 },
-  net: { flag: 0x40000000 },
-  pid: { flag: 0x20000000 },
-  time: { flag: 0x00000080 },
-  user: { flag: 0x10000000 },
-  uts: { flag: 0x04000000 },
+  user: { flag: 0x10000000, unshare: '--user' },
+  mnt: { flag: 0x00020000, unshare: '--mount' },
+  cgroup: { flag: 0x02000000, unshare: '--cgroup' },
+  ipc: { flag: 0x08000000, unshare: '--ipc' },
+  net: { flag: 0x40000000, unshare: '--net' },
+  pid: { flag: 0x20000000, unshare: '--pid' },
+  time: { flag: 0x00000080, unshare: '--time' },
+  uts: { flag: 0x04000000, unshare: '--uts' },
 } as const;
 
 /** A Linux namespace type, named as in `/proc/<pid>/ns/` and in `gons_order`. */
 export type NamespaceType = keyof typeof namespaceKinds;
 
-/** All namespace types, in table order. */
+/** All namespace types, in gons's default order. */
 export const namespaceTypes = Object.keys(namespaceKinds) as NamespaceType[];
 
 /**

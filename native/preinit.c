@@ -22,8 +22,10 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "preinit.h"
@@ -252,6 +254,75 @@ static void hand_back_root(const char *path)
              path, strerror(-r));
 }
 
+static pid_t relay_child;
+
+static void relay_signal(int sig)
+{
+    kill(relay_child, sig);
+}
+
+/*
+ * The relay left behind by fork_into_pid_namespace: forwards the signals a
+ * parent sends to end or steer a child, holds no fds (so pipes see EOF when
+ * the real child is done), and mirrors the child's exit status or signal.
+ */
+__attribute__((noreturn)) static void relay(pid_t child)
+{
+    static const int forwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = relay_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    relay_child = child;
+    for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
+        sigaction(forwarded[i], &sa, NULL);
+    if (syscall(SYS_close_range, 0U, ~0U, 0U) != 0)
+        for (int fd = 0; fd < 1024; fd++)
+            close(fd);
+    int status;
+    while (waitpid(child, &status, 0) < 0)
+        if (errno != EINTR)
+            _exit(127);
+    if (WIFEXITED(status))
+        _exit(WEXITSTATUS(status));
+    int sig = WTERMSIG(status);
+    struct rlimit nocore = {0, 0};
+    setrlimit(RLIMIT_CORE, &nocore);
+    signal(sig, SIG_DFL);
+    raise(sig);
+    _exit(128 + sig);
+}
+
+/*
+ * A process whose pid namespace for children differs from its own may not
+ * create threads (the kernel refuses CLONE_THREAD), and Node needs threads.
+ * So after joining a pid namespace the hook forks once: the child, a member
+ * of the target pid namespace, goes on to become Node; the parent stays
+ * behind as a relay. Returns in the child only.
+ */
+static void fork_into_pid_namespace(const char *path)
+{
+    pid_t child = fork();
+    if (child > 0)
+        relay(child);
+    if (child < 0) {
+        int err = errno;
+        fail("gons_pid", path, "fork", err, "package gons: cannot enter gons_pid \"%s\": %s", path,
+             strerror(err));
+        /* Without the fork Node could not start threads: go back to our own pid namespace. */
+        int self = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+        if (self < 0 || syscall(SYS_setns, self, CLONE_NEWPID) != 0)
+            raise(SIGKILL);
+        close(self);
+        gons_preinit_state.joined &= ~(unsigned long)CLONE_NEWPID;
+        return;
+    }
+    /* Our parent, the relay, lives outside this pid namespace: getppid() is 0 while it does. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != 0)
+        raise(SIGKILL);
+}
+
 /* Joins the planned namespaces in order, stopping at the first failure. */
 static void join_all(struct step *steps, int nsteps, int preserve_credentials)
 {
@@ -390,19 +461,25 @@ __attribute__((constructor)) static void gons_preinit(void)
     scrub_env();
 
     /* Non-dumpable before the first join and again after credential changes reset it. */
+    const char *pid_path = NULL;
     if (nsteps > 0) {
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         join_all(steps, nsteps, preserve && strcmp(preserve, "1") == 0);
         prctl(PR_SET_DUMPABLE, gons_preinit_state.joined ? 0 : 1, 0, 0, 0);
-        free_steps(steps, nsteps);
+        for (int i = 0; i < nsteps; i++)
+            if (steps[i].kind->flag == CLONE_NEWPID)
+                pid_path = steps[i].path;
     }
 
-    /* The parent-death signal is cleared by credential changes, so it comes last. */
+    /* The parent-death signal is cleared by credential changes, so it comes after them. */
     pid_t parent_pid = parse_pid(parent);
-    if (parent_pid) {
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != parent_pid)
-            raise(SIGKILL);
-    }
+    if (parent_pid && (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != parent_pid))
+        raise(SIGKILL);
+    if (gons_preinit_state.joined & CLONE_NEWPID)
+        fork_into_pid_namespace(pid_path);
+
+    if (nsteps > 0)
+        free_steps(steps, nsteps);
     free(order);
     free(preserve);
     free(parent);

@@ -1,0 +1,157 @@
+/**
+ * gons/testing: throw-away namespaces for tests, made with util-linux
+ * `unshare` and held by a sleeping holder process.
+ * @packageDocumentation
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, isAbsolute, join } from 'node:path';
+import createDebug from 'debug';
+import { type Namespace, type NamespaceType, isNamespaceType, namespaceKinds, namespaceTypes } from '../lib/namespaces';
+
+const log = createDebug('gons:testing');
+
+/** Options of `createNamespaces`. */
+export interface CreateNamespacesOptions {
+  /** Also create a user namespace (root mapped to the caller): works for an unprivileged caller. */
+  user?: boolean;
+  /** Hostname of the new UTS namespace (needs `uts`). */
+  hostname?: string;
+  /**
+   * Files (absolute path → content) that exist only inside the new mount
+   * namespace (needs `mnt`): each file's directory, which must exist, is
+   * covered there by a tmpfs of its own, hiding what it held.
+   */
+  files?: Record<string, string>;
+  /** Seconds added to the monotonic and boot-time clocks of the new time namespace (needs `time`). */
+  clockOffset?: number;
+}
+
+/** Namespaces kept alive by a holder process until `close()`. */
+export interface Namespaces {
+  /** Pid of the holder process (inside all the new namespaces). */
+  readonly pid: number;
+  /** `/proc/<pid>/ns/<type>` of each created type. */
+  readonly paths: Readonly<Record<NamespaceType, string>>;
+  /** The created namespaces in gons's default order, each with a `!` unless `bang` is false. */
+  namespaces(bang?: boolean): Namespace[];
+  /** Ends the holder and waits for it; idempotent. */
+  close(): Promise<void>;
+}
+
+/** The part of a tap test that `createNamespaces` uses. */
+export interface Teardownable {
+  teardown(fn: () => unknown): void;
+}
+
+function usage(message: string): TypeError {
+  return Object.assign(new TypeError(`gons/testing: createNamespaces: ${message}`), { code: 'ERR_INVALID_ARG_VALUE' });
+}
+
+// The holder: set the hostname, cover the files' directories with tmpfs,
+// report ready, then wait for its stdin to close (so it ends with its parent).
+const HOLDER_SCRIPT = `set -e
+if [ -n "$GONS_HOSTNAME" ]; then hostname "$GONS_HOSTNAME"; fi
+for d in "$@"; do mount -t tmpfs -o mode=0755 gons-testing "$d"; done
+echo ready
+read _ || true`;
+
+function unshareArgs(types: NamespaceType[], o: CreateNamespacesOptions): string[] {
+  const args = types.map((t) => namespaceKinds[t].unshare as string);
+  if (types.includes('user')) args.push('--map-root-user');
+  if (o.clockOffset !== undefined) args.push(`--monotonic=${o.clockOffset}`, `--boottime=${o.clockOffset}`);
+  return [...args, '--fork', '--kill-child'];
+}
+
+function checkOptions(types: NamespaceType[], o: CreateNamespacesOptions): string[] {
+  for (const t of types) if (!isNamespaceType(t)) throw usage(`unknown namespace type ${JSON.stringify(t)}`);
+  if (o.hostname !== undefined && !types.includes('uts')) throw usage('hostname needs a uts namespace');
+  if (o.clockOffset !== undefined && !(types.includes('time') && Number.isInteger(o.clockOffset))) {
+    throw usage('clockOffset needs a time namespace and whole seconds');
+  }
+  const files = Object.keys(o.files ?? {});
+  if (files.length && !types.includes('mnt')) throw usage('files need a mnt namespace');
+  for (const f of files) if (!isAbsolute(f)) throw usage(`file path ${JSON.stringify(f)} is not absolute`);
+  return [...new Set(files.map((f) => dirname(f)))].sort();
+}
+
+function holderPid(unsharePid: number): number {
+  const children = readFileSync(`/proc/${unsharePid}/task/${unsharePid}/children`, 'utf8').trim().split(/\s+/);
+  const pid = Number(children[0]);
+  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`gons/testing: cannot find the holder process of unshare ${unsharePid}`);
+  return pid;
+}
+
+/**
+ * Creates new namespaces of the given types, held by a sleeping process
+ * until `close()` (or until this process ends). Pass a tap test first to have
+ * `close()` registered as its teardown.
+ */
+export function createNamespaces(types: NamespaceType[], options?: CreateNamespacesOptions): Promise<Namespaces>;
+export function createNamespaces(t: Teardownable, types: NamespaceType[], options?: CreateNamespacesOptions): Promise<Namespaces>;
+export async function createNamespaces(
+  ...args: [NamespaceType[], CreateNamespacesOptions?] | [Teardownable, NamespaceType[], CreateNamespacesOptions?]
+): Promise<Namespaces> {
+  const [t, typesArg, options = {}] = Array.isArray(args[0])
+    ? [undefined, args[0], args[1] as CreateNamespacesOptions | undefined]
+    : [args[0], args[1] as NamespaceType[], args[2]];
+  const wanted = new Set<NamespaceType>(typesArg);
+  if (options.user) wanted.add('user');
+  const types = namespaceTypes.filter((type) => wanted.has(type));
+  if (types.length !== wanted.size || types.length === 0) {
+    throw usage(`invalid namespace types ${JSON.stringify(typesArg)}`);
+  }
+  const dirs = checkOptions(types, options);
+
+  const unshare = spawn('unshare', [...unshareArgs(types, options), 'sh', '-c', HOLDER_SCRIPT, 'gons-holder', ...dirs], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, GONS_HOSTNAME: options.hostname ?? '' },
+  });
+  let stderr = '';
+  unshare.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  let closed: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closed ??= (async () => {
+      if (unshare.exitCode === null && unshare.signalCode === null) {
+        const exited = once(unshare, 'exit');
+        try {
+          process.kill(pid, 'SIGKILL'); // the holder may be a pid namespace's init: SIGTERM would not do
+        } catch { /* already gone */ }
+        unshare.stdin.end();
+        await exited;
+      }
+      log('closed namespaces of holder %d', pid);
+    })();
+    return closed;
+  };
+  let pid = -1;
+  try {
+    const [ready] = await Promise.race([
+      once(unshare.stdout, 'data'),
+      once(unshare, 'exit').then(([code]) => {
+        throw new Error(`gons/testing: unshare ${types.join(' ')} failed (exit ${code}): ${stderr.trim()}`);
+      }),
+      once(unshare, 'error').then(([err]) => {
+        throw err;
+      }),
+    ]);
+    if (!String(ready).startsWith('ready')) throw new Error(`gons/testing: unexpected holder output ${String(ready)}`);
+    pid = holderPid(unshare.pid!);
+    for (const [file, content] of Object.entries(options.files ?? {})) {
+      writeFileSync(join(`/proc/${pid}/root`, file), content);
+    }
+  } catch (err) {
+    unshare.kill('SIGKILL');
+    throw err;
+  }
+  const paths = Object.fromEntries(types.map((type) => [type, `/proc/${pid}/ns/${type}`])) as Record<NamespaceType, string>;
+  log('holder %d keeps %o', pid, paths);
+  t?.teardown(close);
+  return {
+    pid,
+    paths,
+    namespaces: (bang = true) => types.map((type) => ({ type: bang ? `!${type}` : type, path: paths[type] }) as Namespace),
+    close,
+  };
+}
