@@ -1,0 +1,263 @@
+/**
+ * The pre-init hook, driven through its environment protocol exactly as a Go
+ * gons user would: LD_PRELOAD plus gons_* variables on a child that reports
+ * what it sees (test/fixtures/report.ts). Real namespaces, real kernel.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { chmodSync, copyFileSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import t from 'tap';
+import { namespaceTypes, preinitPath, type NamespaceType } from '../lib/index';
+import { createNamespaces, type CreateNamespacesOptions } from '../reexec/testing';
+import { asNobody, hookedReport, hookedReportWaiting, isRoot, needsRoot, projectRoot } from './fixtures/helpers';
+
+const ino = (path: string) => statSync(path).ino;
+const own = hookedReport({});
+
+t.test('the hook is plain C: libc only, no Node, V8 or libuv symbols', async (t) => {
+  const undef = execFileSync('nm', ['-D', '--undefined-only', preinitPath], { encoding: 'utf8' });
+  t.notMatch(undef, /node|v8|uv_|napi|Nan/i);
+  const defined = execFileSync('nm', ['-D', '--defined-only', preinitPath], { encoding: 'utf8' });
+  t.same(defined.trim().split('\n').map((l) => l.split(' ').at(-1)).sort(),
+    ['gons_preinit_enter_target_root', 'gons_preinit_leave_target_root', 'gons_preinit_state']);
+  const needed = execFileSync('readelf', ['-d', preinitPath], { encoding: 'utf8' }).match(/\(NEEDED\).*\[(.*)\]/g);
+  t.same(needed?.map((l) => l.replace(/.*\[(.*)\]/, '$1')), ['libc.so.6']);
+});
+
+t.test('without gons_* variables nothing is switched', async (t) => {
+  t.equal(own.status, null);
+  t.equal(own.hookLoaded, true);
+  for (const name of ['cgroup', 'ipc', 'mnt', 'net', 'pid', 'time', 'user', 'uts']) {
+    t.equal(own.ns[name], ino(`/proc/self/ns/${name}`), `own ${name} namespace`);
+  }
+});
+
+const typeOptions: Partial<Record<NamespaceType, CreateNamespacesOptions>> = {
+  uts: { hostname: 'gons-uts-test' },
+  time: { clockOffset: 10 * 86400 },
+};
+
+t.test('joins each of the eight namespace types', { skip: needsRoot }, async (t) => {
+  for (const type of namespaceTypes) {
+    t.test(type, async (t) => {
+      const ns = await createNamespaces(t, [type], typeOptions[type]);
+      const r = hookedReport({ [`gons_${type}`]: ns.paths[type] }, type === 'pid' ? { exec: ['readlink', '/proc/self/ns/pid'] } : {});
+      t.equal(r.status, null);
+      if (type === 'pid') {
+        // Children are created in the target pid namespace.
+        t.equal(r.grandchild?.trim(), `pid:[${ino(ns.paths.pid)}]`);
+        t.equal(r.ns.pid_for_children, ino(ns.paths.pid));
+      } else {
+        t.equal(r.ns[type], ino(ns.paths[type]), `joined the ${type} namespace`);
+      }
+      if (type === 'uts') t.equal(r.hostname, 'gons-uts-test');
+      if (type === 'time') t.ok(r.uptime - own.uptime > 9 * 86400, 'the boot-time clock carries the offset');
+      for (const other of namespaceTypes.filter((o) => o !== type && !(type === 'pid' && o === 'pid'))) {
+        if (other !== 'pid') t.equal(r.ns[other], own.ns[other], `${other} namespace unchanged`);
+      }
+    });
+  }
+});
+
+t.test('joins several namespaces in the default order', { skip: needsRoot }, async (t) => {
+  const ns = await createNamespaces(t, ['user', 'mnt', 'net', 'uts', 'ipc'], { hostname: 'gons-multi' });
+  const vars = Object.fromEntries(ns.namespaces().map((n) => [`gons_${n.type.slice(1)}`, n.path]));
+  const r = hookedReport(vars);
+  t.equal(r.status, null);
+  for (const type of ['user', 'mnt', 'net', 'uts', 'ipc'] as const) t.equal(r.ns[type], ino(ns.paths[type]), type);
+  t.equal(r.hostname, 'gons-multi');
+});
+
+t.test('gons_order', { skip: needsRoot }, async (t) => {
+  const net = await createNamespaces(t, ['net']);
+  const uts = await createNamespaces(t, ['uts'], { hostname: 'gons-order' });
+  // A net namespace reference that exists only inside the target mount namespace.
+  const dir = t.testdir({});
+  const ref = join(dir, 'netref');
+  const mnt = await createNamespaces(t, ['mnt'], { files: { [ref]: '' } });
+  execFileSync('nsenter', ['-t', String(mnt.pid), '-m', 'mount', '--bind', net.paths.net, ref]);
+
+  t.test('a path without ! resolves in the namespaces joined before it', async (t) => {
+    const r = hookedReport({ gons_mnt: mnt.paths.mnt, gons_net: ref, gons_order: '!mnt,net' });
+    t.equal(r.status, null);
+    t.equal(r.ns.mnt, ino(mnt.paths.mnt));
+    t.equal(r.ns.net, ino(net.paths.net));
+  });
+
+  t.test('a path with ! is opened before the first switch', async (t) => {
+    const r = hookedReport({ gons_mnt: mnt.paths.mnt, gons_net: ref, gons_order: '!mnt,!net' });
+    t.equal(r.status?.message, `package gons: invalid gons_net reference "${ref}": No such file or directory`);
+    t.equal(r.ns.mnt, own.ns.mnt, 'nothing was switched');
+  });
+
+  t.test('types the order does not name are not switched', async (t) => {
+    const r = hookedReport({ gons_net: net.paths.net, gons_uts: uts.paths.uts, gons_order: 'net' });
+    t.equal(r.status, null);
+    t.equal(r.ns.net, ino(net.paths.net));
+    t.equal(r.ns.uts, own.ns.uts);
+  });
+
+  t.test('named types whose variable is unset or empty are skipped', async (t) => {
+    const r = hookedReport({ gons_net: net.paths.net, gons_uts: '', gons_order: 'uts,ipc,net' });
+    t.equal(r.status, null);
+    t.equal(r.ns.net, ino(net.paths.net));
+    t.equal(r.ns.uts, own.ns.uts);
+  });
+
+  t.test('switching stops at the first failure, keeping what was joined', async (t) => {
+    const r = hookedReport({ gons_net: net.paths.net, gons_uts: '/nonexistent/uts', gons_ipc: '/proc/self/ns/ipc', gons_order: 'net,uts,ipc' });
+    t.equal(r.status?.envVar, 'gons_uts');
+    t.equal(r.ns.net, ino(net.paths.net));
+    const first = hookedReport({ gons_net: net.paths.net, gons_uts: '/nonexistent/uts', gons_order: 'uts,net' });
+    t.equal(first.status?.envVar, 'gons_uts');
+    t.equal(first.ns.net, own.ns.net, 'later types are not attempted');
+  });
+});
+
+t.test('errors are recorded with gons wording, variable, path, call and errno', async (t) => {
+  const cases: Array<[string, Record<string, string>, Partial<NonNullable<typeof own.status>>]> = [
+    ['missing path', { gons_net: '/foo' }, {
+      message: 'package gons: invalid gons_net reference "/foo": No such file or directory',
+      envVar: 'gons_net', path: '/foo', syscall: 'open', code: 'ENOENT', errno: -2,
+    }],
+    ['wrong namespace type', { gons_user: '/proc/self/ns/net' }, {
+      message: 'package gons: cannot join gons_user using reference "/proc/self/ns/net": Invalid argument',
+      envVar: 'gons_user', path: '/proc/self/ns/net', syscall: 'setns', code: 'EINVAL', errno: -22,
+    }],
+    ['unknown type', { gons_net: '/proc/self/ns/net', gons_order: 'net,foo' }, {
+      message: 'package gons: unknown namespace type "foo" in gons_order', envVar: 'gons_order', path: 'net,foo', code: 'EINVAL',
+    }],
+    ['duplicate type', { gons_net: '/proc/self/ns/net', gons_order: 'net,!net' }, {
+      message: 'package gons: duplicate namespace order type net', envVar: 'gons_order', code: 'EINVAL',
+    }],
+    ['empty order item', { gons_order: 'net,,uts' }, { message: 'package gons: unknown namespace type "" in gons_order' }],
+    ['double bang', { gons_order: '!!net' }, { message: 'package gons: unknown namespace type "!net" in gons_order' }],
+    ['space in order', { gons_order: 'net, uts' }, { message: 'package gons: unknown namespace type " uts" in gons_order' }],
+    ['bad gons_preserve_credentials', { gons_preserve_credentials: 'yes' }, {
+      envVar: 'gons_preserve_credentials', code: 'EINVAL',
+      message: 'package gons: invalid gons_preserve_credentials value "yes": must be 0 or 1',
+    }],
+  ];
+  for (const [name, vars, expected] of cases) {
+    const r = hookedReport(vars);
+    t.match(r.status, expected, name);
+    t.equal(r.ns.net, own.ns.net, `${name}: nothing switched`);
+  }
+});
+
+t.test('a path far longer than PATH_MAX is reported whole, not truncated or overflowed', async (t) => {
+  const long = '/' + 'x'.repeat(20000);
+  const r = hookedReport({ gons_net: long });
+  t.equal(r.status?.code, 'ENAMETOOLONG');
+  t.equal(r.status?.path, long);
+  t.equal(r.status?.message, `package gons: invalid gons_net reference "${long}": File name too long`);
+});
+
+t.test('a namespace the process is already in is skipped', async (t) => {
+  // The kernel refuses re-joining one's own user namespace; gons would fail here.
+  const r = hookedReport({ gons_user: '/proc/self/ns/user', gons_uts: '/proc/self/ns/uts' });
+  t.equal(r.status, null);
+  t.equal(r.ns.user, own.ns.user);
+});
+
+t.test('root handoff: Node starts from its own root while in a mount namespace that lacks it', { skip: needsRoot }, async (t) => {
+  const only = join(projectRoot, 'gons-target-only.txt');
+  const pkg = join(projectRoot, 'package.json');
+  const hostname = '/etc/hostname';
+  const mnt = await createNamespaces(t, ['mnt'], { files: { [only]: 'only in the target' } });
+  t.equal(execFileSync('nsenter', ['-t', String(mnt.pid), '-m', 'ls', '-A', projectRoot], { encoding: 'utf8' }).trim(),
+    'gons-target-only.txt', 'the target does not contain the project');
+  const r = hookedReport({ gons_mnt: mnt.paths.mnt }, { files: [only, pkg, hostname], enterRoot: true });
+  t.equal(r.status, null);
+  t.equal(r.ns.mnt, ino(mnt.paths.mnt), 'its mount namespace is the target');
+  t.equal(r.files[only], null, 'started on the original root');
+  t.equal(r.files[pkg], readFileSync(pkg, 'utf8'));
+  t.same(r.inTarget, { cwd: '/', files: { [only]: 'only in the target', [pkg]: null, [hostname]: r.files[hostname] } },
+    'entering moves root and cwd into the target');
+  t.same(r.after, { cwd: process.cwd(), files: r.files }, 'leaving restores root and cwd');
+});
+
+/** A user namespace made by nobody: root maps to 65534, setgroups denied. */
+async function nobodysUserNamespace(t: Tap.Test) {
+  const holder = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', 'unshare', '-U', '-r', 'sh', '-c', 'echo ready; read _'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  await once(holder.stdout, 'data');
+  t.teardown(() => { holder.kill('SIGKILL'); });
+  return `/proc/${holder.pid}/ns/user`;
+}
+
+t.test('credentials in a joined user namespace', { skip: needsRoot }, async (t) => {
+  const userns = await nobodysUserNamespace(t);
+  const r = hookedReport({ gons_user: userns });
+  t.equal(r.status, null);
+  t.equal(r.ns.user, ino(userns));
+  t.match(r.ids, { uid: 0, gid: 0 }, 'became root of the user namespace');
+  const kept = hookedReport({ gons_user: userns, gons_preserve_credentials: '1' });
+  t.equal(kept.status, null);
+  t.match(kept.ids, { uid: 65534, gid: 65534 }, 'gons_preserve_credentials=1 keeps the (unmapped) ids');
+});
+
+t.test('a child in a foreign namespace is not dumpable', { skip: needsRoot }, async (t) => {
+  const userns = await nobodysUserNamespace(t);
+  const child = await hookedReportWaiting({ gons_user: userns });
+  t.teardown(child.end);
+  t.equal(child.report.ids.uid, 0);
+  // The owner of the user namespace (nobody) may not read the child's memory or environment.
+  for (const file of ['environ', 'mem']) {
+    const res = asNobody('head', ['-c', '1', `/proc/${child.pid}/${file}`]);
+    t.not(res.status, 0, `${file} is not readable`);
+    t.match(res.stderr, /Permission denied/);
+  }
+});
+
+t.test('the hook removes itself and the gons_* variables from the environment', async (t) => {
+  const r = hookedReport({
+    LD_PRELOAD: `${preinitPath} libm.so.6 ${dirname(preinitPath)}/./${basename(preinitPath)}`,
+    gons_uts: '/proc/self/ns/uts', gons_order: 'uts', gons_preserve_credentials: '0', gons_parent_pid: String(process.pid),
+  }, { exec: ['env'] });
+  t.equal(r.status, null);
+  t.equal(r.hookLoaded, true);
+  t.equal(r.env.LD_PRELOAD, 'libm.so.6', 'other preloads are kept');
+  t.same(r.env.gons, []);
+  t.notMatch(r.grandchild, /gons_|gons_preinit/);
+  t.match(r.grandchild, /^LD_PRELOAD=libm\.so\.6$/m);
+});
+
+t.test('under secure execution the hook does nothing', { skip: needsRoot }, async (t) => {
+  // glibc preloads a library under AT_SECURE only from a system directory and set-user-ID.
+  const lib = `/usr/lib/${execFileSync('gcc', ['-dumpmachine'], { encoding: 'utf8' }).trim()}/libgons_preinit_securetest.so`;
+  const dir = t.testdir({});
+  const node = join(dir, 'node');
+  copyFileSync(preinitPath, lib);
+  chmodSync(lib, 0o4755);
+  t.teardown(() => rmSync(lib, { force: true }));
+  copyFileSync(process.execPath, node);
+  chmodSync(dir, 0o755);
+  chmodSync(node, 0o755);
+  execFileSync('setcap', ['cap_net_bind_service+ep', node]);
+  const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), join(__dirname, 'fixtures', 'report.ts')];
+  const env = { PATH: process.env.PATH, LD_PRELOAD: basename(lib), gons_uts: '/nonexistent' };
+  const res = asNobody(node, args, env);
+  t.equal(res.status, 0, 'the child exits normally', { stderr: res.stderr });
+  const r = JSON.parse(res.stdout);
+  t.equal(r.hookLoaded, true, 'the hook was loaded');
+  t.equal(r.status, null, 'and did not act on gons_uts');
+});
+
+t.test('as an unprivileged user: joins an unprivileged user namespace with its own net, uts and mnt', { skip: needsRoot }, async (t) => {
+  const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), join(__dirname, 'fixtures', 'unprivileged.ts')];
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  const res = asNobody(process.execPath, args, env);
+  t.equal(res.status, 0, 'the child exits normally', { stderr: res.stderr });
+  const { report, paths, target } = JSON.parse(res.stdout);
+  t.equal(report.status, null);
+  t.equal(report.ids.uid, 0);
+  for (const type of ['user', 'net', 'uts', 'mnt']) t.equal(report.ns[type], paths[type], type);
+  t.equal(report.hostname, 'gons-nobody');
+  t.same(report.inTarget.files, { [target]: 'nobody was here' });
+});
+
+void isRoot;

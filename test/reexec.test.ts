@@ -1,0 +1,316 @@
+/**
+ * gons/reexec, end to end: every case of Go's reexec_test.go and gons_test.go,
+ * then the behaviour the Node port adds. The actions live in
+ * test/fixtures/actions.ts, which this file imports: a re-executed copy of
+ * this file runs only the requested action, never the tests below.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import t from 'tap';
+import { NamespaceSwitchError } from '../lib/index';
+import { AbortError, ReexecError, checkAction, register, runReexecAction } from '../reexec/index';
+import { encodeFrame } from '../reexec/channel';
+import { reexecCommand, spawnReexec } from '../reexec/parent';
+import { createNamespaces } from '../reexec/testing';
+import { needsRoot, projectRoot } from './fixtures/helpers';
+import './fixtures/actions';
+
+const actionsEntry = join(__dirname, 'fixtures', 'actions.ts');
+const fixture = (name: string) => [...process.execArgv, join(__dirname, 'fixtures', name)];
+const ino = (path: string) => statSync(path).ino;
+
+/** Resolves once `pid` is gone (or rejects after `ms`). */
+async function gone(pid: number, ms = 3000): Promise<void> {
+  const until = Date.now() + ms;
+  while (existsSync(`/proc/${pid}`) && !/State:\s+Z/.test(safeRead(`/proc/${pid}/status`))) {
+    if (Date.now() > until) throw new Error(`process ${pid} is still there`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+function safeRead(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+async function pidFrom(file: string): Promise<number> {
+  for (let i = 0; i < 500 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 20));
+  return Number(readFileSync(file, 'utf8'));
+}
+
+void checkAction().then(() => {
+  t.test('ported from Go gons/reexec', async (t) => {
+    t.test('runs action and exits with code 0', async (t) => {
+      const child = spawnReexec('action', {});
+      const frame = encodeFrame({ id: 1, action: 'action', param: undefined });
+      const channel = child.stdio[3] as Duplex;
+      channel.resume();
+      child.stdout?.resume();
+      child.stderr?.resume();
+      channel.write(frame[0]);
+      channel.end(frame[1]);
+      const [code] = await once(child, 'exit');
+      t.equal(code, 0);
+    });
+    t.test('runs action and decodes answer', async (t) => {
+      t.equal(await runReexecAction('action'), 'done');
+    });
+    t.test('runs action and passes env var', async (t) => {
+      t.equal(await runReexecAction('envvar', { env: { foobar: 'baz!' } }), 'baz!');
+    });
+    t.test('runs action with an 8192-char random parameter', async (t) => {
+      const letters = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
+      const p = Array.from({ length: 8192 }, () => letters[Math.floor(Math.random() * letters.length)]).join('');
+      t.equal(await runReexecAction('withparam', { param: p }), 'xx' + p);
+    });
+    t.test('throws when re-execution was not enabled by checkAction()', async (t) => {
+      const res = spawnSync(process.execPath, fixture('not-enabled.ts'), { encoding: 'utf8' });
+      t.same(JSON.parse(res.stdout), {
+        code: 'ERR_GONS_NOT_ENABLED',
+        message: 'gons/reexec: runReexecAction: application does not support forking and restarting, needs to call checkAction() first',
+      });
+    });
+    t.test('does not accept registering the same action name twice', async (t) => {
+      register('twice', () => {});
+      t.throws(() => register('twice', () => {}), {
+        name: 'ReexecError', code: 'ERR_GONS_DUPLICATE_ACTION',
+        message: 'gons/reexec: register: re-execution action "twice" already registered',
+      });
+    });
+    t.test('does not trigger a non-registered action', async (t) => {
+      await t.rejects(runReexecAction('xxx'), {
+        code: 'ERR_GONS_UNREGISTERED_ACTION',
+        message: 'gons/reexec: runReexecAction: attempting to re-execute into unregistered action "xxx"',
+      });
+    });
+    t.test('the child fails for an action registered only after start', async (t) => {
+      register('barx', () => 'never');
+      const err = await runReexecAction('barx').catch((e: ReexecError) => e);
+      t.type(err, ReexecError);
+      t.match(err, { code: 'ERR_GONS_UNREGISTERED_ACTION', action: 'barx' });
+      t.match((err as ReexecError).cause, { message: 'unregistered gons/reexec re-execution action "barx"' });
+    });
+    t.test('rejects an invalid namespace reference', async (t) => {
+      await t.rejects(runReexecAction('action', { namespaces: [{ type: 'net', path: '/foo' }] }), {
+        name: 'NamespaceSwitchError', envVar: 'gons_net', path: '/foo', code: 'ENOENT',
+        message: 'package gons: invalid gons_net reference "/foo": No such file or directory',
+      });
+    });
+    t.test('joining its own user namespace succeeds (already-current namespaces are skipped)', async (t) => {
+      t.equal(await runReexecAction('action', { namespaces: [{ type: 'user', path: '/proc/self/ns/user' }] }), 'done');
+    });
+    t.test('does not re-execute from a re-executed child', async (t) => {
+      const err = (await runReexecAction('reexec').catch((e) => e)) as ReexecError;
+      t.match(err, { code: 'ERR_GONS_RECURSIVE_REEXEC' });
+      t.match(err.cause, { message: /tried to re-execute in already re-executing child process/ });
+    });
+    t.test('terminates a hanging child after its result, and the result counts', async (t) => {
+      const start = Date.now();
+      t.equal(await runReexecAction('sleepy'), 'sleeping');
+      t.ok(Date.now() - start < 5000, 'within 5 s');
+    });
+    t.test('rejects a result that cannot be cloned', async (t) => {
+      const err = (await runReexecAction('uncloneable').catch((e) => e)) as ReexecError;
+      t.match(err, { code: 'ERR_GONS_NOT_CLONEABLE' });
+    });
+    t.test('switches into user+mnt+net namespaces made by unshare -Umn', { skip: needsRoot }, async (t) => {
+      const ns = await createNamespaces(t, ['user', 'mnt', 'net']);
+      const inodes = await runReexecAction('nsinodes', { namespaces: ns.namespaces() });
+      t.same(inodes, [ino(ns.paths.user), ino(ns.paths.mnt), ino(ns.paths.net)]);
+    });
+  });
+
+  t.test('parameters and results travel with V8 structured serialization', async (t) => {
+    const value = {
+      map: new Map<unknown, unknown>([['a', 1], [2, { b: [3] }]]),
+      set: new Set(['x', 'y']),
+      big: 2n ** 70n,
+      date: new Date('2026-11-29T07:00:00Z'),
+      re: /gons\d+/gi,
+      buf: Buffer.from('buffer'),
+      u16: new Uint16Array([1, 2, 65535]),
+      f64: new Float64Array([0.5, -Infinity]),
+      undef: undefined,
+      nested: [null, undefined, NaN, -0],
+    };
+    t.same(await runReexecAction('echo', { param: value }), value);
+    t.equal(await runReexecAction('echo'), undefined);
+    const echoed = (await runReexecAction('echo', { param: Buffer.from('b') })) as Buffer;
+    t.ok(Buffer.isBuffer(echoed), 'a Buffer comes back as a Buffer');
+  });
+
+  t.test('a 64 MiB Buffer goes there and back', async (t) => {
+    const big = Buffer.alloc(64 * 1024 * 1024);
+    for (let i = 0; i < big.length; i += 4096) big.writeUInt32LE(i, i);
+    const back = (await runReexecAction('echo', { param: big })) as Buffer;
+    t.equal(back.length, big.length);
+    t.ok(back.equals(big), 'identical contents');
+  });
+
+  t.test('an uncloneable param is rejected before anything is spawned', async (t) => {
+    await t.rejects(runReexecAction('echo', { param: () => 1 }), { code: 'ERR_GONS_NOT_CLONEABLE', name: 'ReexecError' });
+  });
+
+  t.test('bad options are rejected before anything is spawned', async (t) => {
+    await t.rejects(runReexecAction('action', { timeout: -1 }), { code: 'ERR_OUT_OF_RANGE' });
+    await t.rejects(runReexecAction('action', { timeout: Number.NaN }), { code: 'ERR_OUT_OF_RANGE' });
+    await t.rejects(runReexecAction('action', { env: { x: 1 as unknown as string } }), { code: 'ERR_INVALID_ARG_VALUE' });
+    await t.rejects(runReexecAction('action', { env: { 'a=b': 'c' } }), { code: 'ERR_INVALID_ARG_VALUE' });
+    await t.rejects(runReexecAction(''), { code: 'ERR_INVALID_ARG_VALUE' });
+    await t.rejects(runReexecAction('a=b'), { code: 'ERR_INVALID_ARG_VALUE' });
+    await t.rejects(runReexecAction('action', { namespaces: [{ type: 'bogus' as 'net', path: '/proc/self/ns/net' }] }), {
+      code: 'ERR_INVALID_ARG_VALUE',
+    });
+    await t.rejects(runReexecAction('action', { namespaces: [{ type: 'net', path: 'proc/self/ns/net' }] }), {
+      name: 'NamespaceSwitchError', code: 'EINVAL',
+    });
+    await t.rejects(runReexecAction('action', { namespaces: [{ type: 'net', path: '/proc/self/ns/mnt' }] }), {
+      name: 'NamespaceSwitchError', envVar: 'gons_net', syscall: 'ioctl',
+      message: 'package gons: invalid gons_net reference "/proc/self/ns/mnt": a mnt namespace, not net',
+    });
+    await t.rejects(runReexecAction('action', { namespaces: [{ type: 'net', path: '/dev/null' }] }), {
+      message: 'package gons: invalid gons_net reference "/dev/null": not a namespace file',
+    });
+    t.throws(() => register('bad', 'not a function' as never), { code: 'ERR_INVALID_ARG_TYPE' });
+  });
+
+  t.test('errors thrown by the action come back as the cause', async (t) => {
+    const fsErr = (await runReexecAction('fail-fs').catch((e) => e)) as ReexecError;
+    t.type(fsErr, ReexecError);
+    t.match(fsErr, { code: 'ENOENT', action: 'fail-fs', message: /action "fail-fs" failed: ENOENT/ });
+    t.match(fsErr.cause, { name: 'Error', code: 'ENOENT', errno: -2, syscall: 'open', path: '/nonexistent/gons' });
+    t.match((fsErr.cause as Error).stack, /actions\.ts/);
+    const custom = (await runReexecAction('fail-custom').catch((e) => e)) as ReexecError;
+    t.match(custom, { code: 'EMINE' });
+    t.match(custom.cause, { name: 'MyError', message: 'mine', code: 'EMINE' });
+    const typeErr = (await runReexecAction('fail-type').catch((e) => e)) as ReexecError;
+    t.type(typeErr.cause, TypeError);
+    t.match(typeErr, { code: 'ERR_GONS_ACTION_FAILED' });
+  });
+
+  t.test('a child that dies without a result', async (t) => {
+    await t.rejects(runReexecAction('exit3'), {
+      code: 'ERR_GONS_CHILD_DIED', exitCode: 3, signal: null, stderr: /about to exit/,
+    });
+    await t.rejects(runReexecAction('kill9'), { code: 'ERR_GONS_CHILD_DIED', exitCode: null, signal: 'SIGKILL' });
+    const flood = (await runReexecAction('stderr-flood').catch((e) => e)) as ReexecError;
+    t.ok(flood.stderr.length <= 64 * 1024, 'stderr tail is at most 64 KiB');
+    t.match(flood.stderr, /END-OF-STDERR$/);
+  });
+
+  t.test('timeout and abort kill the child', async (t) => {
+    const dir = t.testdir({});
+    const pidFile = join(dir, 'timeout.pid');
+    await t.rejects(runReexecAction('hang', { param: pidFile, timeout: 1500 }), { name: 'ReexecError', code: 'ETIMEDOUT' });
+    await gone(await pidFrom(pidFile), 100);
+
+    const ac = new AbortController();
+    const abortFile = join(dir, 'abort.pid');
+    const call = runReexecAction('hang', { param: abortFile, signal: ac.signal });
+    const pid = await pidFrom(abortFile);
+    ac.abort();
+    await t.rejects(call, { name: 'AbortError', code: 'ABORT_ERR' });
+    t.type(await call.catch((e) => e), AbortError);
+    await gone(pid, 100);
+
+    const stubbornFile = join(dir, 'stubborn.pid');
+    await t.rejects(runReexecAction('stubborn', { param: stubbornFile, timeout: 1500 }), { code: 'ETIMEDOUT' });
+    await gone(await pidFrom(stubbornFile), 100);
+
+    const aborted = AbortSignal.abort();
+    await t.rejects(runReexecAction('action', { signal: aborted }), { name: 'AbortError' });
+  });
+
+  t.test('the child dies when its parent dies', async (t) => {
+    const pidFile = join(t.testdir({}), 'orphan.pid');
+    const parent = spawn(process.execPath, [...fixture('parent-dies.ts'), pidFile], { stdio: 'ignore' });
+    const pid = await pidFrom(pidFile);
+    parent.kill('SIGKILL');
+    await once(parent, 'exit');
+    await gone(pid, 1000);
+  });
+
+  t.test("the child's output never reaches the parent's stdout; DEBUG=gons:* shows the child's debug lines", async (t) => {
+    const res = spawnSync(process.execPath, fixture('stdio-parent.ts'), { encoding: 'utf8', env: { ...process.env, DEBUG: 'gons:*' } });
+    t.equal(res.stdout, 'result=quiet\n');
+    t.match(res.stderr, /NOISE-ON-STDOUT/);
+    t.match(res.stderr, /NOISE-ON-STDERR/);
+    t.match(res.stderr, /gons:child running action noisy/);
+    t.match(res.stderr, /gons:reexec re-executing/);
+  });
+
+  t.test('no fds leak in the parent, and the child has only stdio and its channel', async (t) => {
+    const before = readdirSync('/proc/self/fd').length;
+    const seen = (await runReexecAction('environment', { env: { LD_PRELOAD: 'libm.so.6' } })) as {
+      env: Record<string, string>; maps: boolean; fds: number[];
+    };
+    for (let i = 0; i < 5; i++) await runReexecAction('action');
+    t.equal(readdirSync('/proc/self/fd').length, before);
+    t.same(seen.env, { LD_PRELOAD: 'libm.so.6' }, 'the hook removed itself and the gons_* variables, keeping the user preload');
+    t.ok(seen.maps, 'the hook and the user preload were both loaded');
+  });
+
+  t.test('re-execution uses the same Node flags, minus inspectors', async (t) => {
+    const saved = [...process.execArgv];
+    t.teardown(() => process.execArgv.splice(0, process.execArgv.length, ...saved));
+    process.execArgv.push('--inspect=0', '--inspect-brk', '--max-old-space-size=100');
+    const cmd = reexecCommand();
+    t.same(cmd.slice(0, saved.length), saved);
+    t.same(cmd.slice(saved.length), ['--max-old-space-size=100', ...process.argv.slice(1)]);
+    t.equal(reexecCommand(new URL(`file://${actionsEntry}`)).at(-1), actionsEntry);
+  });
+
+  t.test('entry: re-executes a module other than the main script', async (t) => {
+    const r = (await runReexecAction('from-entry', { entry: actionsEntry })) as { main: string; doubled: number };
+    t.same(r, { main: actionsEntry, doubled: 42 });
+  });
+
+  t.test('ESM and CommonJS main programs, using the package by name', async (t) => {
+    for (const main of ['esm-main.mjs', 'cjs-main.cjs']) {
+      const res = spawnSync(process.execPath, [join(__dirname, 'fixtures', main)], { encoding: 'utf8' });
+      t.equal(res.status, 0, main, { stderr: res.stderr });
+      t.same(JSON.parse(res.stdout), { result: 'hello from ' + main, pid: 'different' }, main);
+    }
+  });
+
+  t.test('mount namespace whose filesystem lacks the program', { skip: needsRoot }, async (t) => {
+    const only = join(projectRoot, 'only-in-target.txt');
+    const ns = await createNamespaces(t, ['mnt', 'uts'], {
+      hostname: 'gons-target', files: { '/etc/hostname': 'gons-target\n', [only]: 'x' },
+    });
+    const marker = join(t.testdir({}), 'exit-marker');
+    const r = (await runReexecAction('whereami', { namespaces: ns.namespaces(), param: marker })) as Record<string, unknown>;
+    t.equal(r.cwd, '/', 'the action runs with the target root as cwd');
+    t.equal(r.hostname, 'gons-target\n', "reads the target's /etc/hostname");
+    t.equal(r.mnt, `mnt:[${ino(ns.paths.mnt)}]`);
+    t.equal(readFileSync(marker, 'utf8'), 'written at exit', 'the child was back on its original root when it exited');
+    t.notOk(existsSync(only), 'the target file is not on the host');
+  });
+
+  t.test('a failed switch in the child rejects with a NamespaceSwitchError; the action never runs', { skip: needsRoot }, async (t) => {
+    const ns = await createNamespaces(t, ['mnt']);
+    // Opened after joining mnt, so the parent cannot check it: only the child's hook finds it missing.
+    const err = await runReexecAction('whereami', {
+      namespaces: [{ type: '!mnt', path: ns.paths.mnt }, { type: 'net', path: '/nonexistent/net' }],
+      param: join(t.testdir({}), 'never'),
+    }).catch((e) => e);
+    t.type(err, NamespaceSwitchError);
+    t.match(err, {
+      envVar: 'gons_net', path: '/nonexistent/net', syscall: 'open', code: 'ENOENT',
+      message: 'package gons: invalid gons_net reference "/nonexistent/net": No such file or directory',
+    });
+  });
+
+  t.test('as nobody: an unprivileged user namespace with net and uts', { skip: needsRoot }, async (t) => {
+    const env = { ...process.env };
+    delete env.NODE_OPTIONS;
+    const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), join(__dirname, 'fixtures', 'unprivileged-reexec.ts')];
+    const res = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, ...args], { env, encoding: 'utf8' });
+    t.equal(res.status, 0, 'exits normally', { stderr: res.stderr });
+    t.same(JSON.parse(res.stdout), { hostname: 'gons-nobody', uid: 0, inodesMatch: true });
+  });
+});
