@@ -37,9 +37,6 @@ export class NamespaceSwitchError extends Error {
 
 /** `ENOENT` for 2; `EUNKNOWN` for numbers libuv does not know. */
 export function errnoName(errno: number): string {
-  try {
-    return getSystemErrorName(-Math.abs(errno));
-  } catch {
-    return 'EUNKNOWN';
-  }
+  const name = getSystemErrorName(-Math.abs(errno));
+  return /^E[A-Z0-9]+$/.test(name) ? name : 'EUNKNOWN';
 }

@@ -9,3 +9,4 @@ export { preinitPath } from './native';
 export { status } from './status';
 export { enterTargetRoot, leaveTargetRoot, hasTargetRoot } from './root';
 export { validateNamespaces } from './validate';
+export { type Target } from './target';

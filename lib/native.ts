@@ -23,7 +23,10 @@ interface Addon {
   enterTargetRoot(): number;
   leaveTargetRoot(): number;
   strerror(errno: number): string;
-  setCloexec(fd: number): number;
+  claimChannel(fd: number): number;
+  pidfdAlive(fd: number): boolean;
+  closeFd(fd: number): number;
+  pidfdOpen(pid: number): { fd: number } | { errno: number; syscall: string };
   nsType(path: string): { nstype: number } | { errno: number; syscall: string };
 }
 
@@ -33,6 +36,7 @@ function packageRoot(from: string): string {
     if (existsSync(manifest) && JSON.parse(readFileSync(manifest, 'utf8')).name === 'gons') {
       return dir;
     }
+    /* c8 ignore next -- only a broken installation lacks its package.json */
     if (dirname(dir) === dir) throw new Error(`gons: cannot find the gons package above ${from}`);
   }
 }

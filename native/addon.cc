@@ -9,6 +9,8 @@
 #include <string.h>
 #include <linux/nsfs.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "preinit.h"
@@ -90,17 +92,55 @@ NAN_METHOD(StrError) {
   info.GetReturnValue().Set(Str(strerror(err)));
 }
 
-// setCloexec(fd): keeps an inherited fd (the reexec channel) from leaking into
-// the processes an action spawns. Returns 0 or a positive errno.
-NAN_METHOD(SetCloexec) {
+// claimChannel(fd): checks that fd is the socket the parent passed as the
+// reexec channel and keeps it from leaking into the processes an action
+// spawns. Returns 0 or a positive errno (ENOTSOCK when fd is something else).
+NAN_METHOD(ClaimChannel) {
   int fd = Nan::To<int32_t>(info[0]).FromMaybe(-1);
-  int flags = fcntl(fd, F_GETFD);
-  int r = (flags < 0 || fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) ? errno : 0;
+  struct stat st;
+  int r = 0;
+  if (fstat(fd, &st) != 0) {
+    r = errno;
+  } else if (!S_ISSOCK(st.st_mode)) {
+    r = ENOTSOCK;
+  } else {
+    int flags = fcntl(fd, F_GETFD);
+    if (flags < 0 || fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) r = errno;
+  }
   info.GetReturnValue().Set(r);
 }
 
+// pidfdOpen(pid): { fd } of a close-on-exec pidfd, or { errno, syscall }.
+NAN_METHOD(PidfdOpen) {
+  int pid = Nan::To<int32_t>(info[0]).FromMaybe(0);
+  v8::Local<v8::Object> o = Nan::New<v8::Object>();
+  int fd = pid > 0 ? static_cast<int>(syscall(SYS_pidfd_open, pid, 0)) : (errno = EINVAL, -1);
+  if (fd < 0) {
+    Set(o, "errno", Nan::New(errno));
+    Set(o, "syscall", Str("pidfd_open"));
+  } else {
+    Set(o, "fd", Nan::New(fd));
+  }
+  info.GetReturnValue().Set(o);
+}
+
+// pidfdAlive(fd): whether the process behind a pidfd still runs.
+NAN_METHOD(PidfdAlive) {
+  int fd = Nan::To<int32_t>(info[0]).FromMaybe(-1);
+  info.GetReturnValue().Set(syscall(SYS_pidfd_send_signal, fd, 0, nullptr, 0) == 0);
+}
+
+// closeFd(fd): closes an fd the addon opened.
+NAN_METHOD(CloseFd) {
+  int fd = Nan::To<int32_t>(info[0]).FromMaybe(-1);
+  info.GetReturnValue().Set(close(fd) == 0 ? 0 : errno);
+}
+
 NAN_MODULE_INIT(Init) {
-  Nan::SetMethod(target, "setCloexec", SetCloexec);
+  Nan::SetMethod(target, "pidfdAlive", PidfdAlive);
+  Nan::SetMethod(target, "closeFd", CloseFd);
+  Nan::SetMethod(target, "claimChannel", ClaimChannel);
+  Nan::SetMethod(target, "pidfdOpen", PidfdOpen);
   Nan::SetMethod(target, "strerror", StrError);
   Nan::SetMethod(target, "hookState", HookStateJs);
   Nan::SetMethod(target, "enterTargetRoot", EnterTargetRoot);

@@ -39,6 +39,11 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
+/* The fuzz and sanitizer drivers include this file and run the parts themselves. */
+#ifndef GONS_PREINIT_CONSTRUCTOR
+#define GONS_PREINIT_CONSTRUCTOR __attribute__((constructor))
+#endif
+
 /*
  * The one table of namespace kinds. Its order is the default gons_order, with
  * every entry opened up front ("!user,!mnt,!cgroup,!ipc,!net,!pid,!time,!uts"):
@@ -65,7 +70,8 @@ static const struct nskind {
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
 
 /* The protocol's other variables; removed from the environment like the kinds'. */
-static const char *const other_vars[] = {"gons_order", "gons_preserve_credentials", "gons_parent_pid"};
+static const char *const other_vars[] = {"gons_order", "gons_preserve_credentials", "gons_parent_pid",
+                                         "gons_target_pidfd", "gons_target_types"};
 
 EXPORT struct gons_preinit_state gons_preinit_state = {
     GONS_PREINIT_VERSION, 0, 0, "", "", "", "", 0, 0,
@@ -199,26 +205,26 @@ static int already_in(const struct stat *current, int fd)
  * namespace does not map (EINVAL) is left as it is; dropping supplementary
  * groups is refused (EPERM) where setgroups is denied, which is harmless.
  */
-static int become_root(const struct step *s)
+static int become_root(const char *envvar, const char *path)
 {
     if (setgroups(0, NULL) != 0 && errno != EPERM) {
         int err = errno;
-        fail(s->kind->envvar, s->path, "setgroups", err,
-             "package gons: cannot drop supplementary groups in %s \"%s\": %s", s->kind->envvar,
-             s->path, strerror(err));
+        fail(envvar, path, "setgroups", err,
+             "package gons: cannot drop supplementary groups in %s \"%s\": %s", envvar,
+             path, strerror(err));
         return -1;
     }
     if (setresgid(0, 0, 0) != 0 && errno != EINVAL) {
         int err = errno;
-        fail(s->kind->envvar, s->path, "setresgid", err,
-             "package gons: cannot become gid 0 in %s \"%s\": %s", s->kind->envvar, s->path,
+        fail(envvar, path, "setresgid", err,
+             "package gons: cannot become gid 0 in %s \"%s\": %s", envvar, path,
              strerror(err));
         return -1;
     }
     if (setresuid(0, 0, 0) != 0 && errno != EINVAL) {
         int err = errno;
-        fail(s->kind->envvar, s->path, "setresuid", err,
-             "package gons: cannot become uid 0 in %s \"%s\": %s", s->kind->envvar, s->path,
+        fail(envvar, path, "setresuid", err,
+             "package gons: cannot become uid 0 in %s \"%s\": %s", envvar, path,
              strerror(err));
         return -1;
     }
@@ -232,26 +238,40 @@ static int chroot_to(int dirfd)
     return 0;
 }
 
+/* Keeps fds to the original root and cwd, for the root handoff after joining a mount namespace. */
+static int keep_original_root(const char *envvar, const char *path)
+{
+    orig_root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    orig_cwd_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (orig_root_fd < 0 || orig_cwd_fd < 0) {
+        int err = errno;
+        fail(envvar, path, "open", err, "package gons: cannot keep original root and working directory: %s",
+             strerror(err));
+        return -1;
+    }
+    return 0;
+}
+
 /*
  * Joining a mount namespace set root and cwd to the target's root. Keep that
  * root as an fd and go back to the original root and cwd, so Node still finds
  * its script, node_modules and addon while its mount namespace is the target.
  */
-static void hand_back_root(const char *path)
+static void hand_back_root(const char *envvar, const char *path)
 {
     target_root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (target_root_fd < 0) {
         int err = errno;
-        fail("gons_mnt", path, "open", err, "package gons: cannot keep root of gons_mnt \"%s\": %s",
-             path, strerror(err));
+        fail(envvar, path, "open", err, "package gons: cannot keep root of %s \"%s\": %s", envvar, path,
+             strerror(err));
     }
     int r = chroot_to(orig_root_fd);
     if (r == 0 && fchdir(orig_cwd_fd) != 0)
         r = -errno;
     if (r != 0)
-        fail("gons_mnt", path, "chroot", -r,
-             "package gons: cannot return to the original root after joining gons_mnt \"%s\": %s",
-             path, strerror(-r));
+        fail(envvar, path, "chroot", -r,
+             "package gons: cannot return to the original root after joining %s \"%s\": %s", envvar, path,
+             strerror(-r));
 }
 
 static pid_t relay_child;
@@ -301,14 +321,14 @@ __attribute__((noreturn)) static void relay(pid_t child)
  * of the target pid namespace, goes on to become Node; the parent stays
  * behind as a relay. Returns in the child only.
  */
-static void fork_into_pid_namespace(const char *path)
+static void fork_into_pid_namespace(const char *envvar, const char *path)
 {
     pid_t child = fork();
     if (child > 0)
         relay(child);
     if (child < 0) {
         int err = errno;
-        fail("gons_pid", path, "fork", err, "package gons: cannot enter gons_pid \"%s\": %s", path,
+        fail(envvar, path, "fork", err, "package gons: cannot enter %s \"%s\": %s", envvar, path,
              strerror(err));
         /* Without the fork Node could not start threads: go back to our own pid namespace. */
         int self = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
@@ -337,16 +357,8 @@ static void join_all(struct step *steps, int nsteps, int preserve_credentials)
         if (steps[i].kind->flag == CLONE_NEWNS)
             mnt_path = steps[i].path;
     }
-    if (mnt_path) {
-        orig_root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-        orig_cwd_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (orig_root_fd < 0 || orig_cwd_fd < 0) {
-            int err = errno;
-            fail("gons_mnt", mnt_path, "open", err,
-                 "package gons: cannot keep original root and working directory: %s", strerror(err));
-            return;
-        }
-    }
+    if (mnt_path && keep_original_root("gons_mnt", mnt_path) != 0)
+        return;
     for (int i = 0; i < nsteps; i++)
         if (steps[i].early && open_step(&steps[i]) != 0)
             goto out;
@@ -365,15 +377,77 @@ static void join_all(struct step *steps, int nsteps, int preserve_credentials)
             break;
         }
         gons_preinit_state.joined |= (unsigned long)s->kind->flag;
-        if (s->kind->flag == CLONE_NEWUSER && !preserve_credentials && become_root(s) != 0)
+        if (s->kind->flag == CLONE_NEWUSER && !preserve_credentials && become_root(s->kind->envvar, s->path) != 0)
             break;
     }
     if (gons_preinit_state.joined & CLONE_NEWNS)
-        hand_back_root(mnt_path);
+        hand_back_root("gons_mnt", mnt_path);
 out:
     for (int i = 0; i < nsteps; i++)
         if (steps[i].fd >= 0)
             close(steps[i].fd);
+}
+
+/* Parses a non-negative decimal int; -1 when absent or malformed. */
+static int parse_int(const char *s)
+{
+    if (!s)
+        return -1;
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 0 || v > 0x7fffffff)
+        return -1;
+    return (int)v;
+}
+
+/*
+ * Joins the namespaces gons_target_types of the process behind the pidfd
+ * gons_target_pidfd, all in one setns(pidfd, mask) (Linux 5.8): the pidfd
+ * pins the process, so a pid recycled since the parent opened it cannot be
+ * joined; a process that has exited yields ESRCH.
+ */
+static void join_target(const char *fdstr, const char *types, int preserve_credentials)
+{
+    int fd = parse_int(fdstr);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        fail("gons_target_pidfd", fdstr, fd < 0 ? "" : "fstat", fd < 0 ? EINVAL : errno,
+             "package gons: invalid gons_target_pidfd \"%s\": not an open file descriptor", fdstr);
+        return;
+    }
+    unsigned long mask = 0;
+    for (const char *item = types ? types : "";;) {
+        const char *end = strchr(item, ',');
+        size_t len = end ? (size_t)(end - item) : strlen(item);
+        const struct nskind *k = kind_by_name(item, len);
+        if (!k || (mask & (unsigned long)k->flag)) {
+            fail("gons_target_types", types, "", EINVAL,
+                 "package gons: %s namespace type \"%.*s\" in gons_target_types", k ? "duplicate" : "unknown",
+                 (int)len, item);
+            goto out;
+        }
+        mask |= (unsigned long)k->flag;
+        if (!end)
+            break;
+        item = end + 1;
+    }
+    if ((mask & CLONE_NEWNS) && keep_original_root("gons_target_pidfd", fdstr) != 0)
+        goto out;
+    if (syscall(SYS_setns, fd, (int)mask) != 0) {
+        int err = errno;
+        fail("gons_target_pidfd", fdstr, "setns", err,
+             "package gons: cannot join %s namespaces of the process behind gons_target_pidfd %s: %s", types,
+             fdstr, strerror(err));
+        goto out;
+    }
+    gons_preinit_state.joined |= mask;
+    if ((mask & CLONE_NEWUSER) && !preserve_credentials && become_root("gons_target_pidfd", fdstr) != 0)
+        goto out;
+out:
+    if (gons_preinit_state.joined & CLONE_NEWNS)
+        hand_back_root("gons_target_pidfd", fdstr);
+    close(fd);
 }
 
 /* Same file by device and inode; for LD_PRELOAD entries that spell our path differently. */
@@ -419,6 +493,16 @@ static void scrub_preload(void)
     free(kept);
 }
 
+static int kind_var_set(void)
+{
+    for (size_t i = 0; i < NKINDS; i++) {
+        const char *v = getenv(kinds[i].envvar);
+        if (v && *v)
+            return 1;
+    }
+    return 0;
+}
+
 static void scrub_env(void)
 {
     for (size_t i = 0; i < NKINDS; i++)
@@ -441,7 +525,7 @@ static pid_t parse_pid(const char *s)
     return (pid_t)v;
 }
 
-__attribute__((constructor)) static void gons_preinit(void)
+GONS_PREINIT_CONSTRUCTOR static void gons_preinit(void)
 {
     /* Under setuid or file capabilities the environment is not ours to trust. */
     if (getauxval(AT_SECURE))
@@ -451,24 +535,38 @@ __attribute__((constructor)) static void gons_preinit(void)
     char *order = dup_env("gons_order");
     char *preserve = dup_env("gons_preserve_credentials");
     char *parent = dup_env("gons_parent_pid");
+    char *target_fd = dup_env("gons_target_pidfd");
+    char *target_types = dup_env("gons_target_types");
+    int preserve_credentials = preserve && strcmp(preserve, "1") == 0;
     struct step steps[NKINDS];
-    int nsteps = -1;
-    if (preserve && strcmp(preserve, "0") != 0 && strcmp(preserve, "1") != 0)
+    int nsteps = -1, join_target_now = 0;
+    if (preserve && strcmp(preserve, "0") != 0 && !preserve_credentials)
         fail("gons_preserve_credentials", preserve, "", EINVAL,
              "package gons: invalid gons_preserve_credentials value \"%s\": must be 0 or 1", preserve);
-    else
+    else if (!target_fd)
         nsteps = plan(order, steps);
+    else if (kind_var_set())
+        fail("gons_target_pidfd", target_fd, "", EINVAL,
+             "package gons: gons_target_pidfd cannot be combined with gons_<type> variables");
+    else
+        join_target_now = 1;
     scrub_env();
 
     /* Non-dumpable before the first join and again after credential changes reset it. */
-    const char *pid_path = NULL;
-    if (nsteps > 0) {
+    const char *pid_envvar = "gons_pid", *pid_path = NULL;
+    if (nsteps > 0 || join_target_now) {
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-        join_all(steps, nsteps, preserve && strcmp(preserve, "1") == 0);
+        if (join_target_now) {
+            pid_envvar = "gons_target_pidfd";
+            pid_path = target_fd;
+            join_target(target_fd, target_types, preserve_credentials);
+        } else {
+            join_all(steps, nsteps, preserve_credentials);
+            for (int i = 0; i < nsteps; i++)
+                if (steps[i].kind->flag == CLONE_NEWPID)
+                    pid_path = steps[i].path;
+        }
         prctl(PR_SET_DUMPABLE, gons_preinit_state.joined ? 0 : 1, 0, 0, 0);
-        for (int i = 0; i < nsteps; i++)
-            if (steps[i].kind->flag == CLONE_NEWPID)
-                pid_path = steps[i].path;
     }
 
     /* The parent-death signal is cleared by credential changes, so it comes after them. */
@@ -476,13 +574,15 @@ __attribute__((constructor)) static void gons_preinit(void)
     if (parent_pid && (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != parent_pid))
         raise(SIGKILL);
     if (gons_preinit_state.joined & CLONE_NEWPID)
-        fork_into_pid_namespace(pid_path);
+        fork_into_pid_namespace(pid_envvar, pid_path);
 
     if (nsteps > 0)
         free_steps(steps, nsteps);
     free(order);
     free(preserve);
     free(parent);
+    free(target_fd);
+    free(target_types);
 }
 
 EXPORT int gons_preinit_enter_target_root(void)

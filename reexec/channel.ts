@@ -15,6 +15,7 @@ const MAX_FRAME = 0xffff_ffff;
 /** Serializes a message into a frame; throws a DataCloneError for values that cannot be cloned. */
 export function encodeFrame(message: unknown): Buffer[] {
   const body = serialize(message);
+  /* c8 ignore next -- a 4 GiB message is beyond what V8 serializes */
   if (body.length > MAX_FRAME) throw new RangeError(`gons/reexec: message of ${body.length} bytes is too large`);
   const header = Buffer.allocUnsafe(4);
   header.writeUInt32BE(body.length);

@@ -10,7 +10,7 @@ import { hasTargetRoot, enterTargetRoot, leaveTargetRoot } from '../lib/root';
 import { status } from '../lib/status';
 import { CHILD_FD, FrameReader, encodeFrame, writeFrame } from './channel';
 import { ReexecError, toWire } from './errors';
-import { ACTION_ENV, type Reply, type Request } from './protocol';
+import { ACTION_ENV, READY_ACTION, type Reply, type Request } from './protocol';
 import { lookup } from './registry';
 
 const log = createDebug('gons:child');
@@ -63,6 +63,7 @@ async function handle(req: Request): Promise<Reply> {
   if (failed) {
     return { id: req.id, switchError: { ...failed, errno: -failed.errno, message: failed.message } };
   }
+  if (req.action === READY_ACTION) return { id: req.id, result: process.pid };
   const action = lookup(req.action);
   if (!action) {
     const err = new ReexecError(`unregistered gons/reexec re-execution action ${JSON.stringify(req.action)}`, {
@@ -79,13 +80,13 @@ async function handle(req: Request): Promise<Reply> {
   }
 }
 
-async function reply(sock: Socket, message: Reply): Promise<void> {
+/** Sends a reply; a result that cannot be cloned becomes an error reply. */
+async function reply(sock: Socket, action: string, message: Reply): Promise<void> {
   let frame: Buffer[];
   try {
     frame = encodeFrame(message);
   } catch (err) {
-    const action = 'result' in message ? 'its result' : 'its error';
-    const wrapped = new ReexecError(`gons/reexec: the action's reply cannot be cloned: ${(err as Error).message}`, {
+    const wrapped = new ReexecError(`gons/reexec: result of action ${JSON.stringify(action)} cannot be cloned: ${(err as Error).message}`, {
       action,
       code: 'ERR_GONS_NOT_CLONEABLE',
     });
@@ -96,7 +97,8 @@ async function reply(sock: Socket, message: Reply): Promise<void> {
 
 /** Serves every request until the parent closes its end, on the target root when a mount namespace was joined. */
 async function serve(): Promise<void> {
-  if (addon.setCloexec(CHILD_FD) !== 0) throw new Error('gons/reexec: re-executed child has no channel on fd 3');
+  const bad = addon.claimChannel(CHILD_FD);
+  if (bad !== 0) throw new Error(`gons/reexec: re-executed child has no channel on fd 3: ${addon.strerror(bad)}`);
   const sock = new Socket({ fd: CHILD_FD, readable: true, writable: true, allowHalfOpen: true });
   if (!status() && hasTargetRoot()) {
     // Back on the original root before Node writes coverage or other exit data.
@@ -109,7 +111,7 @@ async function serve(): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       sock.on('data', (chunk: Buffer) => {
         for (const req of reader.push(chunk) as Request[]) {
-          const p = handle(req).then((r) => reply(sock, r));
+          const p = handle(req).then((r) => reply(sock, req.action, r));
           pending.add(p);
           p.then(() => pending.delete(p), reject);
         }

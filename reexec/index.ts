@@ -7,4 +7,6 @@ export { type Action, register } from './registry';
 export { checkAction, runAction } from './child';
 export { type ReexecOptions, runReexecAction } from './parent';
 export { AbortError, ReexecError } from './errors';
+export { type NamespaceWorkerOptions, type RunOptions, NamespaceWorker, openNamespaceWorker } from './worker';
+export type { Target } from '../lib/target';
 export type { Namespace, NamespaceType } from '../lib/namespaces';

@@ -3,7 +3,7 @@
  * with the pre-init hook preloaded, send the request over the channel and turn
  * the reply (or the child's death) into the call's result.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Duplex, Readable } from 'node:stream';
@@ -11,6 +11,7 @@ import createDebug from 'debug';
 import { NamespaceSwitchError } from '../lib/errors';
 import { preinitPath } from '../lib/native';
 import { type Namespace, namespaceEnv } from '../lib/namespaces';
+import { type Target, resolveTarget } from '../lib/target';
 import { validateNamespaces } from '../lib/validate';
 import { FrameReader, encodeFrame, writeFrame } from './channel';
 import { isReexecChild, reexecEnabled } from './child';
@@ -24,6 +25,8 @@ const log = createDebug('gons:reexec');
 export interface ReexecOptions {
   /** Namespaces to join, in this order; gons's shape, `!` allowed. */
   namespaces?: Namespace[];
+  /** Or: the namespaces of a running process, joined atomically through a pidfd. */
+  target?: Target;
   /** Parameter for the action; any structured-cloneable value. */
   param?: unknown;
   /** Extra environment for the child. */
@@ -45,26 +48,23 @@ export const STDERR_TAIL = 64 * 1024;
 /** How long to wait for the child's pipes to drain after it exited (a grandchild may hold them). */
 const DRAIN_MS = 250;
 
-function fail(action: string, code: string, message: string): ReexecError {
-  return new ReexecError(`gons/reexec: runReexecAction: ${message}`, { action, code });
+function fail(action: string, code: string, message: string, where = 'runReexecAction'): ReexecError {
+  return new ReexecError(`gons/reexec: ${where}: ${message}`, { action, code });
 }
 
-/** Guards as in Go: enabled by `checkAction()`, never from a child, a registered action. */
-function checkCallable(name: string): void {
-  checkActionName(name, 'runReexecAction');
+/** Guards as in Go: enabled by `checkAction()`, never from a child. */
+export function checkCallable(name: string, where: string): void {
   if (isReexecChild()) {
-    throw fail(name, 'ERR_GONS_RECURSIVE_REEXEC', 'tried to re-execute in already re-executing child process');
+    throw fail(name, 'ERR_GONS_RECURSIVE_REEXEC', 'tried to re-execute in already re-executing child process', where);
   }
   if (!reexecEnabled()) {
     throw fail(name, 'ERR_GONS_NOT_ENABLED',
-      'application does not support forking and restarting, needs to call checkAction() first');
-  }
-  if (!lookup(name)) {
-    throw fail(name, 'ERR_GONS_UNREGISTERED_ACTION', `attempting to re-execute into unregistered action ${JSON.stringify(name)}`);
+      'application does not support forking and restarting, needs to call checkAction() first', where);
   }
 }
 
-function checkOptions(name: string, o: ReexecOptions): void {
+/** Checks the options every re-execution shares. */
+export function checkReexecOptions(name: string, o: ReexecOptions): void {
   if (o.timeout !== undefined && !(typeof o.timeout === 'number' && o.timeout > 0 && Number.isFinite(o.timeout))) {
     throw Object.assign(new RangeError(`gons/reexec: action "${name}": timeout must be a positive number of milliseconds`), {
       code: 'ERR_OUT_OF_RANGE',
@@ -77,6 +77,37 @@ function checkOptions(name: string, o: ReexecOptions): void {
       });
     }
   }
+  if (o.namespaces !== undefined && o.target !== undefined) {
+    throw Object.assign(new TypeError(`gons/reexec: action "${name}": namespaces and target cannot be combined`), {
+      code: 'ERR_INVALID_ARG_VALUE',
+    });
+  }
+}
+
+/** The namespace part of a child's start: its gons_* variables and, for a target, the pidfd to pass. */
+export interface PreparedReexec {
+  env: Record<string, string>;
+  pidfd?: number;
+  /** Releases what preparing opened (the parent's copy of the pidfd). */
+  close(): void;
+}
+
+/** fd of the target's pidfd in the child. */
+const TARGET_FD = 4;
+
+/** Validates the namespaces (or opens the target's pidfd) and builds the gons_* variables. */
+export function prepareNamespaces(o: Pick<ReexecOptions, 'namespaces' | 'target'>): PreparedReexec {
+  if (o.target === undefined) {
+    validateNamespaces(o.namespaces ?? []);
+    return { env: namespaceEnv(o.namespaces ?? []), close: () => {} };
+  }
+  const target = resolveTarget(o.target);
+  if ('namespaces' in target) return { env: namespaceEnv(target.namespaces), close: target.close };
+  return {
+    env: { gons_target_pidfd: String(TARGET_FD), gons_target_types: target.types.join(',') },
+    pidfd: target.pidfd,
+    close: target.close,
+  };
 }
 
 /** The command line that re-executes this program: same Node, same flags (minus inspectors), same main and args. */
@@ -96,24 +127,27 @@ export function reexecCommand(entry?: string | URL): string[] {
  * The child's environment: ours without any `gons_*` variable, the caller's
  * extra variables, the namespace variables, the hook prepended to LD_PRELOAD.
  */
-export function reexecEnv(action: string, namespaces: readonly Namespace[], extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+export function reexecEnv(action: string, nsEnv: Record<string, string>, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('gons_')) env[k] = v;
-  Object.assign(env, extra, namespaceEnv(namespaces));
+  Object.assign(env, extra, nsEnv);
   env[ACTION_ENV] = action;
   env.gons_parent_pid = String(process.pid);
   env.LD_PRELOAD = [preinitPath, env.LD_PRELOAD].filter(Boolean).join(' ');
   return env;
 }
 
-/** Spawns the re-executed child with the channel on fd 3 and piped stdout/stderr. */
-export function spawnReexec(action: string, o: Pick<ReexecOptions, 'namespaces' | 'env' | 'entry'>): ChildProcess {
-  const args = reexecCommand(o.entry);
-  log('re-executing %s for action %s in %o', args.at(-1), action, o.namespaces ?? []);
-  return spawn(process.execPath, args, {
-    env: reexecEnv(action, o.namespaces ?? [], o.env),
-    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-  });
+/** Spawns the re-executed child with the channel on fd 3 (and a target's pidfd on fd 4). */
+export function spawnReexec(action: string, o: Pick<ReexecOptions, 'env' | 'entry'>, prepared: PreparedReexec): ChildProcess {
+  try {
+    const args = reexecCommand(o.entry);
+    log('re-executing %s for action %s with %o', args.at(-1), action, prepared.env);
+    const stdio: StdioOptions = ['ignore', 'pipe', 'pipe', 'pipe'];
+    if (prepared.pidfd !== undefined) stdio[TARGET_FD] = prepared.pidfd;
+    return spawn(process.execPath, args, { env: reexecEnv(action, prepared.env, o.env), stdio });
+  } finally {
+    prepared.close();
+  }
 }
 
 /** Forwards a child's output to our stderr (never our stdout) and keeps the tail. */
@@ -157,9 +191,12 @@ export function settleReply(action: string, reply: Reply): unknown {
  * inside `options.namespaces`, and resolves to its result.
  */
 export async function runReexecAction<R = unknown>(name: string, options: ReexecOptions = {}): Promise<R> {
-  checkCallable(name);
-  checkOptions(name, options);
-  validateNamespaces(options.namespaces ?? []);
+  checkActionName(name, 'runReexecAction');
+  checkCallable(name, 'runReexecAction');
+  if (!lookup(name)) {
+    throw fail(name, 'ERR_GONS_UNREGISTERED_ACTION', `attempting to re-execute into unregistered action ${JSON.stringify(name)}`);
+  }
+  checkReexecOptions(name, options);
   let frame: Buffer[];
   try {
     frame = encodeFrame({ id: 1, action: name, param: options.param });
@@ -171,7 +208,7 @@ export async function runReexecAction<R = unknown>(name: string, options: Reexec
   const { signal, timeout } = options;
   if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
 
-  const child = spawnReexec(name, options);
+  const child = spawnReexec(name, options, prepareNamespaces(options));
   const stderr = collectOutput(child);
   const channel = child.stdio[3] as Duplex;
   let reply: Reply | undefined;

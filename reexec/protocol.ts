@@ -8,6 +8,12 @@ import type { NamespaceSwitchErrorDetails } from '../lib/errors';
  */
 export const ACTION_ENV = 'gons_reexec_action';
 
+/**
+ * A request for no action: the child replies with its pid once its namespace
+ * switch is known to have succeeded. No registered name can look like it.
+ */
+export const READY_ACTION = '\0ready';
+
 /** Parent to child: run `action` with `param`. */
 export interface Request {
   id: number;

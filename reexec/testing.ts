@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import type { Socket } from 'node:net';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import createDebug from 'debug';
@@ -79,6 +80,7 @@ function checkOptions(types: NamespaceType[], o: CreateNamespacesOptions): strin
 function holderPid(unsharePid: number): number {
   const children = readFileSync(`/proc/${unsharePid}/task/${unsharePid}/children`, 'utf8').trim().split(/\s+/);
   const pid = Number(children[0]);
+  /* c8 ignore next -- unshare --fork always has its child once the holder said ready */
   if (!Number.isInteger(pid) || pid <= 0) throw new Error(`gons/testing: cannot find the holder process of unshare ${unsharePid}`);
   return pid;
 }
@@ -114,6 +116,7 @@ export async function createNamespaces(
   const close = (): Promise<void> => {
     closed ??= (async () => {
       if (unshare.exitCode === null && unshare.signalCode === null) {
+        unshare.ref();
         const exited = once(unshare, 'exit');
         try {
           process.kill(pid, 'SIGKILL'); // the holder may be a pid namespace's init: SIGTERM would not do
@@ -127,16 +130,29 @@ export async function createNamespaces(
   };
   let pid = -1;
   try {
-    const [ready] = await Promise.race([
-      once(unshare.stdout, 'data'),
-      once(unshare, 'exit').then(([code]) => {
-        throw new Error(`gons/testing: unshare ${types.join(' ')} failed (exit ${code}): ${stderr.trim()}`);
-      }),
-      once(unshare, 'error').then(([err]) => {
-        throw err;
-      }),
-    ]);
-    if (!String(ready).startsWith('ready')) throw new Error(`gons/testing: unexpected holder output ${String(ready)}`);
+    const ready = await new Promise<string>((resolve, reject) => {
+      const done = () => {
+        unshare.stdout.off('data', onData);
+        unshare.off('exit', onExit);
+        unshare.off('error', reject);
+      };
+      const onData = (d: Buffer) => {
+        done();
+        resolve(d.toString());
+      };
+      const onExit = (code: number | null) => {
+        done();
+        reject(new Error(`gons/testing: unshare ${types.join(' ')} failed (exit ${code}): ${stderr.trim()}`));
+      };
+      unshare.stdout.on('data', onData);
+      unshare.on('exit', onExit);
+      unshare.once('error', (err) => {
+        done();
+        reject(err);
+      });
+    });
+    /* c8 ignore next -- the holder script prints nothing else first */
+    if (!ready.startsWith('ready')) throw new Error(`gons/testing: unexpected holder output ${ready}`);
     pid = holderPid(unshare.pid!);
     for (const [file, content] of Object.entries(options.files ?? {})) {
       writeFileSync(join(`/proc/${pid}/root`, file), content);
@@ -145,6 +161,9 @@ export async function createNamespaces(
     unshare.kill('SIGKILL');
     throw err;
   }
+  // A forgotten close() must not keep this process alive; the holder ends with it anyway.
+  unshare.unref();
+  for (const stream of [unshare.stdin, unshare.stdout, unshare.stderr]) (stream as unknown as Socket).unref();
   const paths = Object.fromEntries(types.map((type) => [type, `/proc/${pid}/ns/${type}`])) as Record<NamespaceType, string>;
   log('holder %d keeps %o', pid, paths);
   t?.teardown(close);

@@ -10,7 +10,7 @@ import { basename, dirname, join } from 'node:path';
 import t from 'tap';
 import { namespaceTypes, preinitPath, type NamespaceType } from '../lib/index';
 import { createNamespaces, type CreateNamespacesOptions } from '../reexec/testing';
-import { asNobody, hookedReport, hookedReportWaiting, isRoot, needsRoot, projectRoot } from './fixtures/helpers';
+import { asNobody, hookedReport, hookedReportWaiting, needsRoot, projectRoot } from './fixtures/helpers';
 
 const ino = (path: string) => statSync(path).ino;
 const own = hookedReport({});
@@ -154,6 +154,11 @@ t.test('a path far longer than PATH_MAX is reported whole, not truncated or over
   t.equal(r.status?.message, `package gons: invalid gons_net reference "${long}": File name too long`);
 });
 
+t.test('without a joined mount namespace there is no target root to enter', async (t) => {
+  const r = hookedReport({}, { forceEnter: true });
+  t.equal(r.enterError, 'package gons: cannot enter the root of the joined mount namespace: No such file or directory');
+});
+
 t.test('a namespace the process is already in is skipped', async (t) => {
   // The kernel refuses re-joining one's own user namespace; gons would fail here.
   const r = hookedReport({ gons_user: '/proc/self/ns/user', gons_uts: '/proc/self/ns/uts' });
@@ -260,4 +265,3 @@ t.test('as an unprivileged user: joins an unprivileged user namespace with its o
   t.same(report.inTarget.files, { [target]: 'nobody was here' });
 });
 
-void isRoot;

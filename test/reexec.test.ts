@@ -187,6 +187,8 @@ void checkAction().then(() => {
     const custom = (await runReexecAction('fail-custom').catch((e) => e)) as ReexecError;
     t.match(custom, { code: 'EMINE' });
     t.match(custom.cause, { name: 'MyError', message: 'mine', code: 'EMINE' });
+    const str = (await runReexecAction('throw-string').catch((e) => e)) as ReexecError;
+    t.match(str.cause, { name: 'Error', message: 'non-error thrown: boom' });
     const typeErr = (await runReexecAction('fail-type').catch((e) => e)) as ReexecError;
     t.type(typeErr.cause, TypeError);
     t.match(typeErr, { code: 'ERR_GONS_ACTION_FAILED' });
@@ -262,6 +264,17 @@ void checkAction().then(() => {
     t.same(cmd.slice(0, saved.length), saved);
     t.same(cmd.slice(saved.length), ['--max-old-space-size=100', ...process.argv.slice(1)]);
     t.equal(reexecCommand(new URL(`file://${actionsEntry}`)).at(-1), actionsEntry);
+    t.equal(reexecCommand('test/fixtures/actions.ts').at(-1), actionsEntry, 'a relative entry is resolved');
+    const argv = [...process.argv];
+    t.teardown(() => process.argv.splice(0, process.argv.length, ...argv));
+    process.argv.splice(1);
+    t.throws(() => reexecCommand(), { message: /no main script to re-execute; pass options.entry/ });
+  });
+
+  t.test('a process that looks like a child but has no channel fails clearly', async (t) => {
+    const res = spawnSync(process.execPath, fixture('actions.ts'), { encoding: 'utf8', env: { ...process.env, gons_reexec_action: 'action' } });
+    t.not(res.status, 0);
+    t.match(res.stderr, /re-executed child has no channel on fd 3/);
   });
 
   t.test('entry: re-executes a module other than the main script', async (t) => {

@@ -1,0 +1,76 @@
+/**
+ * Entering the namespaces of a running process: the parent opens a pidfd, so
+ * the process is pinned from the call on, and the hook joins the chosen
+ * namespaces with one atomic `setns(pidfd, mask)`.
+ */
+import { release } from 'node:os';
+import { statSync } from 'node:fs';
+import { NamespaceSwitchError } from './errors';
+import { addon } from './native';
+import { type Namespace, type NamespaceType, isNamespaceType, namespaceTypes } from './namespaces';
+
+/** A process whose namespaces to join. */
+export interface Target {
+  pid: number;
+  /** Which of its namespaces; `'all'` (the default) means every one that differs from ours, like `nsenter --all`. */
+  types?: NamespaceType[] | 'all';
+}
+
+/** What the hook needs: a pidfd and the types to join, or (before Linux 5.8) plain namespace paths. */
+export type ResolvedTarget =
+  | { pidfd: number; types: NamespaceType[]; close(): void }
+  | { namespaces: Namespace[]; close(): void };
+
+/** Linux 5.8 brought setns(pidfd, mask). */
+export function kernelHasPidfdSetns(osRelease = release()): boolean {
+  const [major, minor] = osRelease.split('.').map((n) => parseInt(n, 10));
+  return major > 5 || (major === 5 && minor >= 8);
+}
+
+function inode(path: string): number | undefined {
+  try {
+    return statSync(path).ino;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Opens a pidfd for `target.pid` and picks the types to join, skipping
+ * namespaces this process already shares with the target. Throws a
+ * `NamespaceSwitchError` for a process that does not exist.
+ */
+export function resolveTarget(target: Target, pidfdSetns = kernelHasPidfdSetns()): ResolvedTarget {
+  const { pid, types = 'all' } = target ?? {};
+  if (!Number.isSafeInteger(pid) || pid <= 0) {
+    throw Object.assign(new TypeError(`gons: target.pid must be a positive integer, not ${String(pid)}`), { code: 'ERR_INVALID_ARG_VALUE' });
+  }
+  if (types !== 'all' && (!Array.isArray(types) || types.length === 0 || !types.every(isNamespaceType) || new Set(types).size !== types.length)) {
+    throw Object.assign(new TypeError(`gons: target.types must be 'all' or a list of distinct namespace types, not ${JSON.stringify(types)}`), {
+      code: 'ERR_INVALID_ARG_VALUE',
+    });
+  }
+  const opened = addon.pidfdOpen(pid);
+  if ('errno' in opened) {
+    throw new NamespaceSwitchError(`package gons: cannot open process ${pid}: ${addon.strerror(opened.errno)}`, {
+      envVar: 'gons_target_pidfd', path: `/proc/${pid}`, syscall: opened.syscall, errno: opened.errno,
+    });
+  }
+  const close = () => addon.closeFd(opened.fd);
+  const wanted = types === 'all' ? namespaceTypes : namespaceTypes.filter((t) => types.includes(t));
+  // Already shared namespaces are skipped, as the hook does for paths.
+  const chosen = wanted.filter((t) => {
+    const theirs = inode(`/proc/${pid}/ns/${t}`);
+    return theirs !== undefined && theirs !== inode(`/proc/self/ns/${t === 'pid' ? 'pid_for_children' : t}`);
+  });
+  if (!addon.pidfdAlive(opened.fd)) {
+    close();
+    throw new NamespaceSwitchError(`package gons: cannot open process ${pid}: No such process`, {
+      envVar: 'gons_target_pidfd', path: `/proc/${pid}`, syscall: 'pidfd_send_signal', errno: 3,
+    });
+  }
+  if (pidfdSetns && chosen.length > 0) return { pidfd: opened.fd, types: chosen, close };
+  close();
+  return { namespaces: chosen.map((t) => ({ type: `!${t}`, path: `/proc/${pid}/ns/${t}` })), close: () => {} };
+}
+

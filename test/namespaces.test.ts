@@ -1,0 +1,72 @@
+/** The TypeScript core without the kernel: the namespace table, the env protocol, argument checks. */
+import t from 'tap';
+import { enterTargetRoot, hasTargetRoot, leaveTargetRoot, namespaceEnv, namespaceTypes, status, validateNamespaces } from '../lib/index';
+import { envVarOf, isNamespaceType } from '../lib/namespaces';
+import { errnoName } from '../lib/errors';
+
+t.test("namespaceTypes is gons's default order, plus time", async (t) => {
+  t.same(namespaceTypes, ['user', 'mnt', 'cgroup', 'ipc', 'net', 'pid', 'time', 'uts']);
+  t.equal(envVarOf('net'), 'gons_net');
+  t.ok(isNamespaceType('time'));
+  t.notOk(isNamespaceType('!net'));
+  t.notOk(isNamespaceType('toString'));
+});
+
+t.test('namespaceEnv builds the env as Go RunReexecAction does', async (t) => {
+  t.same(namespaceEnv([
+    { type: '!user', path: '/proc/1/ns/user' },
+    { type: 'mnt', path: '/proc/1/ns/mnt' },
+    { type: '!net', path: '/run/netns/x' },
+  ]), {
+    gons_user: '/proc/1/ns/user',
+    gons_mnt: '/proc/1/ns/mnt',
+    gons_net: '/run/netns/x',
+    gons_order: '!user,mnt,!net',
+  });
+  t.same(namespaceEnv([]), { gons_order: '' }, 'an empty order means the default order');
+  t.throws(() => namespaceEnv([{ type: 'foo' as 'net', path: '/x' }]), {
+    name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', message: 'package gons: unknown namespace type "foo"',
+  });
+  t.throws(() => namespaceEnv([{ type: '!!net' as 'net', path: '/x' }]), { message: /unknown namespace type "!net"/ });
+  t.throws(() => namespaceEnv([{ type: 'net', path: 42 as unknown as string }]), { code: 'ERR_INVALID_ARG_TYPE' });
+  t.throws(() => namespaceEnv({} as never), { code: 'ERR_INVALID_ARG_TYPE' });
+  t.throws(() => namespaceEnv([null as never]), { code: 'ERR_INVALID_ARG_VALUE' });
+});
+
+t.test('validateNamespaces names the entry at fault', async (t) => {
+  t.doesNotThrow(() => validateNamespaces([]));
+  t.doesNotThrow(() => validateNamespaces([{ type: '!net', path: '/proc/self/ns/net' }, { type: 'uts', path: '/proc/self/ns/uts' }]));
+  t.throws(() => validateNamespaces('x' as never), { code: 'ERR_INVALID_ARG_TYPE' });
+  const cases: Array<[string, Parameters<typeof validateNamespaces>[0], object]> = [
+    ['missing', [{ type: 'net', path: '/foo' }], { envVar: 'gons_net', syscall: 'open', code: 'ENOENT', errno: -2 }],
+    ['directory', [{ type: 'net', path: '/proc/self/ns' }], { code: 'EINVAL', message: /not a namespace file/ }],
+    ['regular file', [{ type: 'uts', path: '/etc/passwd' }], { envVar: 'gons_uts', code: 'EINVAL', message: /not a namespace file/ }],
+    ['wrong type', [{ type: 'ipc', path: '/proc/self/ns/net' }], { message: /a net namespace, not ipc/ }],
+    ['relative', [{ type: 'net', path: 'ns/net' }], { code: 'EINVAL', message: /must be an absolute path/ }],
+    ['empty', [{ type: 'net', path: '' }], { code: 'EINVAL' }],
+    ['NUL', [{ type: 'net', path: '/proc/self/ns/net\0' }], { code: 'EINVAL' }],
+    ['not a string', [{ type: 'net', path: 7 as unknown as string }], { code: 'EINVAL' }],
+    ['duplicate', [{ type: 'net', path: '/proc/self/ns/net' }, { type: '!net', path: '/proc/self/ns/net' }], {
+      envVar: 'gons_order', message: 'package gons: duplicate namespace order type net',
+    }],
+    ['long path', [{ type: 'net', path: '/' + 'a'.repeat(5000) }], { code: 'ENAMETOOLONG' }],
+  ];
+  for (const [name, input, expected] of cases) t.throws(() => validateNamespaces(input), { name: 'NamespaceSwitchError', ...expected }, name);
+  // After a mount namespace, a path without `!` resolves in the target: only its shape is checked.
+  t.doesNotThrow(() => validateNamespaces([{ type: 'mnt', path: '/proc/self/ns/mnt' }, { type: 'net', path: '/only/in/target' }]));
+});
+
+t.test('status() is null without the hook', async (t) => {
+  t.equal(status(), null);
+  t.equal(errnoName(2), 'ENOENT');
+  t.equal(errnoName(9999), 'EUNKNOWN');
+});
+
+t.test('the root handoff needs the hook', async (t) => {
+  t.notOk(hasTargetRoot());
+  t.throws(() => enterTargetRoot(), {
+    name: 'NamespaceSwitchError', code: 'ENOSYS',
+    message: 'package gons: cannot enter the root of the joined mount namespace: the pre-init hook is not loaded',
+  });
+  t.doesNotThrow(() => leaveTargetRoot(), 'leaving without entering does nothing');
+});
