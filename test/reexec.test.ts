@@ -69,10 +69,10 @@ void checkAction().then(() => {
     });
     t.test('throws when re-execution was not enabled by checkAction()', async (t) => {
       const res = spawnSync(process.execPath, fixture('not-enabled.ts'), { encoding: 'utf8' });
-      t.same(JSON.parse(res.stdout), {
+      t.same(JSON.parse(res.stdout), ['runReexecAction', 'openNamespaceWorker'].map((where) => ({
         code: 'ERR_GONS_NOT_ENABLED',
-        message: 'gons/reexec: runReexecAction: application does not support forking and restarting, needs to call checkAction() first',
-      });
+        message: `gons/reexec: ${where}: application does not support forking and restarting, needs to call checkAction() first`,
+      })));
     });
     t.test('does not accept registering the same action name twice', async (t) => {
       register('twice', () => {});

@@ -1,0 +1,175 @@
+/** Warm namespace workers and entering a process's namespaces by pidfd. */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import t from 'tap';
+import { NamespaceSwitchError } from '../lib/index';
+import { resolveTarget, kernelHasPidfdSetns } from '../lib/target';
+import { NamespaceWorker, ReexecError, checkAction, openNamespaceWorker, runReexecAction } from '../reexec/index';
+import { prepareNamespaces, spawnReexec } from '../reexec/parent';
+import { READY_ACTION } from '../reexec/protocol';
+import { createNamespaces } from '../reexec/testing';
+import { needsRoot, projectRoot } from './fixtures/helpers';
+import './fixtures/actions';
+
+const ino = (path: string) => statSync(path).ino;
+
+async function gone(pid: number, ms = 3000): Promise<void> {
+  const until = Date.now() + ms;
+  while (existsSync(`/proc/${pid}`) && !/State:\s+Z/.test(readFileSync(`/proc/${pid}/status`, 'utf8'))) {
+    if (Date.now() > until) throw new Error(`process ${pid} is still there`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+void checkAction().then(() => {
+  t.test('one worker serves many calls, sequential and concurrent, each matched to its reply', async (t) => {
+    const worker = await openNamespaceWorker();
+    t.teardown(() => worker.close());
+    const pid = await worker.run<number>('pid');
+    for (let i = 0; i < 50; i++) t.equal(await worker.run('echo', i), i);
+    t.equal(await worker.run<number>('pid'), pid, 'the same child served them all');
+    const params = Array.from({ length: 64 }, (_, i) => ({ value: { i, tag: `call-${i}` }, ms: (i * 7) % 20 }));
+    t.same(await Promise.all(params.map((p) => worker.run('delayed-echo', p))), params.map((p) => p.value));
+    const failed = await worker.run('fail-fs').catch((e) => e);
+    t.match(failed, { code: 'ENOENT', action: 'fail-fs' }, "an action's error rejects only that call");
+    t.equal(await worker.run('action'), 'done', 'the worker still serves');
+  });
+
+  t.test('calls are checked before they are sent', async (t) => {
+    const worker = await openNamespaceWorker();
+    t.teardown(() => worker.close());
+    await t.rejects(worker.run('not-registered'), { code: 'ERR_GONS_UNREGISTERED_ACTION' });
+    await t.rejects(worker.run('echo', () => 1), { code: 'ERR_GONS_NOT_CLONEABLE' });
+    await t.rejects(worker.run('echo', 1, { timeout: 0 }), { code: 'ERR_OUT_OF_RANGE' });
+    await t.rejects(worker.run(''), { code: 'ERR_INVALID_ARG_VALUE' });
+    await t.rejects(worker.run('echo', 1, { signal: AbortSignal.abort() }), { name: 'AbortError' });
+    t.equal(await worker.run('echo', 'still fine'), 'still fine');
+  });
+
+  t.test("a call's timeout or abort rejects only that call", async (t) => {
+    const worker = await openNamespaceWorker();
+    t.teardown(() => worker.close());
+    await t.rejects(worker.run('delayed-echo', { value: 1, ms: 5000 }, { timeout: 100 }), { name: 'ReexecError', code: 'ETIMEDOUT' });
+    const ac = new AbortController();
+    const call = worker.run('delayed-echo', { value: 1, ms: 5000 }, { signal: ac.signal });
+    setTimeout(() => ac.abort(), 50);
+    await t.rejects(call, { name: 'AbortError', code: 'ABORT_ERR' });
+    t.equal(await worker.run('echo', 2), 2);
+  });
+
+  t.test('a crashed worker rejects all pending calls and refuses new ones', async (t) => {
+    const worker = await openNamespaceWorker();
+    const exited = once(worker, 'exit');
+    const pending = [worker.run('delayed-echo', { value: 1, ms: 10000 }), worker.run('delayed-echo', { value: 2, ms: 10000 })];
+    const crash = worker.run('kill9');
+    for (const p of [...pending, crash]) {
+      await t.rejects(p, { name: 'ReexecError', code: 'ERR_GONS_WORKER_EXITED', signal: 'SIGKILL' });
+    }
+    t.same(await exited, [null, 'SIGKILL']);
+    await t.rejects(worker.run('action'), { code: 'ERR_GONS_WORKER_EXITED' });
+    await worker.close();
+  });
+
+  t.test('close() lets calls in flight finish, then ends the child; await using closes too', async (t) => {
+    const worker = await openNamespaceWorker();
+    const inFlight = worker.run('delayed-echo', { value: 'finished', ms: 200 });
+    const closing = worker.close();
+    await t.rejects(worker.run('action'), { code: 'ERR_GONS_WORKER_CLOSED' });
+    t.equal(await inFlight, 'finished');
+    await closing;
+    await gone(worker.pid, 100);
+    let pid = 0;
+    {
+      await using scoped = await openNamespaceWorker();
+      pid = scoped.pid;
+      t.equal(await scoped.run('action'), 'done');
+    }
+    await gone(pid, 100);
+  });
+
+  t.test('unref() lets the parent exit with an idle worker', async (t) => {
+    const worker = await openNamespaceWorker();
+    t.equal(worker.unref(), worker);
+    t.equal(worker.ref(), worker);
+    await worker.close();
+  });
+
+  t.test('a worker in namespaces, with the target root for a mount namespace', { skip: needsRoot }, async (t) => {
+    const only = join(projectRoot, 'worker-target-only.txt');
+    const ns = await createNamespaces(t, ['mnt', 'net', 'uts', 'pid'], { hostname: 'gons-worker', files: { [only]: 'w' } });
+    const worker = await openNamespaceWorker({ namespaces: ns.namespaces() });
+    t.teardown(() => worker.close());
+    for (let i = 0; i < 3; i++) {
+      const r = (await worker.run('whereami')) as { cwd: string; mnt: string };
+      t.equal(r.cwd, '/');
+      t.equal(r.mnt, `mnt:[${ino(ns.paths.mnt)}]`);
+    }
+    t.equal(await worker.run('echo', readFileSync(join(projectRoot, 'package.json'), 'utf8').length), readFileSync(join(projectRoot, 'package.json'), 'utf8').length);
+    t.ok((await worker.run<number>('pid')) < 100, 'the worker runs inside the target pid namespace');
+  });
+
+  t.test('a worker whose namespace switch fails is not opened, and leaves no process', { skip: needsRoot }, async (t) => {
+    const ns = await createNamespaces(t, ['mnt']);
+    const err = await openNamespaceWorker({ namespaces: [{ type: '!mnt', path: ns.paths.mnt }, { type: 'net', path: '/nonexistent' }] }).catch((e) => e);
+    t.type(err, NamespaceSwitchError);
+    t.match(err, { envVar: 'gons_net', code: 'ENOENT' });
+  });
+
+  t.test('target: the namespaces of a running process, by pidfd', { skip: needsRoot }, async (t) => {
+    const ns = await createNamespaces(t, ['user', 'mnt', 'net', 'uts', 'ipc'], { hostname: 'gons-target' });
+    const inodes = (await runReexecAction('nsinodes', { target: { pid: ns.pid } })) as number[];
+    t.same(inodes, [ino(ns.paths.user), ino(ns.paths.mnt), ino(ns.paths.net)], "'all' joins every namespace that differs");
+    const some = (await runReexecAction('nsinodes', { target: { pid: ns.pid, types: ['net'] } })) as number[];
+    t.same(some, [ino('/proc/self/ns/user'), ino('/proc/self/ns/mnt'), ino(ns.paths.net)], 'only the named types');
+    const worker = await openNamespaceWorker({ target: { pid: ns.pid, types: ['uts', 'net'] } });
+    t.teardown(() => worker.close());
+    t.same(await worker.run('nsinodes'), some);
+    const same = (await runReexecAction('nsinodes', { target: { pid: process.pid } })) as number[];
+    t.same(same, ['user', 'mnt', 'net'].map((n) => ino(`/proc/self/ns/${n}`)), 'a process sharing all our namespaces joins nothing');
+  });
+
+  t.test('target: a process that is gone yields a clear error, never a recycled pid', { skip: needsRoot }, async (t) => {
+    const ns = await createNamespaces(['net']);
+    const pid = ns.pid;
+    await ns.close();
+    await t.rejects(runReexecAction('action', { target: { pid } }), {
+      name: 'NamespaceSwitchError', code: 'ESRCH', message: `package gons: cannot open process ${pid}: No such process`,
+    });
+    // The holder dies between the call (pidfd opened) and the child's switch.
+    const ns2 = await createNamespaces(['net', 'uts']);
+    const prepared = prepareNamespaces({ target: { pid: ns2.pid } });
+    t.ok(prepared.pidfd !== undefined);
+    await ns2.close();
+    const worker = new NamespaceWorker(spawnReexec('(worker)', {}, prepared));
+    const err = await worker.call(READY_ACTION, undefined).catch((e) => e);
+    await worker.close();
+    t.type(err, NamespaceSwitchError);
+    t.match(err, { envVar: 'gons_target_pidfd', syscall: 'setns', code: 'ESRCH' });
+  });
+
+  t.test('target: argument checks and the pre-5.8 fallback', async (t) => {
+    await t.rejects(runReexecAction('action', { target: { pid: 0 } }), { code: 'ERR_INVALID_ARG_VALUE' });
+    await t.rejects(runReexecAction('action', { target: { pid: process.pid, types: ['bogus' as 'net'] } }), { code: 'ERR_INVALID_ARG_VALUE' });
+    await t.rejects(runReexecAction('action', { target: { pid: process.pid, types: [] } }), { code: 'ERR_INVALID_ARG_VALUE' });
+    await t.rejects(runReexecAction('action', { target: { pid: process.pid }, namespaces: [] }), { message: /cannot be combined/ });
+    t.ok(kernelHasPidfdSetns('6.1.0'));
+    t.ok(kernelHasPidfdSetns('5.8.0-1'));
+    t.notOk(kernelHasPidfdSetns('5.7.19'));
+    t.notOk(kernelHasPidfdSetns('4.19.0'));
+  });
+
+  t.test('target: before Linux 5.8 the paths of /proc/<pid>/ns are used', { skip: needsRoot }, async (t) => {
+    const ns = await createNamespaces(t, ['net', 'uts']);
+    const fallback = resolveTarget({ pid: ns.pid, types: ['net', 'uts', 'ipc'] }, false);
+    t.same(fallback, { namespaces: [{ type: '!net', path: ns.paths.net }, { type: '!uts', path: ns.paths.uts }], close: fallback.close },
+      'shared namespaces (ipc) are left out');
+    fallback.close();
+  });
+
+  t.test('workers refuse to start from a re-executed child', async (t) => {
+    const err = (await runReexecAction('open-worker').catch((e) => e)) as ReexecError;
+    t.match(err, { code: 'ERR_GONS_RECURSIVE_REEXEC' });
+    t.match(err.cause, { message: 'gons/reexec: openNamespaceWorker: tried to re-execute in already re-executing child process' });
+  });
+});
