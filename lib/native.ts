@@ -24,7 +24,6 @@ interface Addon {
   leaveTargetRoot(): number;
   strerror(errno: number): string;
   claimChannel(fd: number): number;
-  pidfdAlive(fd: number): boolean;
   closeFd(fd: number): number;
   pidfdOpen(pid: number): { fd: number } | { errno: number; syscall: string };
   nsType(path: string): { nstype: number } | { errno: number; syscall: string };

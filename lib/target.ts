@@ -27,11 +27,16 @@ export function kernelHasPidfdSetns(osRelease = release()): boolean {
   return major > 5 || (major === 5 && minor >= 8);
 }
 
-function inode(path: string): number | undefined {
+/** The namespace's inode; a namespace we may not inspect is an error naming the process. */
+function inode(pid: number | 'self', type: NamespaceType): number {
+  const path = `/proc/${pid}/ns/${pid === 'self' && type === 'pid' ? 'pid_for_children' : type}`;
   try {
     return statSync(path).ino;
-  } catch {
-    return undefined;
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new NamespaceSwitchError(`package gons: cannot inspect the ${type} namespace of process ${pid}: ${addon.strerror(-(e.errno ?? -22))}`, {
+      envVar: 'gons_target_pidfd', path, syscall: 'stat', errno: -(e.errno ?? -22),
+    });
   }
 }
 
@@ -58,16 +63,13 @@ export function resolveTarget(target: Target, pidfdSetns = kernelHasPidfdSetns()
   }
   const close = () => addon.closeFd(opened.fd);
   const wanted = types === 'all' ? namespaceTypes : namespaceTypes.filter((t) => types.includes(t));
-  // Already shared namespaces are skipped, as the hook does for paths.
-  const chosen = wanted.filter((t) => {
-    const theirs = inode(`/proc/${pid}/ns/${t}`);
-    return theirs !== undefined && theirs !== inode(`/proc/self/ns/${t === 'pid' ? 'pid_for_children' : t}`);
-  });
-  if (!addon.pidfdAlive(opened.fd)) {
+  let chosen: NamespaceType[];
+  try {
+    // Already shared namespaces are skipped, as the hook does for paths.
+    chosen = wanted.filter((t) => inode(pid, t) !== inode('self', t));
+  } catch (err) {
     close();
-    throw new NamespaceSwitchError(`package gons: cannot open process ${pid}: No such process`, {
-      envVar: 'gons_target_pidfd', path: `/proc/${pid}`, syscall: 'pidfd_send_signal', errno: 3,
-    });
+    throw err;
   }
   if (pidfdSetns && chosen.length > 0) return { pidfd: opened.fd, types: chosen, close };
   close();

@@ -124,12 +124,6 @@ NAN_METHOD(PidfdOpen) {
   info.GetReturnValue().Set(o);
 }
 
-// pidfdAlive(fd): whether the process behind a pidfd still runs.
-NAN_METHOD(PidfdAlive) {
-  int fd = Nan::To<int32_t>(info[0]).FromMaybe(-1);
-  info.GetReturnValue().Set(syscall(SYS_pidfd_send_signal, fd, 0, nullptr, 0) == 0);
-}
-
 // closeFd(fd): closes an fd the addon opened.
 NAN_METHOD(CloseFd) {
   int fd = Nan::To<int32_t>(info[0]).FromMaybe(-1);
@@ -137,7 +131,6 @@ NAN_METHOD(CloseFd) {
 }
 
 NAN_MODULE_INIT(Init) {
-  Nan::SetMethod(target, "pidfdAlive", PidfdAlive);
   Nan::SetMethod(target, "closeFd", CloseFd);
   Nan::SetMethod(target, "claimChannel", ClaimChannel);
   Nan::SetMethod(target, "pidfdOpen", PidfdOpen);

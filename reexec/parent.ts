@@ -37,6 +37,8 @@ export interface ReexecOptions {
   timeout?: number;
   /** Aborting kills the child and rejects with an `AbortError`. */
   signal?: AbortSignal;
+  /** Where the child's stdout and stderr go: this process's stderr (the default), or nowhere. Never its stdout. */
+  output?: 'stderr' | 'ignore';
 }
 
 /** How long a child may linger after its reply before it is killed (gons parity). */
@@ -76,6 +78,9 @@ export function checkReexecOptions(name: string, o: ReexecOptions): void {
         code: 'ERR_INVALID_ARG_VALUE',
       });
     }
+  }
+  if (o.output !== undefined && o.output !== 'stderr' && o.output !== 'ignore') {
+    throw Object.assign(new TypeError(`gons/reexec: action "${name}": output must be 'stderr' or 'ignore'`), { code: 'ERR_INVALID_ARG_VALUE' });
   }
   if (o.namespaces !== undefined && o.target !== undefined) {
     throw Object.assign(new TypeError(`gons/reexec: action "${name}": namespaces and target cannot be combined`), {
@@ -150,12 +155,12 @@ export function spawnReexec(action: string, o: Pick<ReexecOptions, 'env' | 'entr
   }
 }
 
-/** Forwards a child's output to our stderr (never our stdout) and keeps the tail. */
-export function collectOutput(child: ChildProcess): () => string {
+/** Forwards a child's output to our stderr (never our stdout), unless ignored, and keeps the tail of its stderr. */
+export function collectOutput(child: ChildProcess, output: ReexecOptions['output'] = 'stderr'): () => string {
   let tail = '';
   const forward = (stream: Readable | null, keep: boolean) => {
     stream?.on('data', (chunk: Buffer) => {
-      process.stderr.write(chunk);
+      if (output === 'stderr') process.stderr.write(chunk);
       if (keep) tail = (tail + chunk.toString('utf8')).slice(-STDERR_TAIL);
     });
   };
@@ -209,7 +214,7 @@ export async function runReexecAction<R = unknown>(name: string, options: Reexec
   if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
 
   const child = spawnReexec(name, options, prepareNamespaces(options));
-  const stderr = collectOutput(child);
+  const stderr = collectOutput(child, options.output);
   const channel = child.stdio[3] as Duplex;
   let reply: Reply | undefined;
   let stopped: Error | undefined;

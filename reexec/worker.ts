@@ -17,7 +17,7 @@ import { checkActionName, lookup } from './registry';
 const log = createDebug('gons:worker');
 
 /** Options of `openNamespaceWorker`. */
-export type NamespaceWorkerOptions = Pick<ReexecOptions, 'namespaces' | 'target' | 'env' | 'entry'>;
+export type NamespaceWorkerOptions = Pick<ReexecOptions, 'namespaces' | 'target' | 'env' | 'entry' | 'output'>;
 
 /** Options of one worker call. */
 export interface RunOptions {
@@ -56,12 +56,12 @@ export class NamespaceWorker extends EventEmitter {
   private readonly exited: Promise<void>;
 
   /** @internal Use `openNamespaceWorker`. */
-  constructor(child: ChildProcess) {
+  constructor(child: ChildProcess, output?: ReexecOptions['output']) {
     super();
     this.child = child;
     this.pid = child.pid!;
     this.channel = child.stdio[3] as Duplex;
-    this.stderr = collectOutput(child);
+    this.stderr = collectOutput(child, output);
     const reader = new FrameReader();
     this.channel.on('data', (chunk: Buffer) => {
       for (const reply of reader.push(chunk) as Reply[]) this.settle(reply);
@@ -215,7 +215,7 @@ export class NamespaceWorker extends EventEmitter {
 export async function openNamespaceWorker(options: NamespaceWorkerOptions = {}): Promise<NamespaceWorker> {
   checkCallable('', 'openNamespaceWorker');
   checkReexecOptions('', options);
-  const worker = new NamespaceWorker(spawnReexec(WORKER, options, prepareNamespaces(options)));
+  const worker = new NamespaceWorker(spawnReexec(WORKER, options, prepareNamespaces(options)), options.output);
   try {
     await worker.call(READY_ACTION, undefined);
   } catch (err) {

@@ -13,7 +13,7 @@ import t from 'tap';
 import { NamespaceSwitchError } from '../lib/index';
 import { AbortError, ReexecError, checkAction, register, runReexecAction } from '../reexec/index';
 import { encodeFrame } from '../reexec/channel';
-import { reexecCommand, spawnReexec } from '../reexec/parent';
+import { prepareNamespaces, reexecCommand, spawnReexec } from '../reexec/parent';
 import { createNamespaces } from '../reexec/testing';
 import { needsRoot, projectRoot } from './fixtures/helpers';
 import './fixtures/actions';
@@ -45,7 +45,7 @@ async function pidFrom(file: string): Promise<number> {
 void checkAction().then(() => {
   t.test('ported from Go gons/reexec', async (t) => {
     t.test('runs action and exits with code 0', async (t) => {
-      const child = spawnReexec('action', {});
+      const child = spawnReexec('action', {}, prepareNamespaces({}));
       const frame = encodeFrame({ id: 1, action: 'action', param: undefined });
       const channel = child.stdio[3] as Duplex;
       channel.resume();

@@ -1,4 +1,5 @@
 /** Warm namespace workers and entering a process's namespaces by pidfd. */
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
@@ -157,6 +158,17 @@ void checkAction().then(() => {
     t.ok(kernelHasPidfdSetns('5.8.0-1'));
     t.notOk(kernelHasPidfdSetns('5.7.19'));
     t.notOk(kernelHasPidfdSetns('4.19.0'));
+  });
+
+  t.test('target: a process we may not inspect is an error, not a silent no-op', { skip: needsRoot }, async (t) => {
+    const env = { ...process.env };
+    delete env.NODE_OPTIONS;
+    const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), join(__dirname, 'fixtures', 'nobody-target.ts'), String(process.pid)];
+    const res = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, ...args], { env, encoding: 'utf8' });
+    t.same(JSON.parse(res.stdout), {
+      name: 'NamespaceSwitchError', code: 'EACCES', syscall: 'stat',
+      message: `package gons: cannot inspect the net namespace of process ${process.pid}: Permission denied`,
+    });
   });
 
   t.test('target: before Linux 5.8 the paths of /proc/<pid>/ns are used', { skip: needsRoot }, async (t) => {
