@@ -35,8 +35,9 @@ function packageRoot(from: string): string {
     if (existsSync(manifest) && JSON.parse(readFileSync(manifest, 'utf8')).name === 'gons') {
       return dir;
     }
-    /* c8 ignore next -- only a broken installation lacks its package.json */
+    /* c8 ignore start -- only a broken installation lacks its package.json */
     if (dirname(dir) === dir) throw new Error(`gons: cannot find the gons package above ${from}`);
+    /* c8 ignore stop */
   }
 }
 

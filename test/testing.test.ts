@@ -41,3 +41,10 @@ t.test('the tap variant closes at teardown', { skip: needsRoot }, async (t) => {
   });
   t.notOk(existsSync(`/proc/${pid}`), 'gone after the inner test');
 });
+
+t.test('a missing unshare is a clear error', async (t) => {
+  const path = process.env.PATH;
+  t.teardown(() => { process.env.PATH = path; });
+  process.env.PATH = '/nonexistent';
+  await t.rejects(createNamespaces(['net']), { code: 'ENOENT', syscall: 'spawn unshare' });
+});

@@ -1,5 +1,5 @@
 /** Warm namespace workers and entering a process's namespaces by pidfd. */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
@@ -51,7 +51,8 @@ void checkAction().then(() => {
   t.test("a call's timeout or abort rejects only that call", async (t) => {
     const worker = await openNamespaceWorker();
     t.teardown(() => worker.close());
-    await t.rejects(worker.run('delayed-echo', { value: 1, ms: 5000 }, { timeout: 100 }), { name: 'ReexecError', code: 'ETIMEDOUT' });
+    await t.rejects(worker.run('delayed-echo', { value: 1, ms: 300 }, { timeout: 100 }), { name: 'ReexecError', code: 'ETIMEDOUT' });
+    await new Promise((r) => setTimeout(r, 400)); // its late reply arrives and is dropped
     const ac = new AbortController();
     const call = worker.run('delayed-echo', { value: 1, ms: 5000 }, { signal: ac.signal });
     setTimeout(() => ac.abort(), 50);
@@ -70,6 +71,11 @@ void checkAction().then(() => {
     t.same(await exited, [null, 'SIGKILL']);
     await t.rejects(worker.run('action'), { code: 'ERR_GONS_WORKER_EXITED' });
     await worker.close();
+
+    const exiting = await openNamespaceWorker({ output: 'ignore' });
+    await t.rejects(exiting.run('exit3'), {
+      code: 'ERR_GONS_WORKER_EXITED', exitCode: 3, stderr: /about to exit/, message: /exited with code 3; stderr: about to exit/,
+    });
   });
 
   t.test('close() lets calls in flight finish, then ends the child; await using closes too', async (t) => {
@@ -158,6 +164,21 @@ void checkAction().then(() => {
     t.ok(kernelHasPidfdSetns('5.8.0-1'));
     t.notOk(kernelHasPidfdSetns('5.7.19'));
     t.notOk(kernelHasPidfdSetns('4.19.0'));
+  });
+
+  t.test('target: a process that exited but was not reaped yet', { skip: needsRoot }, async (t) => {
+    // `true` becomes a zombie under `sleep`, which never waits for it.
+    const parent = spawn('sh', ['-c', 'true & exec sleep 30'], { stdio: 'ignore' });
+    t.teardown(() => { parent.kill('SIGKILL'); });
+    let zombie = 0;
+    for (let i = 0; i < 200 && !zombie; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      zombie = Number(readFileSync(`/proc/${parent.pid}/task/${parent.pid}/children`, 'utf8').trim()) || 0;
+    }
+    await t.rejects(runReexecAction('action', { target: { pid: zombie } }), {
+      name: 'NamespaceSwitchError', code: 'ENOENT', syscall: 'stat', envVar: 'gons_target_pidfd',
+      message: new RegExp(`cannot inspect the \\w+ namespace of process ${zombie}: No such file or directory`),
+    });
   });
 
   t.test('target: a process we may not inspect is an error, not a silent no-op', { skip: needsRoot }, async (t) => {

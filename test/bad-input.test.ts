@@ -1,0 +1,79 @@
+/**
+ * Bad input, table-driven: each case rejects with its specific error and the
+ * action never runs (it would write a marker file). Hostile gons_* values
+ * given to the hook directly (spaces in gons_order, empty items, ...) are in
+ * hook.test.ts, since the API never builds them.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { checkAction, runReexecAction, type ReexecOptions } from '../reexec/index';
+import { createNamespaces } from '../reexec/testing';
+import { isRoot } from './fixtures/helpers';
+import './fixtures/actions';
+
+type Case = [string, Partial<ReexecOptions> & { action?: unknown }, Record<string, unknown>];
+
+const nsErr = (envVar: string, code: string, message?: RegExp | string) => ({
+  name: 'NamespaceSwitchError', envVar, code, ...(message && { message }),
+});
+const argErr = (code: string, message?: RegExp) => ({ code, ...(message && { message }) });
+
+checkAction().then(async () => {
+  const dead = isRoot ? await createNamespaces(['net']) : undefined;
+  const deadPid = dead?.pid ?? 2 ** 22 + 1;
+  await dead?.close();
+  const cases: Case[] = [
+    ['missing path', { namespaces: [{ type: 'net', path: '/nonexistent/ns' }] }, nsErr('gons_net', 'ENOENT', /No such file or directory/)],
+    ['directory', { namespaces: [{ type: 'net', path: '/proc' }] }, nsErr('gons_net', 'EINVAL', /not a namespace file/)],
+    ['regular file', { namespaces: [{ type: 'uts', path: '/etc/hostname' }] }, nsErr('gons_uts', 'EINVAL', /not a namespace file/)],
+    ['/dev/null', { namespaces: [{ type: 'ipc', path: '/dev/null' }] }, nsErr('gons_ipc', 'EINVAL', /not a namespace file/)],
+    ['namespace of the wrong type', { namespaces: [{ type: 'net', path: '/proc/self/ns/uts' }] }, nsErr('gons_net', 'EINVAL', /a uts namespace, not net/)],
+    ['relative path', { namespaces: [{ type: 'net', path: 'proc/self/ns/net' }] }, nsErr('gons_net', 'EINVAL', /must be an absolute path/)],
+    ['empty path', { namespaces: [{ type: 'net', path: '' }] }, nsErr('gons_net', 'EINVAL', /must be an absolute path/)],
+    ['path with a newline', { namespaces: [{ type: 'net', path: '/proc/self/ns/net\n' }] }, nsErr('gons_net', 'ENOENT')],
+    ['path with a comma', { namespaces: [{ type: 'net', path: '/proc/self/ns/net,uts' }] }, nsErr('gons_net', 'ENOENT')],
+    ['path with =', { namespaces: [{ type: 'net', path: '/proc/self/ns/net=1' }] }, nsErr('gons_net', 'ENOENT')],
+    ['path with NUL', { namespaces: [{ type: 'net', path: '/proc/self/ns/net\0x' }] }, nsErr('gons_net', 'EINVAL')],
+    ['path longer than PATH_MAX', { namespaces: [{ type: 'net', path: '/' + 'p'.repeat(5000) }] }, nsErr('gons_net', 'ENAMETOOLONG')],
+    ['path that is not a string', { namespaces: [{ type: 'net', path: 42 as unknown as string }] }, nsErr('gons_net', 'EINVAL')],
+    ['unknown type', { namespaces: [{ type: 'foo' as 'net', path: '/proc/self/ns/net' }] }, argErr('ERR_INVALID_ARG_VALUE', /unknown namespace type "foo"/)],
+    ['duplicate type', { namespaces: [{ type: 'net', path: '/proc/self/ns/net' }, { type: '!net', path: '/proc/self/ns/net' }] },
+      nsErr('gons_order', 'EINVAL', 'package gons: duplicate namespace order type net')],
+    ['!!net', { namespaces: [{ type: '!!net' as 'net', path: '/proc/self/ns/net' }] }, argErr('ERR_INVALID_ARG_VALUE', /unknown namespace type "!net"/)],
+    ['type with a space', { namespaces: [{ type: ' net' as 'net', path: '/proc/self/ns/net' }] }, argErr('ERR_INVALID_ARG_VALUE', /unknown namespace type " net"/)],
+    ['empty type', { namespaces: [{ type: '' as 'net', path: '/proc/self/ns/net' }] }, argErr('ERR_INVALID_ARG_VALUE', /unknown namespace type ""/)],
+    ['namespaces not an array', { namespaces: 'net' as never }, argErr('ERR_INVALID_ARG_TYPE')],
+    ['null namespace entry', { namespaces: [null as never] }, argErr('ERR_INVALID_ARG_VALUE')],
+    ['env value not a string', { env: { A: 1 as unknown as string } }, argErr('ERR_INVALID_ARG_VALUE', /invalid env entry "A"/)],
+    ['env name with =', { env: { 'A=B': 'c' } }, argErr('ERR_INVALID_ARG_VALUE')],
+    ['empty env name', { env: { '': 'c' } }, argErr('ERR_INVALID_ARG_VALUE')],
+    ['env value with NUL', { env: { A: 'b\0c' } }, argErr('ERR_INVALID_ARG_VALUE')],
+    ['empty action name', { action: '' }, argErr('ERR_INVALID_ARG_VALUE', /invalid action name ""/)],
+    ['action name with =', { action: 'a=b' }, argErr('ERR_INVALID_ARG_VALUE')],
+    ['action name not a string', { action: 7 }, argErr('ERR_INVALID_ARG_VALUE')],
+    ['unregistered action', { action: 'nobody-registered-this' }, argErr('ERR_GONS_UNREGISTERED_ACTION')],
+    ['a function as param', { param: () => 1 }, argErr('ERR_GONS_NOT_CLONEABLE')],
+    ['a symbol as param', { param: Symbol('s') }, argErr('ERR_GONS_NOT_CLONEABLE')],
+    ['negative timeout', { timeout: -5 }, argErr('ERR_OUT_OF_RANGE')],
+    ['zero timeout', { timeout: 0 }, argErr('ERR_OUT_OF_RANGE')],
+    ['infinite timeout', { timeout: Infinity }, argErr('ERR_OUT_OF_RANGE')],
+    ['timeout not a number', { timeout: '10' as unknown as number }, argErr('ERR_OUT_OF_RANGE')],
+    ['bad output', { output: 'stdout' as 'stderr' }, argErr('ERR_INVALID_ARG_VALUE')],
+    ['target and namespaces', { target: { pid: process.pid }, namespaces: [] }, argErr('ERR_INVALID_ARG_VALUE', /cannot be combined/)],
+    ['target pid 0', { target: { pid: 0 } }, argErr('ERR_INVALID_ARG_VALUE')],
+    ['target pid not an integer', { target: { pid: 1.5 } }, argErr('ERR_INVALID_ARG_VALUE')],
+    ['target types unknown', { target: { pid: process.pid, types: ['foo' as 'net'] } }, argErr('ERR_INVALID_ARG_VALUE')],
+    ['dead pid target', { target: { pid: deadPid } }, nsErr('gons_target_pidfd', 'ESRCH', /No such process/)],
+    ['an aborted signal', { signal: AbortSignal.abort() }, { name: 'AbortError', code: 'ABORT_ERR' }],
+  ];
+
+  t.test(`${cases.length} bad inputs, each rejected with its own error before the action runs`, async (t) => {
+    const dir = t.testdir({});
+    for (const [i, [name, { action = 'mark', ...options }, expected]] of cases.entries()) {
+      const marker = join(dir, `marker-${i}`);
+      await t.rejects(runReexecAction(action as string, { param: marker, ...options }), expected, name);
+      t.notOk(existsSync(marker), `${name}: the action never ran`);
+    }
+  });
+});

@@ -1,0 +1,36 @@
+/**
+ * Privilege boundaries: what an action's own children inherit, and where the
+ * action stands. (Non-dumpability against the target user namespace's owner
+ * and inertness under secure execution are in hook.test.ts.)
+ */
+import { execFileSync } from 'node:child_process';
+import t from 'tap';
+import { checkAction, runReexecAction } from '../reexec/index';
+import { createNamespaces } from '../reexec/testing';
+import { needsRoot } from './fixtures/helpers';
+import './fixtures/actions';
+
+/** fd numbers in `ls -l /proc/PID/fd` output. */
+const fdsOf = (listing: string) => [...listing.matchAll(/ (\d+) -> /g)].map((m) => Number(m[1])).sort((a, b) => a - b);
+
+// What any child of this test process inherits from the machine (stdio, and whatever the environment leaks).
+const baseline = fdsOf(execFileSync('sh', ['-c', 'ls -l /proc/$$/fd'], { encoding: 'utf8' }));
+
+function checkView(t: Tap.Test, view: string) {
+  t.same(fdsOf(view), baseline, 'no fds beyond those of a plain child: no channel, no original root, no namespace fds');
+  t.notMatch(view, /^gons_/m, 'no gons_* variables');
+  t.notMatch(view, /gons_preinit/, 'no LD_PRELOAD of ours');
+}
+
+checkAction().then(() => {
+  t.test("an action's children inherit nothing of gons", async (t) => {
+    checkView(t, (await runReexecAction('grandchild-view')) as string);
+  });
+
+  t.test('... also inside user, mount and net namespaces', { skip: needsRoot }, async (t) => {
+    const ns = await createNamespaces(t, ['user', 'mnt', 'net']);
+    checkView(t, (await runReexecAction('grandchild-view', { namespaces: ns.namespaces() })) as string);
+    const where = (await runReexecAction('whereami', { namespaces: ns.namespaces() })) as { cwd: string };
+    t.equal(where.cwd, '/', 'the cwd is the root of the target mount namespace, never a path of the original one');
+  });
+});

@@ -1,0 +1,73 @@
+/**
+ * Load and faults: every call ends in its documented result or error, never
+ * a hang, and nothing is left behind (zombies, stray children, fds).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { NamespaceSwitchError } from '../lib/index';
+import { NamespaceWorker, checkAction, runReexecAction, type ReexecError } from '../reexec/index';
+import { prepareNamespaces, spawnReexec } from '../reexec/parent';
+import { READY_ACTION } from '../reexec/protocol';
+import { createNamespaces } from '../reexec/testing';
+import { children, settledChildren } from '../bench/hygiene';
+import { needsRoot } from './fixtures/helpers';
+import './fixtures/actions';
+
+async function pidFrom(file: string): Promise<number> {
+  for (let i = 0; i < 500 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 20));
+  return Number(readFileSync(file, 'utf8'));
+}
+
+checkAction().then(() => {
+  t.test('load: sequential, 50 concurrent and warm calls; all correct, nothing left behind', async (t) => {
+    // `npm run stress`, smaller, in a plain Node: tap's per-child instrumentation would dominate 50 cold starts.
+    const env = { ...process.env };
+    delete env.NODE_OPTIONS;
+    const res = spawnSync(process.execPath, [join(__dirname, '..', 'dist', 'bench', 'stress.js'), '10,50,5000'], { env, encoding: 'utf8' });
+    t.equal(res.status, 0, 'stress exits 0', { stderr: res.stderr });
+    const figures = JSON.parse(res.stdout.slice(0, res.stdout.lastIndexOf('}') + 1));
+    t.match(figures, { wrongResults: 0, zombies: 0, strayChildren: 0, fdDelta: 0, concurrent: { calls: 50 }, warm: { calls: 5000 } });
+    t.match(res.stdout, /all results correct, nothing left behind/);
+  });
+
+  t.test('the child is SIGKILLed mid-action', async (t) => {
+    const pidFile = join(t.testdir({}), 'pid');
+    const call = runReexecAction('hang', { param: pidFile });
+    process.kill(await pidFrom(pidFile), 'SIGKILL');
+    await t.rejects(call, { code: 'ERR_GONS_CHILD_DIED', signal: 'SIGKILL', exitCode: null });
+  });
+
+  t.test('an action that throws after its result was sent: the result counts', async (t) => {
+    t.equal(await runReexecAction('late-throw'), 'early');
+  });
+
+  t.test('an action that floods stdout and stderr with 100 MiB', async (t) => {
+    t.equal(await runReexecAction('flood', { output: 'ignore' }), 'survived');
+  });
+
+  t.test('an action that runs out of heap', async (t) => {
+    const err = (await runReexecAction('oom', {
+      env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-old-space-size=32` }, output: 'ignore',
+    }).catch((e) => e)) as ReexecError;
+    t.match(err, { name: 'ReexecError', code: 'ERR_GONS_CHILD_DIED' });
+    t.match(err.stderr, /heap out of memory/i);
+  });
+
+  t.test('a namespace holder that dies between the call and the switch', { skip: needsRoot }, async (t) => {
+    const ns = await createNamespaces(['net']);
+    const prepared = prepareNamespaces({ namespaces: ns.namespaces() });
+    await ns.close();
+    const worker = new NamespaceWorker(spawnReexec('(worker)', {}, prepared));
+    const err = await worker.call(READY_ACTION, undefined).catch((e) => e);
+    await worker.close();
+    t.type(err, NamespaceSwitchError);
+    t.match(err, { envVar: 'gons_net', syscall: 'open', code: 'ENOENT', path: ns.paths.net });
+  });
+
+  t.test('after all of that, nothing is left behind', async (t) => {
+    t.same(await settledChildren(), []);
+    t.same(children(), []);
+  });
+});
