@@ -111,10 +111,16 @@ static void fail(const char *envvar, const char *path, const char *syscall_name,
     st->message = (n >= 0 && msg) ? msg : "package gons: out of memory";
 }
 
+/* A copy of a non-empty variable, or NULL; running out of memory is recorded, never read as "unset". */
 static char *dup_env(const char *name)
 {
     const char *v = getenv(name);
-    return (v && *v) ? strdup(v) : NULL;
+    if (!v || !*v)
+        return NULL;
+    char *copy = strdup(v);
+    if (!copy)
+        fail(name, "", "strdup", ENOMEM, "package gons: out of memory reading %s", name);
+    return copy;
 }
 
 static const struct nskind *kind_by_name(const char *name, size_t len)
@@ -178,9 +184,10 @@ static int plan(const char *order, struct step steps[NKINDS])
     return nsteps;
 }
 
+/* O_NONBLOCK: a FIFO must not hang the hook before main(); O_NOCTTY: nor a tty become ours. */
 static int open_step(struct step *s)
 {
-    s->fd = open(s->path, O_RDONLY | O_CLOEXEC);
+    s->fd = open(s->path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (s->fd < 0) {
         int err = errno;
         fail(s->kind->envvar, s->path, "open", err, "package gons: invalid %s reference \"%s\": %s",
@@ -388,10 +395,21 @@ out:
             close(steps[i].fd);
 }
 
+/* Only plain decimal digits: strtol alone would also take " 1" and "+1". */
+static int all_digits(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return 0;
+    return 1;
+}
+
 /* Parses a non-negative decimal int; -1 when absent or malformed. */
 static int parse_int(const char *s)
 {
-    if (!s)
+    if (!s || !all_digits(s))
         return -1;
     char *end = NULL;
     errno = 0;
@@ -402,20 +420,27 @@ static int parse_int(const char *s)
 }
 
 /*
+ * The fd number in gons_target_pidfd if it is a pidfd (of a live or dead
+ * process), else -1: a hostile value must not make the hook close stdout.
+ */
+static int pidfd_of(const char *fdstr)
+{
+    int fd = parse_int(fdstr);
+    if (fd < 0)
+        return -1;
+    if (syscall(SYS_pidfd_send_signal, fd, 0, NULL, 0) == 0 || errno == ESRCH || errno == EPERM)
+        return fd;
+    return -1;
+}
+
+/*
  * Joins the namespaces gons_target_types of the process behind the pidfd
  * gons_target_pidfd, all in one setns(pidfd, mask) (Linux 5.8): the pidfd
  * pins the process, so a pid recycled since the parent opened it cannot be
  * joined; a process that has exited yields ESRCH.
  */
-static void join_target(const char *fdstr, const char *types, int preserve_credentials)
+static void join_target(int fd, const char *fdstr, const char *types, int preserve_credentials)
 {
-    int fd = parse_int(fdstr);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        fail("gons_target_pidfd", fdstr, fd < 0 ? "" : "fstat", fd < 0 ? EINVAL : errno,
-             "package gons: invalid gons_target_pidfd \"%s\": not an open file descriptor", fdstr);
-        return;
-    }
     unsigned long mask = 0;
     for (const char *item = types ? types : "";;) {
         const char *end = strchr(item, ',');
@@ -447,7 +472,6 @@ static void join_target(const char *fdstr, const char *types, int preserve_crede
 out:
     if (gons_preinit_state.joined & CLONE_NEWNS)
         hand_back_root("gons_target_pidfd", fdstr);
-    close(fd);
 }
 
 /* Same file by device and inode; for LD_PRELOAD entries that spell our path differently. */
@@ -515,7 +539,7 @@ static void scrub_env(void)
 /* Parses a decimal pid; 0 when absent or malformed. */
 static pid_t parse_pid(const char *s)
 {
-    if (!s)
+    if (!s || !all_digits(s))
         return 0;
     char *end = NULL;
     errno = 0;
@@ -540,6 +564,7 @@ GONS_PREINIT_CONSTRUCTOR static void gons_preinit(void)
     int preserve_credentials = preserve && strcmp(preserve, "1") == 0;
     struct step steps[NKINDS];
     int nsteps = -1, join_target_now = 0;
+    int target_pidfd = target_fd ? pidfd_of(target_fd) : -1;
     if (preserve && strcmp(preserve, "0") != 0 && !preserve_credentials)
         fail("gons_preserve_credentials", preserve, "", EINVAL,
              "package gons: invalid gons_preserve_credentials value \"%s\": must be 0 or 1", preserve);
@@ -548,18 +573,22 @@ GONS_PREINIT_CONSTRUCTOR static void gons_preinit(void)
     else if (kind_var_set())
         fail("gons_target_pidfd", target_fd, "", EINVAL,
              "package gons: gons_target_pidfd cannot be combined with gons_<type> variables");
+    else if (target_pidfd < 0)
+        fail("gons_target_pidfd", target_fd, "pidfd_send_signal", EBADF,
+             "package gons: invalid gons_target_pidfd \"%s\": not a pidfd", target_fd);
     else
         join_target_now = 1;
     scrub_env();
 
     /* Non-dumpable before the first join and again after credential changes reset it. */
     const char *pid_envvar = "gons_pid", *pid_path = NULL;
-    if (nsteps > 0 || join_target_now) {
+    /* Any error so far (bad order, out of memory) means no switch at all. */
+    if (!gons_preinit_state.err && (nsteps > 0 || join_target_now)) {
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         if (join_target_now) {
             pid_envvar = "gons_target_pidfd";
             pid_path = target_fd;
-            join_target(target_fd, target_types, preserve_credentials);
+            join_target(target_pidfd, target_fd, target_types, preserve_credentials);
         } else {
             join_all(steps, nsteps, preserve_credentials);
             for (int i = 0; i < nsteps; i++)
@@ -576,6 +605,9 @@ GONS_PREINIT_CONSTRUCTOR static void gons_preinit(void)
     if (gons_preinit_state.joined & CLONE_NEWPID)
         fork_into_pid_namespace(pid_envvar, pid_path);
 
+    /* The inherited pidfd, joined or not, must not leak into Node and its children. */
+    if (target_pidfd >= 0)
+        close(target_pidfd);
     if (nsteps > 0)
         free_steps(steps, nsteps);
     free(order);
