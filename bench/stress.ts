@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { checkAction, openNamespaceWorker, runReexecAction } from '../reexec/index';
-import { children, openFds, settledChildren } from './hygiene';
+import { children, openFds, settledChildren } from '../test/fixtures/hygiene';
 
 
 /** Runs the load against `entry`, which registers `echo`; returns the figures. Exported for the tests. */

@@ -33,9 +33,9 @@ function inode(pid: number | 'self', type: NamespaceType): number {
   try {
     return statSync(path).ino;
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new NamespaceSwitchError(`package gons: cannot inspect the ${type} namespace of process ${pid}: ${addon.strerror(-(e.errno ?? -22))}`, {
-      envVar: 'gons_target_pidfd', path, syscall: 'stat', errno: -(e.errno ?? -22),
+    const errno = -((err as NodeJS.ErrnoException).errno as number);
+    throw new NamespaceSwitchError(`package gons: cannot inspect the ${type} namespace of process ${pid}: ${addon.strerror(errno)}`, {
+      envVar: 'gons_target_pidfd', path, syscall: 'stat', errno,
     });
   }
 }

@@ -169,6 +169,25 @@ export function collectOutput(child: ChildProcess, output: ReexecOptions['output
   return () => tail;
 }
 
+/** How a child ended; `error` when it could not be spawned at all. */
+export interface ChildEnd {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  error?: Error;
+}
+
+/**
+ * Resolves once the child has exited and its pipes are closed; a grandchild
+ * that still holds the pipes is not waited for. Never rejects.
+ */
+export function childEnded(child: ChildProcess): Promise<ChildEnd> {
+  return new Promise((resolve) => {
+    child.once('error', (error) => resolve({ code: null, signal: null, error }));
+    child.once('exit', () => setTimeout(() => child.stdio.forEach((s) => s?.destroy()), DRAIN_MS).unref());
+    child.once('close', (code: number | null, signal: NodeJS.Signals | null) => resolve({ code, signal }));
+  });
+}
+
 /** Ends a child: SIGTERM, then SIGKILL after a grace period. */
 export function terminate(child: ChildProcess): void {
   if (child.exitCode !== null || child.signalCode !== null) return;
@@ -230,34 +249,34 @@ export async function runReexecAction<R = unknown>(name: string, options: Reexec
   ), timeout);
 
   const reader = new FrameReader();
-  channel.on('data', (chunk: Buffer) => {
-    for (const msg of reader.push(chunk) as Reply[]) {
-      if (reply) continue;
-      reply = msg;
-      // The result counts from now on; a child that lingers is killed (gons parity).
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      setTimeout(() => child.kill('SIGKILL'), LINGER_MS).unref();
-    }
+  const replied = new Promise<Reply>((resolve) => {
+    channel.on('data', (chunk: Buffer) => {
+      for (const msg of reader.push(chunk) as Reply[]) {
+        if (reply) continue;
+        reply = msg;
+        // The result counts from now on; a child that lingers is killed (gons parity).
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        setTimeout(() => child.kill('SIGKILL'), LINGER_MS).unref();
+        resolve(msg);
+      }
+    });
   });
   channel.on('error', (err) => log('channel error: %s', err.message));
   writeFrame(channel, frame).then(() => channel.end(), (err) => log('cannot send request: %s', err.message));
 
-  const [exitCode, sig] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('exit', () => {
-      // A grandchild may still hold the pipes; do not wait for it.
-      setTimeout(() => child.stdio.forEach((s) => s?.destroy()), DRAIN_MS).unref();
-    });
-    child.once('close', (code, s) => resolve([code, s]));
-  }).finally(() => {
+  // The call settles with the reply; the child's exit (reaped by Node) need not be awaited.
+  const ended = childEnded(child);
+  const first = await Promise.race([replied.then((r) => ({ reply: r })), ended.then((e) => ({ end: e }))]).finally(() => {
     clearTimeout(timer);
     signal?.removeEventListener('abort', onAbort);
   });
+  if ('reply' in first && !stopped) return settleReply(name, first.reply) as R;
+  const { code: exitCode, signal: sig, error } = await ended;
+  if (error) throw error;
   log('child %d of action %s ended: code %s, signal %s', child.pid, name, exitCode, sig);
 
   if (stopped) throw stopped;
-  if (reply) return settleReply(name, reply) as R;
   const how = sig ? `was killed by ${sig}` : `exited with code ${exitCode}`;
   const tail = stderr();
   throw new ReexecError(

@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream';
 import createDebug from 'debug';
 import { FrameReader, encodeFrame, writeFrame } from './channel';
 import { AbortError, ReexecError } from './errors';
-import { type ReexecOptions, checkCallable, checkReexecOptions, collectOutput, prepareNamespaces, settleReply, spawnReexec } from './parent';
+import { type ReexecOptions, checkCallable, checkReexecOptions, childEnded, collectOutput, prepareNamespaces, settleReply, spawnReexec } from './parent';
 import { READY_ACTION, type Reply } from './protocol';
 import { checkActionName, lookup } from './registry';
 
@@ -67,22 +67,18 @@ export class NamespaceWorker extends EventEmitter {
       for (const reply of reader.push(chunk) as Reply[]) this.settle(reply);
     });
     this.channel.on('error', (err) => log('worker %d channel error: %s', this.pid, err.message));
-    this.exited = new Promise((resolve) => {
-      child.once('exit', () => setTimeout(() => child.stdio.forEach((s) => s?.destroy()), 250).unref());
-      child.once('close', (code: number | null, signal: NodeJS.Signals | null) => {
-        const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-        const tail = this.stderr();
-        this.ended = new ReexecError(`gons/reexec: namespace worker ${this.pid} ${how}${tail ? `; stderr: ${tail.slice(-1024).trim()}` : ''}`, {
-          action: '', code: 'ERR_GONS_WORKER_EXITED', exitCode: code, signal, stderr: tail,
-        });
-        for (const [id, p] of this.pending) {
-          this.pending.delete(id);
-          p.reject(new ReexecError(this.ended.message, { ...this.ended, action: p.action }));
-        }
-        log('worker %d ended: code %s, signal %s', this.pid, code, signal);
-        this.emit('exit', code, signal);
-        resolve();
+    this.exited = childEnded(child).then(({ code, signal }) => {
+      const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+      const tail = this.stderr();
+      this.ended = new ReexecError(`gons/reexec: namespace worker ${this.pid} ${how}${tail ? `; stderr: ${tail.slice(-1024).trim()}` : ''}`, {
+        action: '', code: 'ERR_GONS_WORKER_EXITED', exitCode: code, signal, stderr: tail,
       });
+      for (const [id, p] of this.pending) {
+        this.pending.delete(id);
+        p.reject(new ReexecError(this.ended.message, { ...this.ended, action: p.action }));
+      }
+      log('worker %d ended: code %s, signal %s', this.pid, code, signal);
+      this.emit('exit', code, signal);
     });
   }
 

@@ -12,7 +12,7 @@ import { createNamespaces } from '../reexec/testing';
 import { isRoot } from './fixtures/helpers';
 import './fixtures/actions';
 
-type Case = [string, Partial<ReexecOptions> & { action?: unknown }, Record<string, unknown>];
+type Case = [string, Partial<ReexecOptions> & { action?: unknown }, { [key: string]: unknown }];
 
 const nsErr = (envVar: string, code: string, message?: RegExp | string) => ({
   name: 'NamespaceSwitchError', envVar, code, ...(message && { message }),
@@ -72,7 +72,7 @@ checkAction().then(async () => {
     const dir = t.testdir({});
     for (const [i, [name, { action = 'mark', ...options }, expected]] of cases.entries()) {
       const marker = join(dir, `marker-${i}`);
-      await t.rejects(runReexecAction(action as string, { param: marker, ...options }), expected, name);
+      await t.rejects(runReexecAction(action as string, { param: marker, ...options }), expected as object as Error, name);
       t.notOk(existsSync(marker), `${name}: the action never ran`);
     }
   });

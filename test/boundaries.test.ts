@@ -4,7 +4,7 @@
  * and inertness under secure execution are in hook.test.ts.)
  */
 import { execFileSync } from 'node:child_process';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { checkAction, runReexecAction } from '../reexec/index';
 import { createNamespaces } from '../reexec/testing';
 import { needsRoot } from './fixtures/helpers';
@@ -16,7 +16,7 @@ const fdsOf = (listing: string) => [...listing.matchAll(/ (\d+) -> /g)].map((m) 
 // What any child of this test process inherits from the machine (stdio, and whatever the environment leaks).
 const baseline = fdsOf(execFileSync('sh', ['-c', 'ls -l /proc/$$/fd'], { encoding: 'utf8' }));
 
-function checkView(t: Tap.Test, view: string) {
+function checkView(t: Test, view: string) {
   t.same(fdsOf(view), baseline, 'no fds beyond those of a plain child: no channel, no original root, no namespace fds');
   t.notMatch(view, /^gons_/m, 'no gons_* variables');
   t.notMatch(view, /gons_preinit/, 'no LD_PRELOAD of ours');

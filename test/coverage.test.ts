@@ -10,7 +10,7 @@ import t from 'tap';
 import { checkAction, register, runReexecAction } from '../reexec/index';
 import { createNamespaces } from '../reexec/testing';
 import { coveredOnlyInAChild } from './fixtures/covered';
-import { needsRoot, projectRoot } from './fixtures/helpers';
+import { eventually, needsRoot, projectRoot } from './fixtures/helpers';
 
 register('covered', (label: string) => ({ pid: process.pid, text: coveredOnlyInAChild(label) }));
 register('covered-then-throw', (label: string) => {
@@ -40,16 +40,16 @@ checkAction().then(() => {
     t.test('a plain action', async (t) => {
       const r = (await runReexecAction('covered', { param: 'plain' })) as { pid: number; text: string };
       t.equal(r.text, 'covered: plain');
-      t.equal(childCount(r.pid), 1);
+      t.equal(await eventually(() => childCount(r.pid)), 1);
     });
     t.test('an action that threw', async (t) => {
       const err = (await runReexecAction('covered-then-throw', { param: 'thrown' }).catch((e) => e)) as { code: string };
-      t.equal(childCount(Number(err.code)), 1);
+      t.equal(await eventually(() => childCount(Number(err.code))), 1);
     });
     t.test('an action in a mount namespace whose filesystem lacks the project', { skip: needsRoot }, async (t) => {
       const ns = await createNamespaces(t, ['mnt'], { files: { [join(projectRoot, 'not-the-project.txt')]: '' } });
       const r = (await runReexecAction('covered', { param: 'foreign', namespaces: ns.namespaces() })) as { pid: number };
-      t.equal(childCount(r.pid), 1);
+      t.equal(await eventually(() => childCount(r.pid)), 1);
     });
   });
 });

@@ -3,7 +3,6 @@
  * a hang, and nothing is left behind (zombies, stray children, fds).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { NamespaceSwitchError } from '../lib/index';
@@ -11,14 +10,10 @@ import { NamespaceWorker, checkAction, runReexecAction, type ReexecError } from 
 import { prepareNamespaces, spawnReexec } from '../reexec/parent';
 import { READY_ACTION } from '../reexec/protocol';
 import { createNamespaces } from '../reexec/testing';
-import { children, settledChildren } from '../bench/hygiene';
-import { needsRoot } from './fixtures/helpers';
+import { children, settledChildren } from './fixtures/hygiene';
+import { needsRoot, pidFrom } from './fixtures/helpers';
 import './fixtures/actions';
 
-async function pidFrom(file: string): Promise<number> {
-  for (let i = 0; i < 500 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 20));
-  return Number(readFileSync(file, 'utf8'));
-}
 
 checkAction().then(() => {
   t.test('load: sequential, 50 concurrent and warm calls; all correct, nothing left behind', async (t) => {

@@ -7,8 +7,9 @@ import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { chmodSync, copyFileSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { namespaceTypes, preinitPath, type NamespaceType } from '../lib/index';
+import { addon } from '../lib/native';
 import { createNamespaces, type CreateNamespacesOptions } from '../reexec/testing';
 import { asNobody, hookedReport, hookedReportWaiting, needsRoot, projectRoot } from './fixtures/helpers';
 
@@ -146,6 +147,32 @@ t.test('errors are recorded with gons wording, variable, path, call and errno', 
   }
 });
 
+t.test('gons_target_pidfd: one setns(pidfd, mask); the pidfd never leaks; hostile values fail cleanly', { skip: needsRoot }, async (t) => {
+  const ns = await createNamespaces(t, ['net', 'uts'], { hostname: 'gons-pidfd' });
+  const opened = addon.pidfdOpen(ns.pid);
+  if (!('fd' in opened)) throw new Error('pidfd_open failed');
+  t.teardown(() => addon.closeFd(opened.fd));
+  const joined = hookedReport({ gons_target_pidfd: '4', gons_target_types: 'net,uts' }, {}, opened.fd);
+  t.equal(joined.status, null);
+  t.equal(joined.ns.net, ino(ns.paths.net));
+  t.equal(joined.hostname, 'gons-pidfd');
+  t.notOk(joined.fds.includes(4), 'the pidfd is closed');
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ gons_target_pidfd: '4', gons_target_types: 'net,foo' }, /unknown namespace type "foo" in gons_target_types/],
+    [{ gons_target_pidfd: '4', gons_target_types: 'net,net' }, /duplicate namespace type "net" in gons_target_types/],
+    [{ gons_target_pidfd: '4', gons_target_types: 'net', gons_uts: ns.paths.uts }, /cannot be combined with gons_<type> variables/],
+    [{ gons_target_pidfd: '4', gons_target_types: 'net', gons_preserve_credentials: 'x' }, /invalid gons_preserve_credentials/],
+  ];
+  for (const [vars, message] of cases) {
+    const r = hookedReport(vars, {}, opened.fd);
+    t.match(r.status, { message, code: 'EINVAL' });
+    t.equal(r.ns.net, own.ns.net, 'nothing joined');
+    t.notOk(r.fds.includes(4), 'the pidfd is closed');
+  }
+  const stdout = hookedReport({ gons_target_pidfd: '1', gons_target_types: 'net' });
+  t.match(stdout.status, { code: 'EBADF', message: 'package gons: invalid gons_target_pidfd "1": not a pidfd' }, 'and stdout was left open');
+});
+
 t.test('a path far longer than PATH_MAX is reported whole, not truncated or overflowed', async (t) => {
   const long = '/' + 'x'.repeat(20000);
   const r = hookedReport({ gons_net: long });
@@ -184,7 +211,7 @@ t.test('root handoff: Node starts from its own root while in a mount namespace t
 });
 
 /** A user namespace made by nobody: root maps to 65534, setgroups denied. */
-async function nobodysUserNamespace(t: Tap.Test) {
+async function nobodysUserNamespace(t: Test) {
   const holder = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', 'unshare', '-U', '-r', 'sh', '-c', 'echo ready; read _'], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });

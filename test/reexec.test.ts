@@ -15,32 +15,14 @@ import { AbortError, ReexecError, checkAction, register, runReexecAction } from 
 import { encodeFrame } from '../reexec/channel';
 import { prepareNamespaces, reexecCommand, spawnReexec } from '../reexec/parent';
 import { createNamespaces } from '../reexec/testing';
-import { needsRoot, projectRoot } from './fixtures/helpers';
+import { eventually, gone, needsRoot, pidFrom, projectRoot } from './fixtures/helpers';
+import { settledChildren } from './fixtures/hygiene';
 import './fixtures/actions';
 
 const actionsEntry = join(__dirname, 'fixtures', 'actions.ts');
 const fixture = (name: string) => [...process.execArgv, join(__dirname, 'fixtures', name)];
 const ino = (path: string) => statSync(path).ino;
 
-/** Resolves once `pid` is gone (or rejects after `ms`). */
-async function gone(pid: number, ms = 3000): Promise<void> {
-  const until = Date.now() + ms;
-  while (existsSync(`/proc/${pid}`) && !/State:\s+Z/.test(safeRead(`/proc/${pid}/status`))) {
-    if (Date.now() > until) throw new Error(`process ${pid} is still there`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-function safeRead(path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return '';
-  }
-}
-async function pidFrom(file: string): Promise<number> {
-  for (let i = 0; i < 500 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 20));
-  return Number(readFileSync(file, 'utf8'));
-}
 
 void checkAction().then(() => {
   t.test('ported from Go gons/reexec', async (t) => {
@@ -110,8 +92,11 @@ void checkAction().then(() => {
     });
     t.test('terminates a hanging child after its result, and the result counts', async (t) => {
       const start = Date.now();
-      t.equal(await runReexecAction('sleepy'), 'sleeping');
-      t.ok(Date.now() - start < 5000, 'within 5 s');
+      const r = (await runReexecAction('sleepy')) as { text: string; pid: number };
+      t.equal(r.text, 'sleeping');
+      t.ok(existsSync(`/proc/${r.pid}`), 'the call settles with the reply, before the child has exited');
+      await gone(r.pid, 2500);
+      t.ok(Date.now() - start < 5000, 'killed within 5 s');
     });
     t.test('rejects a result that cannot be cloned', async (t) => {
       const err = (await runReexecAction('uncloneable').catch((e) => e)) as ReexecError;
@@ -195,11 +180,11 @@ void checkAction().then(() => {
   });
 
   t.test('a child that dies without a result', async (t) => {
-    await t.rejects(runReexecAction('exit3'), {
+    await t.rejects(runReexecAction('exit3', { output: 'ignore' }), {
       code: 'ERR_GONS_CHILD_DIED', exitCode: 3, signal: null, stderr: /about to exit/,
     });
-    await t.rejects(runReexecAction('kill9'), { code: 'ERR_GONS_CHILD_DIED', exitCode: null, signal: 'SIGKILL' });
-    const flood = (await runReexecAction('stderr-flood').catch((e) => e)) as ReexecError;
+    await t.rejects(runReexecAction('kill9', { output: 'ignore' }), { code: 'ERR_GONS_CHILD_DIED', exitCode: null, signal: 'SIGKILL' });
+    const flood = (await runReexecAction('stderr-flood', { output: 'ignore' }).catch((e) => e)) as ReexecError;
     t.ok(flood.stderr.length <= 64 * 1024, 'stderr tail is at most 64 KiB');
     t.match(flood.stderr, /END-OF-STDERR$/);
   });
@@ -251,6 +236,9 @@ void checkAction().then(() => {
       env: Record<string, string>; maps: boolean; fds: number[];
     };
     for (let i = 0; i < 5; i++) await runReexecAction('action');
+    // Calls settle with the reply; the last child's pipes close once it has exited.
+    t.same(await settledChildren(), []);
+    for (let i = 0; i < 100 && readdirSync('/proc/self/fd').length !== before; i++) await new Promise((r) => setTimeout(r, 20));
     t.equal(readdirSync('/proc/self/fd').length, before);
     t.same(seen.env, { LD_PRELOAD: 'libm.so.6' }, 'the hook removed itself and the gons_* variables, keeping the user preload');
     t.ok(seen.maps, 'the hook and the user preload were both loaded');
@@ -300,7 +288,7 @@ void checkAction().then(() => {
     t.equal(r.cwd, '/', 'the action runs with the target root as cwd');
     t.equal(r.hostname, 'gons-target\n', "reads the target's /etc/hostname");
     t.equal(r.mnt, `mnt:[${ino(ns.paths.mnt)}]`);
-    t.equal(readFileSync(marker, 'utf8'), 'written at exit', 'the child was back on its original root when it exited');
+    t.equal(await eventually(() => readFileSync(marker, 'utf8')), 'written at exit', 'the child was back on its original root when it exited');
     t.notOk(existsSync(only), 'the target file is not on the host');
   });
 

@@ -2,10 +2,11 @@
 import { existsSync, statSync } from 'node:fs';
 import t from 'tap';
 import { createNamespaces } from '../reexec/testing';
+
 import { needsRoot } from './fixtures/helpers';
 
 t.test('bad options are rejected before anything is started', async (t) => {
-  const bad: Array<[Parameters<typeof createNamespaces>[0], object?, RegExp?]> = [
+  const bad: Array<[string[], object?, RegExp?]> = [
     [[]], [['bogus' as 'net']],
     [['net'], { hostname: 'x' }, /hostname needs a uts namespace/],
     [['net'], { clockOffset: 5 }, /clockOffset needs a time namespace/],

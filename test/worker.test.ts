@@ -1,6 +1,6 @@
 /** Warm namespace workers and entering a process's namespaces by pidfd. */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import t from 'tap';
@@ -10,18 +10,11 @@ import { NamespaceWorker, ReexecError, checkAction, openNamespaceWorker, runReex
 import { prepareNamespaces, spawnReexec } from '../reexec/parent';
 import { READY_ACTION } from '../reexec/protocol';
 import { createNamespaces } from '../reexec/testing';
-import { needsRoot, projectRoot } from './fixtures/helpers';
+import { gone, needsRoot, projectRoot } from './fixtures/helpers';
 import './fixtures/actions';
 
 const ino = (path: string) => statSync(path).ino;
 
-async function gone(pid: number, ms = 3000): Promise<void> {
-  const until = Date.now() + ms;
-  while (existsSync(`/proc/${pid}`) && !/State:\s+Z/.test(readFileSync(`/proc/${pid}/status`, 'utf8'))) {
-    if (Date.now() > until) throw new Error(`process ${pid} is still there`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 void checkAction().then(() => {
   t.test('one worker serves many calls, sequential and concurrent, each matched to its reply', async (t) => {
