@@ -156,7 +156,7 @@ t.test('gons_target_pidfd: one setns(pidfd, mask); the pidfd never leaks; hostil
   t.equal(joined.status, null);
   t.equal(joined.ns.net, ino(ns.paths.net));
   t.equal(joined.hostname, 'gons-pidfd');
-  t.notOk(joined.fds.includes(4), 'the pidfd is closed');
+  t.notOk(joined.fds.includes('anon_inode:[pidfd]'), 'the pidfd is closed');
   const cases: Array<[Record<string, string>, RegExp]> = [
     [{ gons_target_pidfd: '4', gons_target_types: 'net,foo' }, /unknown namespace type "foo" in gons_target_types/],
     [{ gons_target_pidfd: '4', gons_target_types: 'net,net' }, /duplicate namespace type "net" in gons_target_types/],
@@ -167,7 +167,7 @@ t.test('gons_target_pidfd: one setns(pidfd, mask); the pidfd never leaks; hostil
     const r = hookedReport(vars, {}, opened.fd);
     t.match(r.status, { message, code: 'EINVAL' });
     t.equal(r.ns.net, own.ns.net, 'nothing joined');
-    t.notOk(r.fds.includes(4), 'the pidfd is closed');
+    t.notOk(r.fds.includes('anon_inode:[pidfd]'), 'the pidfd is closed');
   }
   const stdout = hookedReport({ gons_target_pidfd: '1', gons_target_types: 'net' });
   t.match(stdout.status, { code: 'EBADF', message: 'package gons: invalid gons_target_pidfd "1": not a pidfd' }, 'and stdout was left open');
