@@ -11,15 +11,14 @@ import { prepareNamespaces, spawnReexec } from '../reexec/parent';
 import { READY_ACTION } from '../reexec/protocol';
 import { createNamespaces } from '../reexec/testing';
 import { children, settledChildren } from './fixtures/hygiene';
-import { needsRoot, pidFrom } from './fixtures/helpers';
+import { needsRoot, pidFrom, plainEnv } from './fixtures/helpers';
 import './fixtures/actions';
 
 
 checkAction().then(() => {
   t.test('load: sequential, 50 concurrent and warm calls; all correct, nothing left behind', async (t) => {
     // `npm run stress`, smaller, in a plain Node: tap's per-child instrumentation would dominate 50 cold starts.
-    const env = { ...process.env };
-    delete env.NODE_OPTIONS;
+    const env = plainEnv();
     const res = spawnSync(process.execPath, [join(__dirname, '..', 'dist', 'bench', 'stress.js'), '10,50,5000'], { env, encoding: 'utf8' });
     t.equal(res.status, 0, 'stress exits 0', { stderr: res.stderr });
     const figures = JSON.parse(res.stdout.slice(0, res.stdout.lastIndexOf('}') + 1));

@@ -11,7 +11,7 @@ import t, { type Test } from 'tap';
 import { namespaceTypes, preinitPath, type NamespaceType } from '../lib/index';
 import { addon } from '../lib/native';
 import { createNamespaces, type CreateNamespacesOptions } from '../reexec/testing';
-import { asNobody, hookedReport, hookedReportWaiting, needsRoot, projectRoot } from './fixtures/helpers';
+import { asNobody, hookedReport, hookedReportWaiting, needsRoot, projectRoot, plainEnv } from './fixtures/helpers';
 
 const ino = (path: string) => statSync(path).ino;
 const own = hookedReport({});
@@ -280,8 +280,7 @@ t.test('under secure execution the hook does nothing', { skip: needsRoot }, asyn
 
 t.test('as an unprivileged user: joins an unprivileged user namespace with its own net, uts and mnt', { skip: needsRoot }, async (t) => {
   const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), join(__dirname, 'fixtures', 'unprivileged.ts')];
-  const env = { ...process.env };
-  delete env.NODE_OPTIONS;
+  const env = plainEnv();
   const res = asNobody(process.execPath, args, env);
   t.equal(res.status, 0, 'the child exits normally', { stderr: res.stderr });
   const { report, paths, target } = JSON.parse(res.stdout);

@@ -10,7 +10,7 @@ import { NamespaceWorker, ReexecError, checkAction, openNamespaceWorker, runReex
 import { prepareNamespaces, spawnReexec } from '../reexec/parent';
 import { READY_ACTION } from '../reexec/protocol';
 import { createNamespaces } from '../reexec/testing';
-import { gone, needsRoot, projectRoot } from './fixtures/helpers';
+import { gone, needsRoot, projectRoot, plainEnv } from './fixtures/helpers';
 import './fixtures/actions';
 
 const ino = (path: string) => statSync(path).ino;
@@ -175,8 +175,7 @@ void checkAction().then(() => {
   });
 
   t.test('target: a process we may not inspect is an error, not a silent no-op', { skip: needsRoot }, async (t) => {
-    const env = { ...process.env };
-    delete env.NODE_OPTIONS;
+    const env = plainEnv();
     const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), join(__dirname, 'fixtures', 'nobody-target.ts'), String(process.pid)];
     const res = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, ...args], { env, encoding: 'utf8' });
     t.same(JSON.parse(res.stdout), {
