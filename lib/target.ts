@@ -4,7 +4,7 @@
  * namespaces with one atomic `setns(pidfd, mask)`.
  */
 import { release } from 'node:os';
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { NamespaceSwitchError } from './errors';
 import { addon } from './native';
 import { type Namespace, type NamespaceType, isNamespaceType, namespaceTypes } from './namespaces';
@@ -62,7 +62,8 @@ export function resolveTarget(target: Target, pidfdSetns = kernelHasPidfdSetns()
     });
   }
   const close = () => addon.closeFd(opened.fd);
-  const wanted = types === 'all' ? namespaceTypes : namespaceTypes.filter((t) => types.includes(t));
+  // 'all' means all this kernel has (time namespaces came with Linux 5.6).
+  const wanted = types === 'all' ? namespaceTypes.filter((t) => existsSync(`/proc/self/ns/${t}`)) : namespaceTypes.filter((t) => types.includes(t));
   let chosen: NamespaceType[];
   try {
     // Already shared namespaces are skipped, as the hook does for paths.

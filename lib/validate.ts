@@ -47,7 +47,7 @@ export function validateNamespaces(namespaces: readonly Namespace[]): void {
     if (resolvesInTarget) continue;
     const res = addon.nsType(path);
     if ('errno' in res) {
-      const notNs = res.syscall === 'ioctl' && res.errno === ENOTTY;
+      const notNs = res.errno === ENOTTY; // a non-regular file (stat) or one the kernel does not know (ioctl)
       throw new NamespaceSwitchError(
         `package gons: invalid ${envVar} reference ${JSON.stringify(path)}: ${
           notNs ? 'not a namespace file' : addon.strerror(res.errno)}`,

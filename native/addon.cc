@@ -68,6 +68,14 @@ NAN_METHOD(NsType) {
     Nan::ThrowTypeError("nsType: invalid path");
     return;
   }
+  // Namespace files are regular files: never open a device, whose open may have side effects.
+  struct stat st;
+  if (stat(*path, &st) == 0 && !S_ISREG(st.st_mode)) {
+    Set(o, "errno", Nan::New(ENOTTY));
+    Set(o, "syscall", Str("stat"));
+    info.GetReturnValue().Set(o);
+    return;
+  }
   int fd = open(*path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) {
     Set(o, "errno", Nan::New(errno));

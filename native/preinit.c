@@ -184,9 +184,20 @@ static int plan(const char *order, struct step steps[NKINDS])
     return nsteps;
 }
 
-/* O_NONBLOCK: a FIFO must not hang the hook before main(); O_NOCTTY: nor a tty become ours. */
+/*
+ * Opens a namespace path. Namespace files (nsfs) are regular files; anything
+ * else (a device, a FIFO, a directory) is refused before it is opened, since
+ * opening some devices has side effects. O_NONBLOCK and O_NOCTTY guard the
+ * race where the path changes between the check and the open.
+ */
 static int open_step(struct step *s)
 {
+    struct stat st;
+    if (stat(s->path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        fail(s->kind->envvar, s->path, "stat", EINVAL, "package gons: invalid %s reference \"%s\": not a namespace file",
+             s->kind->envvar, s->path);
+        return -1;
+    }
     s->fd = open(s->path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (s->fd < 0) {
         int err = errno;
@@ -584,6 +595,7 @@ GONS_PREINIT_CONSTRUCTOR static void gons_preinit(void)
     const char *pid_envvar = "gons_pid", *pid_path = NULL;
     /* Any error so far (bad order, out of memory) means no switch at all. */
     if (!gons_preinit_state.err && (nsteps > 0 || join_target_now)) {
+        int was_dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         if (join_target_now) {
             pid_envvar = "gons_target_pidfd";
@@ -595,11 +607,15 @@ GONS_PREINIT_CONSTRUCTOR static void gons_preinit(void)
                 if (steps[i].kind->flag == CLONE_NEWPID)
                     pid_path = steps[i].path;
         }
-        prctl(PR_SET_DUMPABLE, gons_preinit_state.joined ? 0 : 1, 0, 0, 0);
+        /* Nothing joined: leave dumpable as the kernel set it (e.g. 0 for an unreadable binary). */
+        if (!gons_preinit_state.joined && was_dumpable >= 0)
+            prctl(PR_SET_DUMPABLE, was_dumpable, 0, 0, 0);
     }
 
     /* The parent-death signal is cleared by credential changes, so it comes after them. */
     pid_t parent_pid = parse_pid(parent);
+    if (parent && !parent_pid)
+        fail("gons_parent_pid", parent, "", EINVAL, "package gons: invalid gons_parent_pid \"%s\": not a pid", parent);
     if (parent_pid && (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != parent_pid))
         raise(SIGKILL);
     if (gons_preinit_state.joined & CLONE_NEWPID)

@@ -7,7 +7,8 @@ import { Socket } from 'node:net';
 import createDebug from 'debug';
 import { addon } from '../lib/native';
 import { hasTargetRoot, enterTargetRoot, leaveTargetRoot } from '../lib/root';
-import { status } from '../lib/status';
+import { hookState, status } from '../lib/status';
+import { isNamespaceType } from '../lib/namespaces';
 import { CHILD_FD, FrameReader, encodeFrame, writeFrame } from './channel';
 import { ReexecError, toWire } from './errors';
 import { ACTION_ENV, READY_ACTION, type Reply, type Request } from './protocol';
@@ -58,7 +59,19 @@ export async function checkAction(): Promise<void> {
   }
 }
 
+/**
+ * The gons_* variables the hook would have consumed: still there means it
+ * never ran (not preloaded, secure execution), so nothing was switched.
+ */
+const unswitched = Object.keys(process.env).find((k) => k === 'gons_target_pidfd' || (k.startsWith('gons_') && isNamespaceType(k.slice(5)) && process.env[k]));
+
 async function handle(req: Request): Promise<Reply> {
+  if (unswitched !== undefined && !hookState()) {
+    return { id: req.id, switchError: {
+      message: `package gons: the pre-init hook did not run, so ${unswitched} was not switched`,
+      envVar: unswitched, path: process.env[unswitched] ?? '', syscall: '', errno: 38 /* ENOSYS, as for the root handoff */,
+    } };
+  }
   const failed = status();
   if (failed) {
     return { id: req.id, switchError: { ...failed, errno: -failed.errno, message: failed.message } };

@@ -61,7 +61,15 @@ const wireFields = ['code', 'errno', 'syscall', 'path'] as const;
 
 /** Flattens whatever an action threw into a `WireError`. */
 export function toWire(err: unknown): WireError {
-  if (!(err instanceof Error)) return { name: 'Error', message: `non-error thrown: ${String(err)}` };
+  if (!(err instanceof Error)) {
+    let text: string;
+    try {
+      text = String(err);
+    } catch {
+      text = Object.prototype.toString.call(err); // e.g. Object.create(null)
+    }
+    return { name: 'Error', message: `non-error thrown: ${text}` };
+  }
   const wire: WireError = { name: err.name, message: err.message, stack: err.stack };
   const fields = err as unknown as Record<string, unknown>;
   for (const f of wireFields) {

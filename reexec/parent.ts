@@ -41,6 +41,8 @@ export interface ReexecOptions {
   output?: 'stderr' | 'ignore';
 }
 
+/** Node's timers take at most 2^31-1 ms; a longer timeout would fire at once. */
+export const MAX_TIMEOUT_MS = 0x7fffffff;
 /** How long a child may linger after its reply before it is killed (gons parity). */
 export const LINGER_MS = 1000;
 /** Grace between SIGTERM and SIGKILL when a call is timed out or aborted. */
@@ -67,8 +69,8 @@ export function checkCallable(name: string, where: string): void {
 
 /** Checks the options every re-execution shares. */
 export function checkReexecOptions(name: string, o: ReexecOptions): void {
-  if (o.timeout !== undefined && !(typeof o.timeout === 'number' && o.timeout > 0 && Number.isFinite(o.timeout))) {
-    throw Object.assign(new RangeError(`gons/reexec: action "${name}": timeout must be a positive number of milliseconds`), {
+  if (o.timeout !== undefined && !(typeof o.timeout === 'number' && o.timeout > 0 && o.timeout <= MAX_TIMEOUT_MS)) {
+    throw Object.assign(new RangeError(`gons/reexec: action "${name}": timeout must be a positive number of milliseconds, at most ${MAX_TIMEOUT_MS}`), {
       code: 'ERR_OUT_OF_RANGE',
     });
   }
@@ -138,6 +140,12 @@ export function reexecEnv(action: string, nsEnv: Record<string, string>, extra: 
   Object.assign(env, extra, nsEnv);
   env[ACTION_ENV] = action;
   env.gons_parent_pid = String(process.pid);
+  if (/[\s:]/.test(preinitPath)) {
+    // LD_PRELOAD cannot name such a path: the child would run unswitched.
+    throw Object.assign(new Error(`gons: cannot preload the hook from ${JSON.stringify(preinitPath)}: LD_PRELOAD paths cannot contain white space or ":"`), {
+      code: 'ERR_GONS_HOOK_PATH',
+    });
+  }
   env.LD_PRELOAD = [preinitPath, env.LD_PRELOAD].filter(Boolean).join(' ');
   return env;
 }
@@ -233,6 +241,7 @@ export async function runReexecAction<R = unknown>(name: string, options: Reexec
   if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
 
   const child = spawnReexec(name, options, prepareNamespaces(options));
+  if (child.pid === undefined) throw (await childEnded(child)).error; // e.g. EMFILE: no stdio either
   const stderr = collectOutput(child, options.output);
   const channel = child.stdio[3] as Duplex;
   let reply: Reply | undefined;

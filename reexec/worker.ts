@@ -50,6 +50,8 @@ export class NamespaceWorker extends EventEmitter {
   private readonly channel: Duplex;
   private readonly stderr: () => string;
   private readonly pending = new Map<number, Pending>();
+  /** Every call in flight, however it will settle (reply, timeout, abort, crash). */
+  private readonly inFlight = new Set<Promise<unknown>>();
   private nextId = 1;
   private ended: ReexecError | undefined;
   private closing: Promise<void> | undefined;
@@ -110,7 +112,7 @@ export class NamespaceWorker extends EventEmitter {
     }
     const { timeout, signal } = opts;
     if (signal?.aborted) return Promise.reject(new AbortError(undefined, { cause: signal.reason }));
-    return new Promise((resolve, reject) => {
+    const call = new Promise((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const onAbort = () => fail(new AbortError(undefined, { cause: signal?.reason }));
       const cleanup = () => {
@@ -142,6 +144,10 @@ export class NamespaceWorker extends EventEmitter {
       signal?.addEventListener('abort', onAbort, { once: true });
       writeFrame(this.channel, frame).catch(fail);
     });
+    const settled = call.catch(() => undefined);
+    this.inFlight.add(settled);
+    void settled.then(() => this.inFlight.delete(settled));
+    return call;
   }
 
   /**
@@ -169,11 +175,7 @@ export class NamespaceWorker extends EventEmitter {
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      await Promise.allSettled([...this.pending.values()].map((p) => new Promise((r) => {
-        const { resolve, reject } = p;
-        p.resolve = (v) => { resolve(v); r(v); };
-        p.reject = (e) => { reject(e); r(e); };
-      })));
+      await Promise.all(this.inFlight);
       this.channel.end();
       const kill = setTimeout(() => this.child.kill('SIGKILL'), CLOSE_GRACE_MS);
       await this.exited;
@@ -185,14 +187,14 @@ export class NamespaceWorker extends EventEmitter {
   /** Lets this process exit while the worker is idle and open. */
   unref(): this {
     this.child.unref();
-    (this.channel as Socket).unref?.();
+    for (const stream of this.child.stdio) (stream as Socket | null)?.unref?.();
     return this;
   }
 
   /** Keeps this process alive while the worker is open (the default). */
   ref(): this {
     this.child.ref();
-    (this.channel as Socket).ref?.();
+    for (const stream of this.child.stdio) (stream as Socket | null)?.ref?.();
     return this;
   }
 
@@ -211,7 +213,9 @@ export class NamespaceWorker extends EventEmitter {
 export async function openNamespaceWorker(options: NamespaceWorkerOptions = {}): Promise<NamespaceWorker> {
   checkCallable('', 'openNamespaceWorker');
   checkReexecOptions('', options);
-  const worker = new NamespaceWorker(spawnReexec(WORKER, options, prepareNamespaces(options)), options.output);
+  const child = spawnReexec(WORKER, options, prepareNamespaces(options));
+  if (child.pid === undefined) throw (await childEnded(child)).error; // e.g. EMFILE: no stdio either
+  const worker = new NamespaceWorker(child, options.output);
   try {
     await worker.call(READY_ACTION, undefined);
   } catch (err) {

@@ -360,16 +360,16 @@ t "path with quotes, backslash, control and non-ASCII bytes, %s" \
   --js 'j.path === file("path-odd") && j.message === `package gons: invalid gons_uts reference "${file("path-odd")}": No such file or directory`' \
   -- drv -f gons_uts="$WORK/path-odd"
 t "a directory as namespace" \
-  --expect "$(err_json $EINVAL gons_net setns 'package gons: cannot join gons_net using reference "/": Invalid argument')" \
+  --expect "$(err_json $EINVAL gons_net stat 'package gons: invalid gons_net reference "/": not a namespace file')" \
   --js 'j.path === "/" && j.dumpable === 1' -- drv gons_net=/
 t "/dev/null as namespace" \
-  --expect "$(err_json $EINVAL gons_uts setns 'package gons: cannot join gons_uts using reference "/dev/null": Invalid argument')" \
+  --expect "$(err_json $EINVAL gons_uts stat 'package gons: invalid gons_uts reference "/dev/null": not a namespace file')" \
   -- drv gons_uts=/dev/null
 t "a regular file as namespace" \
   --expect "$(err_json $EINVAL gons_cgroup setns)" --js "j.path === '$DRV'" -- drv gons_cgroup="$DRV"
 # open(2) of a FIFO would block until a writer shows up; the hook opens with O_NONBLOCK.
 mkfifo "$WORK/fifo"
-DRV_TIMEOUT=5 t "a FIFO as namespace: an error, no hang" --expect "$(err_json $EINVAL gons_net setns)" \
+DRV_TIMEOUT=5 t "a FIFO as namespace: an error, no hang" --expect "$(err_json $EINVAL gons_net stat)" \
   -- drv gons_net="$WORK/fifo"
 t "wrong type: gons_user=/proc/self/ns/net" \
   --expect "$(err_json $EINVAL gons_user setns 'package gons: cannot join gons_user using reference "/proc/self/ns/net": Invalid argument')" \
@@ -379,7 +379,7 @@ t "wrong type: gons_net=/proc/self/ns/uts" \
 t "opening up front (!) fails before any join" \
   --expect "$(err_json $ENOENT gons_net open)" -- drv gons_uts=/dev/null gons_net=/nonexistent 'gons_order=uts,!net'
 t "without ! a path is opened when its turn comes" \
-  --expect "$(err_json $EINVAL gons_uts setns)" -- drv gons_uts=/dev/null gons_net=/nonexistent gons_order=uts,net
+  --expect "$(err_json $EINVAL gons_uts stat)" -- drv gons_uts=/dev/null gons_net=/nonexistent gons_order=uts,net
 t "the default order opens every path up front" \
   --expect "$(err_json $ENOENT gons_net open)" -- drv gons_uts=/dev/null gons_net=/nonexistent
 t "the first failure wins (default order is user first)" \
@@ -397,8 +397,9 @@ for ok in 0 1; do
     -- drv gons_preserve_credentials=$ok gons_uts=/proc/self/ns/uts
 done
 
-for bad in abc 0 -1 -2147483648 12abc 0x10 '' 99999999999999999999 2147483648 4294967297; do
-  t "bad gons_parent_pid '$bad' is ignored" --expect "$no_error" \
+t "an empty gons_parent_pid is unset" --expect "$no_error" -- drv gons_parent_pid= gons_uts=/proc/self/ns/uts
+for bad in abc 0 -1 -2147483648 12abc 0x10 ' 1' +1 99999999999999999999 2147483648 4294967297; do
+  t "bad gons_parent_pid '$bad' is an error, not a silent no-op" --expect "$(err_json $EINVAL gons_parent_pid '')" \
     -- drv gons_parent_pid="$bad" gons_uts=/proc/self/ns/uts
 done
 t "gons_parent_pid that is not the parent: killed" --rc 137 -- drv gons_parent_pid=1
@@ -494,7 +495,7 @@ t "gons_target_types without gons_target_pidfd is ignored" --expect "$no_error" 
   -- drv gons_target_types=bogus,,
 
 t "every known gons_* variable is removed, others stay" \
-  --expect '{"err":0,"gons_env":{"gons_unknown":"1","GONS_NET":"x","gons_netx":"y","Gons_Uts":"z","gons_":""}}' \
+  --expect '{"err":22,"envvar":"gons_parent_pid","gons_env":{"gons_unknown":"1","GONS_NET":"x","gons_netx":"y","Gons_Uts":"z","gons_":""}}' \
   -- drv gons_order=uts gons_uts=/proc/self/ns/uts gons_user=/nonexistent gons_mnt=/nonexistent \
         gons_cgroup=/nonexistent gons_ipc=/nonexistent gons_net=/nonexistent gons_pid=/nonexistent \
         gons_time=/nonexistent gons_preserve_credentials=1 gons_parent_pid=abc \

@@ -58,6 +58,7 @@ checkAction().then(async () => {
     ['negative timeout', { timeout: -5 }, argErr('ERR_OUT_OF_RANGE')],
     ['zero timeout', { timeout: 0 }, argErr('ERR_OUT_OF_RANGE')],
     ['infinite timeout', { timeout: Infinity }, argErr('ERR_OUT_OF_RANGE')],
+    ['timeout beyond what Node timers take', { timeout: 2 ** 31 }, argErr('ERR_OUT_OF_RANGE')],
     ['timeout not a number', { timeout: '10' as unknown as number }, argErr('ERR_OUT_OF_RANGE')],
     ['bad output', { output: 'stdout' as 'stderr' }, argErr('ERR_INVALID_ARG_VALUE')],
     ['target and namespaces', { target: { pid: process.pid }, namespaces: [] }, argErr('ERR_INVALID_ARG_VALUE', /cannot be combined/)],

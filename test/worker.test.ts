@@ -7,7 +7,7 @@ import t from 'tap';
 import { NamespaceSwitchError } from '../lib/index';
 import { resolveTarget, kernelHasPidfdSetns } from '../lib/target';
 import { NamespaceWorker, ReexecError, checkAction, openNamespaceWorker, runReexecAction } from '../reexec/index';
-import { prepareNamespaces, spawnReexec } from '../reexec/parent';
+import { prepareNamespaces, reexecCommand, reexecEnv, spawnReexec } from '../reexec/parent';
 import { READY_ACTION } from '../reexec/protocol';
 import { createNamespaces } from '../reexec/testing';
 import { gone, needsRoot, projectRoot, plainEnv } from './fixtures/helpers';
@@ -25,6 +25,7 @@ void checkAction().then(() => {
     t.equal(await worker.run<number>('pid'), pid, 'the same child served them all');
     const params = Array.from({ length: 64 }, (_, i) => ({ value: { i, tag: `call-${i}` }, ms: (i * 7) % 20 }));
     t.same(await Promise.all(params.map((p) => worker.run('delayed-echo', p))), params.map((p) => p.value));
+    await t.rejects(worker.run('throw-null-proto'), { cause: { message: 'non-error thrown: [object Object]' } }, 'even an unprintable throw');
     const failed = await worker.run('fail-fs').catch((e) => e);
     t.match(failed, { code: 'ENOENT', action: 'fail-fs' }, "an action's error rejects only that call");
     t.equal(await worker.run('action'), 'done', 'the worker still serves');
@@ -93,6 +94,27 @@ void checkAction().then(() => {
     t.equal(worker.unref(), worker);
     t.equal(worker.ref(), worker);
     await worker.close();
+    const res = spawnSync(process.execPath, [...process.execArgv, join(__dirname, 'fixtures', 'unref-worker.ts')], { encoding: 'utf8', timeout: 20000 });
+    t.equal(res.status, 0, 'the program ended on its own', { stderr: res.stderr, signal: res.signal });
+    t.match(res.stdout, /^worker \d+ open\n$/);
+  });
+
+  t.test('close() also waits out a call that timed out in the caller but still runs in the child', async (t) => {
+    const worker = await openNamespaceWorker();
+    await t.rejects(worker.run('delayed-echo', { value: 1, ms: 300 }, { timeout: 50 }), { code: 'ETIMEDOUT' });
+    await worker.close();
+    await gone(worker.pid, 100);
+  });
+
+  t.test('a child whose hook never ran refuses to run actions', async (t) => {
+    const prepared = prepareNamespaces({ namespaces: [{ type: 'uts', path: '/proc/self/ns/uts' }] });
+    const env = { ...reexecEnv('(worker)', prepared.env), LD_PRELOAD: '' };
+    const child = spawn(process.execPath, reexecCommand(), { env, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+    const worker = new NamespaceWorker(child, 'ignore');
+    const err = await worker.call(READY_ACTION, undefined).catch((e) => e);
+    await worker.close();
+    t.type(err, NamespaceSwitchError);
+    t.match(err, { envVar: 'gons_uts', code: 'ENOSYS', message: 'package gons: the pre-init hook did not run, so gons_uts was not switched' });
   });
 
   t.test('a worker in namespaces, with the target root for a mount namespace', { skip: needsRoot }, async (t) => {
