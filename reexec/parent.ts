@@ -140,12 +140,14 @@ export function reexecEnv(action: string, nsEnv: Record<string, string>, extra: 
   Object.assign(env, extra, nsEnv);
   env[ACTION_ENV] = action;
   env.gons_parent_pid = String(process.pid);
+  /* c8 ignore start -- needs an installation under such a path */
   if (/[\s:]/.test(preinitPath)) {
     // LD_PRELOAD cannot name such a path: the child would run unswitched.
     throw Object.assign(new Error(`gons: cannot preload the hook from ${JSON.stringify(preinitPath)}: LD_PRELOAD paths cannot contain white space or ":"`), {
       code: 'ERR_GONS_HOOK_PATH',
     });
   }
+  /* c8 ignore stop */
   env.LD_PRELOAD = [preinitPath, env.LD_PRELOAD].filter(Boolean).join(' ');
   return env;
 }

@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, copyFileSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import t, { type Test } from 'tap';
 import { namespaceTypes, preinitPath, type NamespaceType } from '../lib/index';
@@ -242,6 +242,11 @@ t.test('a child in a foreign namespace is not dumpable', { skip: needsRoot }, as
     t.not(res.status, 0, `${file} is not readable`);
     t.match(res.stderr, /Permission denied/);
   }
+  // Nor attach to it: PTRACE_ATTACH (16) fails with EPERM (1).
+  const attach = `import ctypes, os; libc = ctypes.CDLL(None, use_errno=True); r = libc.ptrace(16, ${child.pid}, 0, 0); print(r, ctypes.get_errno())`;
+  await t.test('ptrace attach is refused', { skip: !existsSync('/usr/bin/python3') && 'no /usr/bin/python3 to try it with' }, async (t) => {
+    t.equal(asNobody('/usr/bin/python3', ['-c', attach]).stdout.trim(), '-1 1');
+  });
 });
 
 t.test('the hook removes itself and the gons_* variables from the environment', async (t) => {

@@ -3,6 +3,9 @@ import t from 'tap';
 import { enterTargetRoot, hasTargetRoot, leaveTargetRoot, namespaceEnv, namespaceTypes, status, validateNamespaces } from '../lib/index';
 import { envVarOf, isNamespaceType } from '../lib/namespaces';
 import { errnoName } from '../lib/errors';
+import * as gons from '../lib/index';
+import * as reexec from '../reexec/index';
+import * as testing from '../reexec/testing';
 
 t.test("namespaceTypes is gons's default order, plus time", async (t) => {
   t.same(namespaceTypes, ['user', 'mnt', 'cgroup', 'ipc', 'net', 'pid', 'time', 'uts']);
@@ -69,4 +72,16 @@ t.test('the root handoff needs the hook', async (t) => {
     message: 'package gons: cannot enter the root of the joined mount namespace: the pre-init hook is not loaded',
   });
   t.doesNotThrow(() => leaveTargetRoot(), 'leaving without entering does nothing');
+});
+
+t.test('the public API of gons, gons/reexec and gons/testing', async (t) => {
+  const names = (m: object) => Object.keys(m).filter((k) => (m as Record<string, unknown>)[k] !== undefined).sort();
+  t.same(names(gons), [
+    'NamespaceSwitchError', 'enterTargetRoot', 'hasTargetRoot', 'leaveTargetRoot', 'namespaceEnv', 'namespaceTypes',
+    'preinitPath', 'status', 'validateNamespaces',
+  ]);
+  t.same(names(reexec), [
+    'AbortError', 'NamespaceWorker', 'ReexecError', 'checkAction', 'openNamespaceWorker', 'register', 'runAction', 'runReexecAction',
+  ]);
+  t.same(names(testing), ['createNamespaces']);
 });
