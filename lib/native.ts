@@ -15,7 +15,6 @@ export interface HookState {
   message: string;
   /** CLONE_NEW* flags of the namespaces the hook joined. */
   joined: number;
-  rootMoved: boolean;
 }
 
 interface Addon {

@@ -42,7 +42,6 @@ NAN_METHOD(HookStateJs) {
   Set(o, "syscall", Str(st->syscall));
   Set(o, "message", Str(st->message));
   Set(o, "joined", Nan::New(static_cast<double>(st->joined)));
-  Set(o, "rootMoved", Nan::New(st->root_moved != 0));
   info.GetReturnValue().Set(o);
 }
 

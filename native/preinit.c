@@ -550,14 +550,8 @@ static void scrub_env(void)
 /* Parses a decimal pid; 0 when absent or malformed. */
 static pid_t parse_pid(const char *s)
 {
-    if (!s || !all_digits(s))
-        return 0;
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v <= 0 || v != (pid_t)v)
-        return 0;
-    return (pid_t)v;
+    int v = parse_int(s);
+    return v > 0 ? (pid_t)v : 0;
 }
 
 GONS_PREINIT_CONSTRUCTOR static void gons_preinit(void)
