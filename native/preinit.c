@@ -131,6 +131,18 @@ static const struct nskind *kind_by_name(const char *name, size_t len)
     return NULL;
 }
 
+/*
+ * One item of a comma list: its length in *len; returns the rest after the
+ * comma, or NULL after the last item. Every item counts, so an empty one (as
+ * after a trailing comma) is an unknown type, where gons would ignore a trailing one.
+ */
+static const char *next_item(const char *item, size_t *len)
+{
+    const char *comma = strchr(item, ',');
+    *len = comma ? (size_t)(comma - item) : strlen(item);
+    return comma ? comma + 1 : NULL;
+}
+
 static void free_steps(struct step *steps, int nsteps)
 {
     for (int i = 0; i < nsteps; i++)
@@ -154,9 +166,9 @@ static int plan(const char *order, struct step steps[NKINDS])
         }
         return nsteps;
     }
-    for (const char *item = order;; ) {
-        const char *end = strchr(item, ',');
-        size_t len = end ? (size_t)(end - item) : strlen(item);
+    for (const char *item = order, *rest; item; item = rest) {
+        size_t len;
+        rest = next_item(item, &len);
         int early = len > 0 && item[0] == '!';
         const char *name = item + early;
         size_t namelen = len - early;
@@ -177,9 +189,6 @@ static int plan(const char *order, struct step steps[NKINDS])
         char *path = dup_env(k->envvar);
         if (path)
             steps[nsteps++] = (struct step){k, early, path, -1};
-        if (!end)
-            break;
-        item = end + 1;
     }
     return nsteps;
 }
@@ -453,9 +462,9 @@ static int pidfd_of(const char *fdstr)
 static void join_target(int fd, const char *fdstr, const char *types, int preserve_credentials)
 {
     unsigned long mask = 0;
-    for (const char *item = types ? types : "";;) {
-        const char *end = strchr(item, ',');
-        size_t len = end ? (size_t)(end - item) : strlen(item);
+    for (const char *item = types ? types : "", *rest; item; item = rest) {
+        size_t len;
+        rest = next_item(item, &len);
         const struct nskind *k = kind_by_name(item, len);
         if (!k || (mask & (unsigned long)k->flag)) {
             fail("gons_target_types", types, "", EINVAL,
@@ -464,9 +473,6 @@ static void join_target(int fd, const char *fdstr, const char *types, int preser
             goto out;
         }
         mask |= (unsigned long)k->flag;
-        if (!end)
-            break;
-        item = end + 1;
     }
     if ((mask & CLONE_NEWNS) && keep_original_root("gons_target_pidfd", fdstr) != 0)
         goto out;
