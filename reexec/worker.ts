@@ -16,8 +16,11 @@ import { checkActionName, lookup } from './registry';
 
 const log = createDebug('gons:worker');
 
-/** Options of `openNamespaceWorker`. */
-export type NamespaceWorkerOptions = Pick<ReexecOptions, 'namespaces' | 'target' | 'env' | 'entry' | 'output'>;
+/**
+ * Options of `openNamespaceWorker`; `timeout` and `signal` bound the start
+ * (an entry that never calls `checkAction()` would never answer).
+ */
+export type NamespaceWorkerOptions = Pick<ReexecOptions, 'namespaces' | 'target' | 'env' | 'entry' | 'output' | 'timeout' | 'signal'>;
 
 /** Options of one worker call. */
 export interface RunOptions {
@@ -217,7 +220,7 @@ export async function openNamespaceWorker(options: NamespaceWorkerOptions = {}):
   if (child.pid === undefined) throw (await childEnded(child)).error; // e.g. EMFILE: no stdio either
   const worker = new NamespaceWorker(child, options.output);
   try {
-    await worker.call(READY_ACTION, undefined);
+    await worker.call(READY_ACTION, undefined, { timeout: options.timeout, signal: options.signal });
   } catch (err) {
     await worker.close();
     throw err;

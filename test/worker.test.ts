@@ -11,6 +11,7 @@ import { prepareNamespaces, reexecCommand, reexecEnv, spawnReexec } from '../ree
 import { READY_ACTION } from '../reexec/protocol';
 import { createNamespaces } from '../reexec/testing';
 import { gone, needsRoot, projectRoot, plainEnv } from './fixtures/helpers';
+import { settledChildren } from './fixtures/hygiene';
 import './fixtures/actions';
 
 const ino = (path: string) => statSync(path).ino;
@@ -104,6 +105,13 @@ void checkAction().then(() => {
     await t.rejects(worker.run('delayed-echo', { value: 1, ms: 300 }, { timeout: 50 }), { code: 'ETIMEDOUT' });
     await worker.close();
     await gone(worker.pid, 100);
+  });
+
+  t.test('the start of a worker can time out or be aborted; the child does not stay', async (t) => {
+    const entry = join(__dirname, 'fixtures', 'never-checks.ts');
+    await t.rejects(openNamespaceWorker({ entry, timeout: 1500, output: 'ignore' }), { code: 'ETIMEDOUT' });
+    await t.rejects(openNamespaceWorker({ entry, signal: AbortSignal.timeout(1500), output: 'ignore' }), { name: 'AbortError' });
+    t.same(await settledChildren(), [], 'both children were killed');
   });
 
   t.test('a child whose hook never ran refuses to run actions', async (t) => {
