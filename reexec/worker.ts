@@ -187,6 +187,15 @@ export class NamespaceWorker extends EventEmitter {
     return this.closing;
   }
 
+  /**
+   * Ends the worker at once (SIGKILL), for an action that will never settle:
+   * calls in flight reject with `ERR_GONS_WORKER_EXITED`. Resolves once it is gone.
+   */
+  async kill(): Promise<void> {
+    this.child.kill('SIGKILL');
+    await this.exited;
+  }
+
   /** Lets this process exit while the worker is idle and open. */
   unref(): this {
     this.child.unref();

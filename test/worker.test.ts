@@ -90,6 +90,16 @@ void checkAction().then(() => {
     await gone(pid, 100);
   });
 
+  t.test('kill() ends a worker whose action never settles', async (t) => {
+    const worker = await openNamespaceWorker();
+    const stuck = worker.run('hang', join(t.testdir({}), 'pid'));
+    const closing = worker.close(); // would wait for ever
+    await worker.kill();
+    await t.rejects(stuck, { code: 'ERR_GONS_WORKER_EXITED', signal: 'SIGKILL' });
+    await closing;
+    await gone(worker.pid, 100);
+  });
+
   t.test('unref() lets the parent exit with an idle worker', async (t) => {
     const worker = await openNamespaceWorker();
     t.equal(worker.unref(), worker);
