@@ -28,6 +28,14 @@ void Set(v8::Local<v8::Object> o, const char *key, v8::Local<v8::Value> v) {
   Nan::Set(o, Str(key), v).Check();
 }
 
+// { errno, syscall }: how the addon reports a failed call to the TypeScript side.
+v8::Local<v8::Object> Failure(int err, const char *syscall) {
+  v8::Local<v8::Object> o = Nan::New<v8::Object>();
+  Set(o, "errno", Nan::New(err));
+  Set(o, "syscall", Str(syscall));
+  return o;
+}
+
 // hookState(): null when the hook is not loaded (or did not run), else what it did.
 NAN_METHOD(HookStateJs) {
   const gons_preinit_state *st = HookState();
@@ -62,7 +70,6 @@ NAN_METHOD(NsType) {
     return;
   }
   Nan::Utf8String path(info[0]);
-  v8::Local<v8::Object> o = Nan::New<v8::Object>();
   if (*path == nullptr) {
     Nan::ThrowTypeError("nsType: invalid path");
     return;
@@ -70,26 +77,23 @@ NAN_METHOD(NsType) {
   // Namespace files are regular files: never open a device, whose open may have side effects.
   struct stat st;
   if (stat(*path, &st) == 0 && !S_ISREG(st.st_mode)) {
-    Set(o, "errno", Nan::New(ENOTTY));
-    Set(o, "syscall", Str("stat"));
-    info.GetReturnValue().Set(o);
+    info.GetReturnValue().Set(Failure(ENOTTY, "stat"));
     return;
   }
   int fd = open(*path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) {
-    Set(o, "errno", Nan::New(errno));
-    Set(o, "syscall", Str("open"));
-  } else {
-    int type = ioctl(fd, NS_GET_NSTYPE);
-    int err = errno;
-    close(fd);
-    if (type < 0) {
-      Set(o, "errno", Nan::New(err));
-      Set(o, "syscall", Str("ioctl"));
-    } else {
-      Set(o, "nstype", Nan::New(type));
-    }
+    info.GetReturnValue().Set(Failure(errno, "open"));
+    return;
   }
+  int type = ioctl(fd, NS_GET_NSTYPE);
+  int err = errno;
+  close(fd);
+  if (type < 0) {
+    info.GetReturnValue().Set(Failure(err, "ioctl"));
+    return;
+  }
+  v8::Local<v8::Object> o = Nan::New<v8::Object>();
+  Set(o, "nstype", Nan::New(type));
   info.GetReturnValue().Set(o);
 }
 
@@ -120,14 +124,13 @@ NAN_METHOD(ClaimChannel) {
 // pidfdOpen(pid): { fd } of a close-on-exec pidfd, or { errno, syscall }.
 NAN_METHOD(PidfdOpen) {
   int pid = Nan::To<int32_t>(info[0]).FromMaybe(0);
-  v8::Local<v8::Object> o = Nan::New<v8::Object>();
   int fd = pid > 0 ? static_cast<int>(syscall(SYS_pidfd_open, pid, 0)) : (errno = EINVAL, -1);
   if (fd < 0) {
-    Set(o, "errno", Nan::New(errno));
-    Set(o, "syscall", Str("pidfd_open"));
-  } else {
-    Set(o, "fd", Nan::New(fd));
+    info.GetReturnValue().Set(Failure(errno, "pidfd_open"));
+    return;
   }
+  v8::Local<v8::Object> o = Nan::New<v8::Object>();
+  Set(o, "fd", Nan::New(fd));
   info.GetReturnValue().Set(o);
 }
 

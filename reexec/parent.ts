@@ -207,6 +207,40 @@ export function terminate(child: ChildProcess): void {
   child.once('exit', () => clearTimeout(t));
 }
 
+/** A request as a frame; a param that cannot be cloned is a `ReexecError` before anything is sent. */
+export function encodeRequest(where: string, id: number, action: string, param: unknown): Buffer[] {
+  try {
+    return encodeFrame({ id, action, param });
+  } catch (err) {
+    throw new ReexecError(`gons/reexec: ${where}: param of action ${JSON.stringify(action)} cannot be cloned: ${(err as Error).message}`, {
+      action, code: 'ERR_GONS_NOT_CLONEABLE', cause: err,
+    });
+  }
+}
+
+/**
+ * Arms a call's `timeout` and `signal`: `onExpire` gets the `ETIMEDOUT`
+ * `ReexecError` or the `AbortError`, at most once. Returns the disarm.
+ */
+export function armDeadline(action: string, { timeout, signal }: { timeout?: number; signal?: AbortSignal }, onExpire: (err: Error) => void): () => void {
+  const onAbort = () => onExpire(new AbortError(undefined, { cause: signal?.reason }));
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const timer = timeout === undefined ? undefined : setTimeout(() => {
+    signal?.removeEventListener('abort', onAbort);
+    onExpire(new ReexecError(`gons/reexec: action ${JSON.stringify(action)} timed out after ${timeout} ms`, { action, code: 'ETIMEDOUT' }));
+  }, timeout);
+  return () => {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+  };
+}
+
+/** "was killed by SIGKILL; stderr: …": how a child ended, for error messages. */
+export function describeEnd({ code, signal }: ChildEnd, stderrTail: string): string {
+  const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+  return `${how}${stderrTail ? `; stderr: ${stderrTail.slice(-1024).trim()}` : ''}`;
+}
+
 /** Turns a reply into the call's value, or throws the error it carries. */
 export function settleReply(action: string, reply: Reply): unknown {
   if ('result' in reply) return reply.result;
@@ -231,16 +265,8 @@ export async function runReexecAction<R = unknown>(name: string, options: Reexec
     throw fail(name, 'ERR_GONS_UNREGISTERED_ACTION', `attempting to re-execute into unregistered action ${JSON.stringify(name)}`);
   }
   checkReexecOptions(name, options);
-  let frame: Buffer[];
-  try {
-    frame = encodeFrame({ id: 1, action: name, param: options.param });
-  } catch (err) {
-    throw new ReexecError(`gons/reexec: runReexecAction: param of action ${JSON.stringify(name)} cannot be cloned: ${(err as Error).message}`, {
-      action: name, code: 'ERR_GONS_NOT_CLONEABLE', cause: err,
-    });
-  }
-  const { signal, timeout } = options;
-  if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
+  const frame = encodeRequest('runReexecAction', 1, name, options.param);
+  if (options.signal?.aborted) throw new AbortError(undefined, { cause: options.signal.reason });
 
   const child = spawnReexec(name, options, prepareNamespaces(options));
   if (child.pid === undefined) throw (await childEnded(child)).error; // e.g. EMFILE: no stdio either
@@ -248,16 +274,10 @@ export async function runReexecAction<R = unknown>(name: string, options: Reexec
   const channel = child.stdio[3] as Duplex;
   let reply: Reply | undefined;
   let stopped: Error | undefined;
-
-  const stop = (err: Error) => {
+  const disarm = armDeadline(name, options, (err) => {
     stopped ??= err;
     terminate(child);
-  };
-  const onAbort = () => stop(new AbortError(undefined, { cause: signal?.reason }));
-  signal?.addEventListener('abort', onAbort, { once: true });
-  const timer = timeout === undefined ? undefined : setTimeout(() => stop(
-    new ReexecError(`gons/reexec: action ${JSON.stringify(name)} timed out after ${timeout} ms`, { action: name, code: 'ETIMEDOUT' }),
-  ), timeout);
+  });
 
   const reader = new FrameReader();
   const replied = new Promise<Reply>((resolve) => {
@@ -266,8 +286,7 @@ export async function runReexecAction<R = unknown>(name: string, options: Reexec
         if (reply) continue;
         reply = msg;
         // The result counts from now on; a child that lingers is killed (gons parity).
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
+        disarm();
         setTimeout(() => child.kill('SIGKILL'), LINGER_MS).unref();
         resolve(msg);
       }
@@ -278,20 +297,15 @@ export async function runReexecAction<R = unknown>(name: string, options: Reexec
 
   // The call settles with the reply; the child's exit (reaped by Node) need not be awaited.
   const ended = childEnded(child);
-  const first = await Promise.race([replied.then((r) => ({ reply: r })), ended.then((e) => ({ end: e }))]).finally(() => {
-    clearTimeout(timer);
-    signal?.removeEventListener('abort', onAbort);
-  });
+  const first = await Promise.race([replied.then((r) => ({ reply: r })), ended.then((e) => ({ end: e }))]).finally(disarm);
   if ('reply' in first && !stopped) return settleReply(name, first.reply) as R;
-  const { code: exitCode, signal: sig, error } = await ended;
-  if (error) throw error;
-  log('child %d of action %s ended: code %s, signal %s', child.pid, name, exitCode, sig);
+  const end = await ended;
+  if (end.error) throw end.error;
+  log('child %d of action %s ended: code %s, signal %s', child.pid, name, end.code, end.signal);
 
   if (stopped) throw stopped;
-  const how = sig ? `was killed by ${sig}` : `exited with code ${exitCode}`;
   const tail = stderr();
-  throw new ReexecError(
-    `gons/reexec: child of action ${JSON.stringify(name)} ${how} without a result${tail ? `; stderr: ${tail.slice(-1024).trim()}` : ''}`,
-    { action: name, code: 'ERR_GONS_CHILD_DIED', exitCode, signal: sig, stderr: tail },
-  );
+  throw new ReexecError(`gons/reexec: child of action ${JSON.stringify(name)} ${describeEnd(end, tail)} without a result`, {
+    action: name, code: 'ERR_GONS_CHILD_DIED', exitCode: end.code, signal: end.signal, stderr: tail,
+  });
 }

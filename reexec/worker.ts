@@ -8,9 +8,12 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import createDebug from 'debug';
-import { FrameReader, encodeFrame, writeFrame } from './channel';
+import { FrameReader, writeFrame } from './channel';
 import { AbortError, ReexecError } from './errors';
-import { type ReexecOptions, checkCallable, checkReexecOptions, childEnded, collectOutput, prepareNamespaces, settleReply, spawnReexec } from './parent';
+import {
+  type ReexecOptions, armDeadline, checkCallable, checkReexecOptions, childEnded, collectOutput, describeEnd, encodeRequest,
+  prepareNamespaces, settleReply, spawnReexec,
+} from './parent';
 import { READY_ACTION, type Reply } from './protocol';
 import { checkActionName, lookup } from './registry';
 
@@ -72,10 +75,10 @@ export class NamespaceWorker extends EventEmitter {
       for (const reply of reader.push(chunk) as Reply[]) this.settle(reply);
     });
     this.channel.on('error', (err) => log('worker %d channel error: %s', this.pid, err.message));
-    this.exited = childEnded(child).then(({ code, signal }) => {
-      const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+    this.exited = childEnded(child).then((end) => {
+      const { code, signal } = end;
       const tail = this.stderr();
-      this.ended = new ReexecError(`gons/reexec: namespace worker ${this.pid} ${how}${tail ? `; stderr: ${tail.slice(-1024).trim()}` : ''}`, {
+      this.ended = new ReexecError(`gons/reexec: namespace worker ${this.pid} ${describeEnd(end, tail)}`, {
         action: '', code: 'ERR_GONS_WORKER_EXITED', exitCode: code, signal, stderr: tail,
       });
       for (const [id, p] of this.pending) {
@@ -107,44 +110,30 @@ export class NamespaceWorker extends EventEmitter {
     const id = this.nextId++;
     let frame: Buffer[];
     try {
-      frame = encodeFrame({ id, action, param });
+      frame = encodeRequest('NamespaceWorker.run', id, action, param);
     } catch (err) {
-      return Promise.reject(new ReexecError(`gons/reexec: param of action ${JSON.stringify(action)} cannot be cloned: ${(err as Error).message}`, {
-        action, code: 'ERR_GONS_NOT_CLONEABLE', cause: err,
-      }));
+      return Promise.reject(err);
     }
-    const { timeout, signal } = opts;
-    if (signal?.aborted) return Promise.reject(new AbortError(undefined, { cause: signal.reason }));
+    if (opts.signal?.aborted) return Promise.reject(new AbortError(undefined, { cause: opts.signal.reason }));
     const call = new Promise((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const onAbort = () => fail(new AbortError(undefined, { cause: signal?.reason }));
-      const cleanup = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-      };
       const fail = (err: unknown) => {
         if (this.pending.delete(id)) {
-          cleanup();
+          disarm();
           reject(err);
         }
       };
+      const disarm = armDeadline(action, opts, fail);
       this.pending.set(id, {
         action,
         resolve: (v) => {
-          cleanup();
+          disarm();
           resolve(v);
         },
         reject: (e) => {
-          cleanup();
+          disarm();
           reject(e);
         },
       });
-      if (timeout !== undefined) {
-        timer = setTimeout(() => fail(new ReexecError(`gons/reexec: action ${JSON.stringify(action)} timed out after ${timeout} ms`, {
-          action, code: 'ETIMEDOUT',
-        })), timeout);
-      }
-      signal?.addEventListener('abort', onAbort, { once: true });
       writeFrame(this.channel, frame).catch(fail);
     });
     const settled = call.catch(() => undefined);
