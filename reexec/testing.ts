@@ -9,6 +9,7 @@ import type { Socket } from 'node:net';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import createDebug from 'debug';
+import { checkKeys } from '../lib/options';
 import { type Namespace, type NamespaceType, isNamespaceType, namespaceKinds, namespaceTypes } from '../lib/namespaces';
 
 const log = createDebug('gons:testing');
@@ -21,8 +22,10 @@ export interface CreateNamespacesOptions {
   hostname?: string;
   /**
    * Files (absolute path → content) that exist only inside the new mount
-   * namespace (needs `mnt`): each file's directory, which must exist, is
-   * covered there by a tmpfs of its own, hiding what it held.
+   * namespace (needs `mnt`), beside the existing contents of their directory
+   * (which must exist): the directory gets an overlay there whose upper layer
+   * is a tmpfs, so the host stays untouched. Mounts below that directory are
+   * not visible through the overlay; a file directly in `/` is refused.
    */
   files?: Record<string, string>;
   /** Seconds added to the monotonic and boot-time clocks of the new time namespace (needs `time`). */
@@ -41,20 +44,28 @@ export interface Namespaces {
   close(): Promise<void>;
 }
 
-/** The part of a tap test that `createNamespaces` uses. */
-export interface Teardownable {
-  teardown(fn: () => unknown): void;
-}
+/** The part of a test that `createNamespaces` uses: tap's `t.teardown` or node:test's `t.after`. */
+export type Teardownable = { teardown(fn: () => unknown): void } | { after(fn: () => unknown): void };
+
+const optionKeys = ['user', 'hostname', 'files', 'clockOffset'] as const;
 
 function usage(message: string): TypeError {
   return Object.assign(new TypeError(`gons/testing: createNamespaces: ${message}`), { code: 'ERR_INVALID_ARG_VALUE' });
 }
 
-// The holder: set the hostname, cover the files' directories with tmpfs,
-// report ready, then wait for its stdin to close (so it ends with its parent).
+// The holder: set the hostname, lay an overlay over each file's directory
+// (lower: the directory itself, kept open as fd 3 before a tmpfs covers it;
+// upper: that tmpfs), report ready, then wait for its stdin to close (so it
+// ends with its parent).
 const HOLDER_SCRIPT = `set -e
 if [ -n "$GONS_HOSTNAME" ]; then hostname "$GONS_HOSTNAME"; fi
-for d in "$@"; do mount -t tmpfs -o mode=0755 gons-testing "$d"; done
+for d in "$@"; do
+  exec 3<"$d"
+  mount -t tmpfs -o mode=0755 gons-testing "$d"
+  mkdir "$d/upper" "$d/work"
+  mount -t overlay -o "lowerdir=/proc/self/fd/3,upperdir=$d/upper,workdir=$d/work" gons-testing "$d"
+  exec 3<&-
+done
 echo ready
 read _ || true`;
 
@@ -66,6 +77,7 @@ function unshareArgs(types: NamespaceType[], o: CreateNamespacesOptions): string
 }
 
 function checkOptions(types: NamespaceType[], o: CreateNamespacesOptions): string[] {
+  checkKeys('gons/testing: createNamespaces', 'option', o, optionKeys);
   for (const t of types) if (!isNamespaceType(t)) throw usage(`unknown namespace type ${JSON.stringify(t)}`);
   if (o.hostname !== undefined && !types.includes('uts')) throw usage('hostname needs a uts namespace');
   if (o.clockOffset !== undefined && !(types.includes('time') && Number.isInteger(o.clockOffset))) {
@@ -73,7 +85,11 @@ function checkOptions(types: NamespaceType[], o: CreateNamespacesOptions): strin
   }
   const files = Object.keys(o.files ?? {});
   if (files.length && !types.includes('mnt')) throw usage('files need a mnt namespace');
-  for (const f of files) if (!isAbsolute(f)) throw usage(`file path ${JSON.stringify(f)} is not absolute`);
+  for (const f of files) {
+    if (!isAbsolute(f)) throw usage(`file path ${JSON.stringify(f)} is not absolute`);
+    // An overlay over / would hide every mount below it, /proc included.
+    if (dirname(f) === '/') throw usage(`file path ${JSON.stringify(f)} is directly in /: put it in a directory, e.g. /etc or /tmp`);
+  }
   return [...new Set(files.map((f) => dirname(f)))].sort();
 }
 
@@ -85,10 +101,21 @@ function holderPid(unsharePid: number): number {
   return pid;
 }
 
+/** The test's way to register `close()`, checked before anything is started. */
+function teardownOf(t: unknown): ((fn: () => unknown) => void) | undefined {
+  if (t === undefined) return undefined;
+  const test = t as { teardown?: unknown; after?: unknown };
+  if (typeof test?.teardown === 'function') return (fn) => (test.teardown as (fn: () => unknown) => void)(fn);
+  if (typeof test?.after === 'function') return (fn) => (test.after as (fn: () => unknown) => void)(fn);
+  throw Object.assign(new TypeError('gons/testing: createNamespaces: the first argument must be a test with teardown() (tap) or after() (node:test), or the list of types'), {
+    code: 'ERR_INVALID_ARG_TYPE',
+  });
+}
+
 /**
  * Creates new namespaces of the given types, held by a sleeping process
- * until `close()` (or until this process ends). Pass a tap test first to have
- * `close()` registered as its teardown.
+ * until `close()` (or until this process ends). Pass a tap or node:test test
+ * first to have `close()` registered as its teardown.
  */
 export function createNamespaces(types: NamespaceType[], options?: CreateNamespacesOptions): Promise<Namespaces>;
 export function createNamespaces(t: Teardownable, types: NamespaceType[], options?: CreateNamespacesOptions): Promise<Namespaces>;
@@ -98,6 +125,8 @@ export async function createNamespaces(
   const [t, typesArg, options = {}] = Array.isArray(args[0])
     ? [undefined, args[0], args[1] as CreateNamespacesOptions | undefined]
     : [args[0], args[1] as NamespaceType[], args[2]];
+  const teardown = teardownOf(t);
+  if (!Array.isArray(typesArg)) throw usage(`types must be an array of namespace types, not ${JSON.stringify(typesArg)}`);
   const wanted = new Set<NamespaceType>(typesArg);
   if (options.user) wanted.add('user');
   const types = namespaceTypes.filter((type) => wanted.has(type));
@@ -142,7 +171,9 @@ export async function createNamespaces(
       };
       const onExit = (code: number | null) => {
         done();
-        reject(new Error(`gons/testing: unshare ${types.join(' ')} failed (exit ${code}): ${stderr.trim()}`));
+        reject(Object.assign(new Error(`gons/testing: unshare ${types.join(' ')} failed (exit ${code}): ${stderr.trim()}`), {
+          code: 'ERR_GONS_UNSHARE_FAILED', exitCode: code, stderr,
+        }));
       };
       unshare.stdout.on('data', onData);
       unshare.on('exit', onExit);
@@ -166,7 +197,7 @@ export async function createNamespaces(
   for (const stream of [unshare.stdin, unshare.stdout, unshare.stderr]) (stream as unknown as Socket).unref();
   const paths = Object.fromEntries(types.map((type) => [type, `/proc/${pid}/ns/${type}`])) as Record<NamespaceType, string>;
   log('holder %d keeps %o', pid, paths);
-  t?.teardown(close);
+  teardown?.(close);
   return {
     pid,
     paths,

@@ -1,9 +1,12 @@
 /** gons/testing: createNamespaces' checks, failures and clean-up. */
-import { existsSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import { createNamespaces } from '../reexec/testing';
 
-import { needsRoot } from './fixtures/helpers';
+import { asNobody, gone, needsRoot, plainEnv } from './fixtures/helpers';
 
 t.test('bad options are rejected before anything is started', async (t) => {
   const bad: Array<[string[], object?, RegExp?]> = [
@@ -21,7 +24,7 @@ t.test('bad options are rejected before anything is started', async (t) => {
 
 t.test('a holder that cannot set up rejects with what unshare said', { skip: needsRoot }, async (t) => {
   await t.rejects(createNamespaces(['mnt'], { files: { '/nonexistent/gons/dir/file': 'x' } }), {
-    message: /unshare mnt failed \(exit \d+\): .*nonexistent/s,
+    message: /unshare mnt failed \(exit \d+\): .*nonexistent/s, code: 'ERR_GONS_UNSHARE_FAILED',
   });
 });
 
@@ -48,4 +51,68 @@ t.test('a missing unshare is a clear error', async (t) => {
   t.teardown(() => { process.env.PATH = path; });
   process.env.PATH = '/nonexistent';
   await t.rejects(createNamespaces(['net']), { code: 'ENOENT', syscall: 'spawn unshare' });
+});
+
+t.test('unknown option keys are refused, with the likely intended one', async (t) => {
+  await t.rejects(createNamespaces(['uts'], { hostName: 'x' } as never), {
+    name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', message: /unknown option key "hostName" \(did you mean "hostname"\?\)/,
+  });
+  await t.rejects(createNamespaces(['uts'], { bogus: 1 } as never), { code: 'ERR_INVALID_ARG_VALUE', message: /unknown option key "bogus"$/ });
+  await t.rejects(createNamespaces(['uts'], 'x' as never), { code: 'ERR_INVALID_ARG_TYPE' });
+});
+
+t.test('a test object is checked before anything is started', async (t) => {
+  // With no unshare on PATH, a spawn would fail with ENOENT: a TypeError proves nothing was spawned.
+  const path = process.env.PATH;
+  t.teardown(() => { process.env.PATH = path; });
+  process.env.PATH = '/nonexistent';
+  await t.rejects(createNamespaces({} as never, ['net']), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /teardown\(\) \(tap\) or after\(\) \(node:test\)/ });
+  await t.rejects(createNamespaces({ teardown: 1 } as never, ['net']), { code: 'ERR_INVALID_ARG_TYPE' });
+  await t.rejects(createNamespaces(t, 'net' as never), { code: 'ERR_INVALID_ARG_VALUE', message: /types must be an array/ });
+});
+
+t.test('files appear beside the directory\'s contents; the host stays untouched', { skip: needsRoot }, async (t) => {
+  const ns = await createNamespaces(t, ['mnt'], { files: { '/etc/gons-testing-file': 'inside', '/etc/ssl/gons-testing-too': 'deeper' } });
+  const root = `/proc/${ns.pid}/root`;
+  t.equal(readFileSync(`${root}/etc/gons-testing-file`, 'utf8'), 'inside');
+  t.equal(readFileSync(`${root}/etc/ssl/gons-testing-too`, 'utf8'), 'deeper');
+  t.equal(readFileSync(`${root}/etc/passwd`, 'utf8'), readFileSync('/etc/passwd', 'utf8'), 'the rest of /etc is still there');
+  t.same(readdirSync(`${root}/etc`).sort(), [...readdirSync('/etc'), 'gons-testing-file'].sort(), 'nothing else added or hidden');
+  t.ok(existsSync(`${root}/proc/self/ns/net`), '/proc is still there');
+  t.notOk(existsSync('/etc/gons-testing-file'), 'not on the host');
+  t.notOk(existsSync('/etc/ssl/gons-testing-too'), 'not on the host');
+});
+
+t.test('files as nobody, in a user namespace', { skip: needsRoot }, async (t) => {
+  const script = `
+    const { createNamespaces } = require(${JSON.stringify(join(__dirname, '..', 'dist', 'reexec', 'testing.js'))});
+    const { readFileSync, readdirSync } = require('node:fs');
+    createNamespaces(['mnt'], { user: true, files: { '/etc/gons-nobody': 'mine' } }).then(async (ns) => {
+      const root = '/proc/' + ns.pid + '/root';
+      console.log(JSON.stringify({ file: readFileSync(root + '/etc/gons-nobody', 'utf8'), passwd: readdirSync(root + '/etc').includes('passwd') }));
+      await ns.close();
+    });`;
+  const res = asNobody(process.execPath, ['-e', script], plainEnv());
+  t.equal(res.status, 0, 'exits 0', { stderr: res.stderr });
+  t.same(JSON.parse(res.stdout), { file: 'mine', passwd: true });
+});
+
+t.test('a file directly in / is refused: an overlay there would hide /proc', async (t) => {
+  await t.rejects(createNamespaces(['mnt'], { files: { '/gons-file': 'x' } }), {
+    name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', message: /is directly in \/: put it in a directory/,
+  });
+});
+
+t.test('works under node --test: createNamespaces(t, …) closes with t.after', { skip: needsRoot }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'gons-node-test-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const holderFile = join(dir, 'holder');
+  const res = spawnSync(process.execPath, ['--test', join(__dirname, 'fixtures', 'node-test-runner.mjs')], {
+    env: { ...plainEnv(), GONS_HOLDER_FILE: holderFile }, encoding: 'utf8',
+  });
+  t.equal(res.status, 0, 'node --test passes', { stdout: res.stdout, stderr: res.stderr });
+  t.match(res.stdout, /# pass 1/);
+  const pid = Number(readFileSync(holderFile, 'utf8'));
+  t.ok(pid > 0);
+  await gone(pid, 30000);
 });
