@@ -45,5 +45,16 @@ const buildDir = join(packageRoot(__dirname), 'build', 'Release');
 /** Absolute path of the pre-init hook, for `LD_PRELOAD`. */
 export const preinitPath: string = join(buildDir, 'gons_preinit.so');
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-export const addon: Addon = require(join(buildDir, 'gons.node'));
+/** Loads the addon; an install that skipped the build (`--ignore-scripts`) gets told how to build it. */
+export function loadAddon(dir = buildDir): Addon {
+  const file = join(dir, 'gons.node');
+  if (!existsSync(file) || !existsSync(join(dir, 'gons_preinit.so'))) {
+    throw Object.assign(new Error(`gons: the native part is not built (${file} is missing, e.g. after npm install --ignore-scripts): run \`npm rebuild gons\``), {
+      code: 'ERR_GONS_NOT_BUILT', path: file,
+    });
+  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require(file);
+}
+
+export const addon: Addon = loadAddon();
