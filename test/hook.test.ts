@@ -244,7 +244,8 @@ t.test('a child in a foreign namespace is not dumpable', { skip: needsRoot }, as
       t.teardown(() => writeFileSync(sysctl, saved));
       const child = await hookedReportWaiting({ gons_user: userns });
       writeFileSync(sysctl, saved);
-      t.teardown(child.end);
+      // A successful PTRACE_ATTACH (a failing test) leaves the child stopped: continue it before ending it.
+      t.teardown(() => { process.kill(child.pid, 'SIGCONT'); return child.end(); });
       t.equal(child.report.ids.uid, 0);
       // The owner of the user namespace (nobody) may not read the child's memory or environment.
       for (const file of ['environ', 'mem']) {
