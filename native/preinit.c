@@ -863,15 +863,18 @@ EXPORT int gons_preinit_leave_target_root(void)
  * libuv (process.dlopen) reads dlerror() after a failure, so a refusal leaves
  * a thread-local message that dlerror() returns once, like glibc's own.
  * glibc's internal loads (NSS, iconv) do not come through here; pin_nss
- * covers NSS.
+ * covers NSS. The pass-through calls compile to tail jumps (checked with
+ * objdump), so glibc still sees the real caller for its RUNPATH and $ORIGIN.
  */
 typedef void *(*dlopen_fn)(const char *, int);
 typedef void *(*dlmopen_fn)(Lmid_t, const char *, int);
 typedef char *(*dlerror_fn)(void);
 
-static __thread char *refusal;      /* pending, for the next dlerror() */
-static __thread char *refusal_shown; /* returned by dlerror(), freed on its next call */
-static __thread int refusal_pending;
+/* initial-exec: a preloaded library gets static TLS, and the hook stays libc-only (no __tls_get_addr). */
+#define THREAD_LOCAL __thread __attribute__((tls_model("initial-exec")))
+static THREAD_LOCAL char *refusal;       /* pending, for the next dlerror() */
+static THREAD_LOCAL char *refusal_shown; /* returned by dlerror(), freed on its next call */
+static THREAD_LOCAL int refusal_pending;
 
 static dlerror_fn real_dlerror(void)
 {
