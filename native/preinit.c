@@ -4,7 +4,14 @@
  * the process is still single-threaded, which is the only time the kernel lets
  * a process join mount, user and time namespaces. It speaks the environment
  * protocol of Go's github.com/thediveo/gons (gons_<type>, gons_order), plus
- * gons_time, gons_preserve_credentials and gons_parent_pid.
+ * gons_time, gons_preserve_credentials, gons_parent_pid, gons_target_pidfd,
+ * gons_target_types and gons_keep_fds.
+ *
+ * Against a hostile container whose namespaces the process joins, the hook
+ * also: ignores SIGUSR1 for good in this process (Node's inspector), closes
+ * inherited fds (gons_keep_fds), pins glibc's NSS to its built-in services
+ * (no module from the target's /lib), refuses dlopen() while the process sits
+ * on the target's root, and keeps the process non-dumpable.
  *
  * Nothing here may print, exit or abort on a bad environment: the outcome is
  * recorded in gons_preinit_state, and Node (lib/status.ts) reports it.
@@ -14,6 +21,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
+#include <nss.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -71,7 +80,7 @@ static const struct nskind {
 
 /* The protocol's other variables; removed from the environment like the kinds'. */
 static const char *const other_vars[] = {"gons_order", "gons_preserve_credentials", "gons_parent_pid",
-                                         "gons_target_pidfd", "gons_target_types"};
+                                         "gons_target_pidfd", "gons_target_types", "gons_keep_fds"};
 
 EXPORT struct gons_preinit_state gons_preinit_state = {
     GONS_PREINIT_VERSION, 0, 0, "", "", "", "", 0, 0,
@@ -439,6 +448,73 @@ static int parse_int(const char *s)
     return (int)v;
 }
 
+/* Closes fds lo..hi; close_range (Linux 5.9), else a loop bounded by RLIMIT_NOFILE. */
+static void close_fds(unsigned lo, unsigned hi)
+{
+    if (lo > hi || syscall(SYS_close_range, lo, hi, 0U) == 0)
+        return;
+    struct rlimit rl;
+    unsigned long limit = 1UL << 20; /* the kernel's default fs.nr_open */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < limit)
+        limit = (unsigned long)rl.rlim_cur;
+    for (unsigned long fd = lo; fd <= hi && fd < limit; fd++)
+        close((int)fd);
+}
+
+/* One item of gons_keep_fds: an fd number above 2, digits only; -1 otherwise. */
+static long keep_item(const char *s, size_t len)
+{
+    long v = 0;
+    if (len == 0 || len > 10)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v > 2 && v <= INT_MAX ? v : -1;
+}
+
+/* The smallest fd in the (valid) list that is >= from, or -1. */
+static long next_kept(const char *list, long from)
+{
+    long best = -1;
+    for (const char *item = *list ? list : NULL, *rest; item; item = rest) {
+        size_t len;
+        rest = next_item(item, &len);
+        long fd = keep_item(item, len);
+        if (fd >= from && (best < 0 || fd < best))
+            best = fd;
+    }
+    return best;
+}
+
+/*
+ * gons_keep_fds: fds a parent inherited without close-on-exec (a shell's
+ * "exec 300<dir") must not reach the child and the programs its actions run.
+ * When the variable is set, every fd above 2 not in its comma list is closed
+ * before the hook opens anything; "" keeps none. A malformed list fails
+ * closed: it is recorded (so nothing is joined) and every fd above 2 is
+ * closed, the channel included, since the list cannot be trusted to name it.
+ */
+static void keep_only_fds(const char *list)
+{
+    for (const char *item = *list ? list : NULL, *rest; item; item = rest) {
+        size_t len;
+        rest = next_item(item, &len);
+        if (keep_item(item, len) < 0) {
+            fail("gons_keep_fds", list, "", EINVAL,
+                 "package gons: invalid gons_keep_fds \"%s\": must be a comma list of fd numbers above 2", list);
+            close_fds(3, ~0U);
+            return;
+        }
+    }
+    long from = 3;
+    for (long fd; (fd = next_kept(list, from)) >= 0; from = fd + 1)
+        close_fds((unsigned)from, (unsigned)fd - 1);
+    close_fds((unsigned)from, ~0U);
+}
+
 /*
  * The fd number in gons_target_pidfd if it is a pidfd (of a live or dead
  * process), else -1: a hostile value must not make the hook close stdout.
@@ -489,6 +565,31 @@ static void join_target(int fd, const char *fdstr, const char *types, int preser
 out:
     if (gons_preinit_state.joined & CLONE_NEWNS)
         hand_back_root("gons_target_pidfd", fdstr);
+}
+
+/*
+ * glibc's NSS reads the current root's /etc/nsswitch.conf and dlopen()s the
+ * modules it names from the current root's /lib: inside the target's root a
+ * container could run its code in this privileged process through
+ * dns.lookup() or os.userInfo(). While the root is still the host's, pin every
+ * database to the services built into libc (glibc >= 2.34), which also stops
+ * glibc from reloading nsswitch.conf. Lookups still read the files of the
+ * root they run in (/etc/hosts, /etc/passwd, /etc/resolv.conf).
+ * The databases are glibc's own list (nss/databases.def).
+ */
+static void pin_nss(const char *envvar, const char *path)
+{
+    static const char *const dbs[] = {"aliases", "ethers", "group", "gshadow", "hosts", "initgroups", "netgroup",
+                                      "networks", "passwd", "protocols", "publickey", "rpc", "services", "shadow"};
+    for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
+        const char *services = strcmp(dbs[i], "hosts") == 0 ? "files dns" : "files";
+        if (__nss_configure_lookup(dbs[i], services) != 0) {
+            int err = errno;
+            fail(envvar, path, "__nss_configure_lookup", err,
+                 "package gons: cannot restrict the %s name service database to \"%s\"", dbs[i], services);
+            return;
+        }
+    }
 }
 
 /* Same file by device and inode; for LD_PRELOAD entries that spell our path differently. */
@@ -560,12 +661,95 @@ static pid_t parse_pid(const char *s)
     return v > 0 ? (pid_t)v : 0;
 }
 
+/*
+ * SIGUSR1 makes Node open its inspector (on loopback of the child's network
+ * namespace): anyone in the container who may signal the child could then
+ * run JavaScript in it. Node unblocks all signals at start-up, resets
+ * dispositions and installs its inspector handler with sigaction() after
+ * main(), so the hook ignores SIGUSR1 and interposes sigaction() and
+ * signal(): in the process the constructor ran in, SIGUSR1 stays ignored.
+ * Other processes (a child libuv forked that resets dispositions before
+ * exec) are let through, so programs an action runs get the default.
+ */
+static pid_t guarded_pid;
+
+typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
+typedef sighandler_t (*signal_fn)(int, sighandler_t);
+
+/* The next definition of a symbol after this library (libc's); resolved on first use. */
+static void *next_symbol(void **cache, const char *name)
+{
+    void *fn = __atomic_load_n(cache, __ATOMIC_ACQUIRE);
+    if (!fn) {
+        fn = dlsym(RTLD_NEXT, name);
+        __atomic_store_n(cache, fn, __ATOMIC_RELEASE);
+    }
+    return fn;
+}
+
+static sigaction_fn real_sigaction(void)
+{
+    static void *cache;
+    return (sigaction_fn)next_symbol(&cache, "sigaction");
+}
+
+static int guarding(int sig)
+{
+    pid_t pid = __atomic_load_n(&guarded_pid, __ATOMIC_ACQUIRE);
+    return sig == SIGUSR1 && pid != 0 && getpid() == pid;
+}
+
+/* Fails closed: a SIGUSR1 that cannot be ignored is recorded, so nothing is joined. */
+static void ignore_sigusr1(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    sigaction_fn fn = real_sigaction();
+    if (!fn || fn(SIGUSR1, &sa, NULL) != 0) {
+        int err = fn ? errno : ENOSYS;
+        fail("", "", "sigaction", err, "package gons: cannot ignore SIGUSR1: %s", strerror(err));
+    }
+}
+
+/* Installing an action for SIGUSR1 in the guarded process succeeds and changes nothing. */
+EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *oldact)
+{
+    sigaction_fn fn = real_sigaction();
+    if (!fn) {
+        errno = ENOSYS;
+        return -1;
+    }
+    return fn(sig, guarding(sig) ? NULL : act, oldact);
+}
+
+EXPORT sighandler_t signal(int sig, sighandler_t handler)
+{
+    static void *cache;
+    signal_fn fn = (signal_fn)next_symbol(&cache, "signal");
+    if (!fn) {
+        errno = ENOSYS;
+        return SIG_ERR;
+    }
+    if (guarding(sig)) {
+        struct sigaction old;
+        return sigaction(sig, NULL, &old) == 0 ? old.sa_handler : SIG_ERR;
+    }
+    return fn(sig, handler);
+}
+
 GONS_PREINIT_CONSTRUCTOR static void gons_preinit(void)
 {
     /* Under setuid or file capabilities the environment is not ours to trust. */
     if (getauxval(AT_SECURE))
         return;
     gons_preinit_state.ran = 1;
+    /* First, before anything is opened: fds the parent did not mean to pass. */
+    const char *keep_fds = getenv("gons_keep_fds");
+    if (keep_fds)
+        keep_only_fds(keep_fds);
+    ignore_sigusr1();
 
     char *order = dup_env("gons_order");
     char *preserve = dup_env("gons_preserve_credentials");
@@ -576,7 +760,9 @@ GONS_PREINIT_CONSTRUCTOR static void gons_preinit(void)
     struct step steps[NKINDS];
     int nsteps = -1, join_target_now = 0;
     int target_pidfd = target_fd ? pidfd_of(target_fd) : -1;
-    if (preserve && strcmp(preserve, "0") != 0 && !preserve_credentials)
+    if (gons_preinit_state.err)
+        ; /* gons_keep_fds or SIGUSR1 failed: nothing is joined */
+    else if (preserve && strcmp(preserve, "0") != 0 && !preserve_credentials)
         fail("gons_preserve_credentials", preserve, "", EINVAL,
              "package gons: invalid gons_preserve_credentials value \"%s\": must be 0 or 1", preserve);
     else if (!target_fd)
@@ -591,26 +777,38 @@ GONS_PREINIT_CONSTRUCTOR static void gons_preinit(void)
         join_target_now = 1;
     scrub_env();
 
-    /* Non-dumpable before the first join and again after credential changes reset it. */
-    const char *pid_envvar = "gons_pid", *pid_path = NULL;
+    const char *envvar = "gons_target_pidfd", *pid_path = target_fd, *mnt_path = target_fd;
     /* Any error so far (bad order, out of memory) means no switch at all. */
     if (!gons_preinit_state.err && (nsteps > 0 || join_target_now)) {
         int was_dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
-        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-        if (join_target_now) {
-            pid_envvar = "gons_target_pidfd";
-            pid_path = target_fd;
+        if (was_dumpable < 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+            int err = errno;
+            fail("", "", "prctl", err, "package gons: cannot make the process non-dumpable: %s", strerror(err));
+        } else if (join_target_now) {
             join_target(target_pidfd, target_fd, target_types, preserve_credentials);
         } else {
             join_all(steps, nsteps, preserve_credentials);
-            for (int i = 0; i < nsteps; i++)
+            envvar = NULL;
+            for (int i = 0; i < nsteps; i++) {
                 if (steps[i].kind->flag == CLONE_NEWPID)
                     pid_path = steps[i].path;
+                if (steps[i].kind->flag == CLONE_NEWNS)
+                    mnt_path = steps[i].path;
+            }
         }
-        /* Nothing joined: leave dumpable as the kernel set it (e.g. 0 for an unreadable binary). */
-        if (!gons_preinit_state.joined && was_dumpable >= 0)
-            prctl(PR_SET_DUMPABLE, was_dumpable, 0, 0, 0);
+        /*
+         * Credential changes (become_root) reset dumpable to fs.suid_dumpable:
+         * assert it again. Nothing joined: leave it as the kernel set it (e.g.
+         * 0 for an unreadable binary).
+         */
+        int dumpable = gons_preinit_state.joined ? 0 : was_dumpable;
+        if (was_dumpable >= 0 && prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0) != 0) {
+            int err = errno;
+            fail("", "", "prctl", err, "package gons: cannot make the process non-dumpable: %s", strerror(err));
+        }
     }
+    if (gons_preinit_state.joined & CLONE_NEWNS)
+        pin_nss(envvar ? envvar : "gons_mnt", mnt_path);
 
     /* The parent-death signal is cleared by credential changes, so it comes after them. */
     pid_t parent_pid = parse_pid(parent);
@@ -619,7 +817,9 @@ GONS_PREINIT_CONSTRUCTOR static void gons_preinit(void)
     if (parent_pid && (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != parent_pid))
         raise(SIGKILL);
     if (gons_preinit_state.joined & CLONE_NEWPID)
-        fork_into_pid_namespace(pid_envvar, pid_path);
+        fork_into_pid_namespace(envvar ? envvar : "gons_pid", pid_path);
+    /* From here on, this process (the one Node runs in) keeps SIGUSR1 ignored. */
+    __atomic_store_n(&guarded_pid, getpid(), __ATOMIC_RELEASE);
 
     /* The inherited pidfd, joined or not, must not leak into Node and its children. */
     if (target_pidfd >= 0)
@@ -641,7 +841,7 @@ EXPORT int gons_preinit_enter_target_root(void)
         return 0;
     int r = chroot_to(target_root_fd);
     if (r == 0)
-        gons_preinit_state.root_moved = 1;
+        __atomic_store_n(&gons_preinit_state.root_moved, 1, __ATOMIC_RELEASE);
     return r;
 }
 
@@ -653,6 +853,80 @@ EXPORT int gons_preinit_leave_target_root(void)
     if (r == 0 && fchdir(orig_cwd_fd) != 0)
         r = -errno;
     if (r == 0)
-        gons_preinit_state.root_moved = 0;
+        __atomic_store_n(&gons_preinit_state.root_moved, 0, __ATOMIC_RELEASE);
     return r;
+}
+
+/*
+ * While the process sits on the target's root, a dlopen() would load code
+ * from the container's filesystem into this privileged process: refused.
+ * libuv (process.dlopen) reads dlerror() after a failure, so a refusal leaves
+ * a thread-local message that dlerror() returns once, like glibc's own.
+ * glibc's internal loads (NSS, iconv) do not come through here; pin_nss
+ * covers NSS. The pass-through calls compile to tail jumps (checked with
+ * objdump), so glibc still sees the real caller for its RUNPATH and $ORIGIN.
+ */
+typedef void *(*dlopen_fn)(const char *, int);
+typedef void *(*dlmopen_fn)(Lmid_t, const char *, int);
+typedef char *(*dlerror_fn)(void);
+
+/* initial-exec: a preloaded library gets static TLS, and the hook stays libc-only (no __tls_get_addr). */
+#define THREAD_LOCAL __thread __attribute__((tls_model("initial-exec")))
+static THREAD_LOCAL char *refusal;       /* pending, for the next dlerror() */
+static THREAD_LOCAL char *refusal_shown; /* returned by dlerror(), freed on its next call */
+static THREAD_LOCAL int refusal_pending;
+
+static dlerror_fn real_dlerror(void)
+{
+    static void *cache;
+    return (dlerror_fn)next_symbol(&cache, "dlerror");
+}
+
+static int in_target_root(const char *file)
+{
+    return file && __atomic_load_n(&gons_preinit_state.root_moved, __ATOMIC_ACQUIRE);
+}
+
+static void *refuse(const char *file)
+{
+    dlerror_fn clear = real_dlerror();
+    if (clear)
+        clear(); /* an older error of glibc's must not be reported for this call */
+    free(refusal);
+    if (asprintf(&refusal, "gons: loading \"%s\" refused while inside the target's root filesystem", file) < 0)
+        refusal = NULL;
+    refusal_pending = 1;
+    return NULL;
+}
+
+EXPORT void *dlopen(const char *file, int mode)
+{
+    static void *cache;
+    if (in_target_root(file))
+        return refuse(file);
+    dlopen_fn fn = (dlopen_fn)next_symbol(&cache, "dlopen");
+    return fn ? fn(file, mode) : NULL;
+}
+
+EXPORT void *dlmopen(Lmid_t lmid, const char *file, int mode)
+{
+    static void *cache;
+    if (in_target_root(file))
+        return refuse(file);
+    dlmopen_fn fn = (dlmopen_fn)next_symbol(&cache, "dlmopen");
+    return fn ? fn(lmid, file, mode) : NULL;
+}
+
+EXPORT char *dlerror(void)
+{
+    if (!refusal_pending) {
+        dlerror_fn fn = real_dlerror();
+        return fn ? fn() : NULL;
+    }
+    refusal_pending = 0;
+    free(refusal_shown);
+    refusal_shown = refusal;
+    refusal = NULL;
+    return refusal_shown ? refusal_shown
+                         : (char *)"gons: loading refused while inside the target's root filesystem";
 }

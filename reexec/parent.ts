@@ -140,6 +140,8 @@ export function reexecEnv(action: string, nsEnv: Record<string, string>, extra: 
   Object.assign(env, extra, nsEnv);
   env[ACTION_ENV] = action;
   env.gons_parent_pid = String(process.pid);
+  // The hook closes every other inherited fd above 2: the channel (3) and a target's pidfd stay.
+  env.gons_keep_fds = ['3', nsEnv.gons_target_pidfd].filter(Boolean).join(',');
   /* c8 ignore start -- needs an installation under such a path */
   if (/[\s:]/.test(preinitPath)) {
     // LD_PRELOAD cannot name such a path: the child would run unswitched.

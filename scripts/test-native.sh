@@ -118,7 +118,7 @@ if (j) {
   }
   if (j.ran === 1) {
     const known = ['gons_user', 'gons_mnt', 'gons_cgroup', 'gons_ipc', 'gons_net', 'gons_pid', 'gons_time',
-      'gons_uts', 'gons_order', 'gons_preserve_credentials', 'gons_parent_pid', 'gons_target_pidfd',
+      'gons_uts', 'gons_order', 'gons_preserve_credentials', 'gons_parent_pid', 'gons_target_pidfd', 'gons_keep_fds',
       'gons_target_types'];
     const left = known.filter((k) => k in j.gons_env);
     if (left.length) problems.push(`not removed from the environment: ${left.join(', ')}`);
@@ -415,6 +415,17 @@ t "LD_PRELOAD: without the hook, unchanged" --expect '{"LD_PRELOAD":"/nonexisten
   -- drv -s LD_PRELOAD=/nonexistent/a.so:b.so
 t "LD_PRELOAD: only separators" --expect '{"LD_PRELOAD":null}' -- drv -s LD_PRELOAD=$' :\t\n::  '
 t "LD_PRELOAD: empty" --expect '{"LD_PRELOAD":null}' -- drv -s LD_PRELOAD=
+
+# gons_keep_fds is applied first: the fd -F opens (named by gons_target_pidfd) is closed before it is looked at.
+t "gons_keep_fds empty: every fd above 2 is closed first" \
+  --expect "$(err_json $EBADF gons_target_pidfd pidfd_send_signal)" --js 'j.target_fd_open === 0' \
+  -- drv gons_keep_fds= gons_target_types=net -F /dev/null
+t "gons_keep_fds malformed: recorded, nothing joined, every fd above 2 closed" \
+  --expect "$(err_json $EINVAL gons_keep_fds "" 'package gons: invalid gons_keep_fds "3,": must be a comma list of fd numbers above 2')" \
+  --js 'j.path === "3," && j.target_fd_open === 0' -- drv gons_keep_fds=3, gons_target_types=net -F /dev/null
+t "gons_keep_fds unset: fds are left alone" \
+  --expect "$(err_json $EBADF gons_target_pidfd pidfd_send_signal)" --js 'j.target_fd_open === 1' \
+  -- drv gons_target_types=net -F /dev/null
 t "LD_PRELOAD: without the hook, entries are normalized" --expect '{"LD_PRELOAD":"/nonexistent/a.so:/nonexistent/b.so:c.so"}' \
   -- drv -s LD_PRELOAD=$'  /nonexistent/a.so\t/nonexistent/b.so::c.so '
 t "LD_PRELOAD: other spellings of the hook (same file)" --expect '{"LD_PRELOAD":"libm.so.6"}' \

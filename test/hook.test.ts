@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, copyFileSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import t, { type Test } from 'tap';
 import { namespaceTypes, preinitPath, type NamespaceType } from '../lib/index';
@@ -21,7 +21,8 @@ t.test('the hook is plain C: libc only, no Node, V8 or libuv symbols', async (t)
   t.notMatch(undef, /node|v8|uv_|napi|Nan/i);
   const defined = execFileSync('nm', ['-D', '--defined-only', preinitPath], { encoding: 'utf8' });
   t.same(defined.trim().split('\n').map((l) => l.split(' ').at(-1)).sort(),
-    ['gons_preinit_enter_target_root', 'gons_preinit_leave_target_root', 'gons_preinit_state']);
+    ['dlerror', 'dlmopen', 'dlopen', 'gons_preinit_enter_target_root', 'gons_preinit_leave_target_root', 'gons_preinit_state',
+      'sigaction', 'signal'], 'its own interface and the interposed libc functions');
   const needed = execFileSync('readelf', ['-d', preinitPath], { encoding: 'utf8' }).match(/\(NEEDED\).*\[(.*)\]/g);
   t.same(needed?.map((l) => l.replace(/.*\[(.*)\]/, '$1')), ['libc.so.6']);
 });
@@ -233,20 +234,32 @@ t.test('credentials in a joined user namespace', { skip: needsRoot }, async (t) 
 
 t.test('a child in a foreign namespace is not dumpable', { skip: needsRoot }, async (t) => {
   const userns = await nobodysUserNamespace(t);
-  const child = await hookedReportWaiting({ gons_user: userns });
-  t.teardown(child.end);
-  t.equal(child.report.ids.uid, 0);
-  // The owner of the user namespace (nobody) may not read the child's memory or environment.
-  for (const file of ['environ', 'mem']) {
-    const res = asNobody('head', ['-c', '1', `/proc/${child.pid}/${file}`]);
-    t.not(res.status, 0, `${file} is not readable`);
-    t.match(res.stderr, /Permission denied/);
+  // Becoming root of the user namespace (setresuid) resets dumpable to fs.suid_dumpable: with 1 the
+  // child would be dumpable again unless the hook re-asserts it. The sysctl is global: restored at once.
+  const sysctl = '/proc/sys/fs/suid_dumpable';
+  const saved = readFileSync(sysctl, 'utf8');
+  for (const suidDumpable of ['0', '1']) {
+    await t.test(`with fs.suid_dumpable = ${suidDumpable}`, async (t) => {
+      writeFileSync(sysctl, suidDumpable);
+      t.teardown(() => writeFileSync(sysctl, saved));
+      const child = await hookedReportWaiting({ gons_user: userns });
+      writeFileSync(sysctl, saved);
+      // A successful PTRACE_ATTACH (a failing test) leaves the child stopped: continue it before ending it.
+      t.teardown(() => { process.kill(child.pid, 'SIGCONT'); return child.end(); });
+      t.equal(child.report.ids.uid, 0);
+      // The owner of the user namespace (nobody) may not read the child's memory or environment.
+      for (const file of ['environ', 'mem']) {
+        const res = asNobody('head', ['-c', '1', `/proc/${child.pid}/${file}`]);
+        t.not(res.status, 0, `${file} is not readable`);
+        t.match(res.stderr, /Permission denied/);
+      }
+      // Nor attach to it: PTRACE_ATTACH (16) fails with EPERM (1).
+      const attach = `import ctypes, os; libc = ctypes.CDLL(None, use_errno=True); r = libc.ptrace(16, ${child.pid}, 0, 0); print(r, ctypes.get_errno())`;
+      await t.test('ptrace attach is refused', { skip: !existsSync('/usr/bin/python3') && 'no /usr/bin/python3 to try it with' }, async (t) => {
+        t.equal(asNobody('/usr/bin/python3', ['-c', attach]).stdout.trim(), '-1 1');
+      });
+    });
   }
-  // Nor attach to it: PTRACE_ATTACH (16) fails with EPERM (1).
-  const attach = `import ctypes, os; libc = ctypes.CDLL(None, use_errno=True); r = libc.ptrace(16, ${child.pid}, 0, 0); print(r, ctypes.get_errno())`;
-  await t.test('ptrace attach is refused', { skip: !existsSync('/usr/bin/python3') && 'no /usr/bin/python3 to try it with' }, async (t) => {
-    t.equal(asNobody('/usr/bin/python3', ['-c', attach]).stdout.trim(), '-1 1');
-  });
 });
 
 t.test('the hook removes itself and the gons_* variables from the environment', async (t) => {
@@ -295,4 +308,3 @@ t.test('as an unprivileged user: joins an unprivileged user namespace with its o
   t.equal(report.hostname, 'gons-nobody');
   t.same(report.inTarget.files, { [target]: 'nobody was here' });
 });
-
