@@ -13,10 +13,10 @@ import { preinitPath } from '../lib/native';
 import { type Namespace, namespaceEnv } from '../lib/namespaces';
 import { type Target, resolveTarget } from '../lib/target';
 import { validateNamespaces } from '../lib/validate';
-import { FrameReader, encodeFrame, writeFrame } from './channel';
+import { FrameReader, ProtocolError, checkMaxMessageBytes, encodeFrame, writeFrame } from './channel';
 import { isReexecChild, reexecEnabled } from './child';
 import { AbortError, ReexecError, fromWire } from './errors';
-import { ACTION_ENV, type Reply } from './protocol';
+import { ACTION_ENV, type Reply, asReply } from './protocol';
 import { checkActionName, lookup } from './registry';
 
 const log = createDebug('gons:reexec');
@@ -39,6 +39,8 @@ export interface ReexecOptions {
   signal?: AbortSignal;
   /** Where the child's stdout and stderr go: this process's stderr (the default), or nowhere. Never its stdout. */
   output?: 'stderr' | 'ignore';
+  /** Bound of one message from the child, in bytes (default 256 MiB); a larger frame is `ERR_GONS_PROTOCOL`. */
+  maxMessageBytes?: number;
 }
 
 /** Node's timers take at most 2^31-1 ms; a longer timeout would fire at once. */
@@ -84,6 +86,7 @@ export function checkReexecOptions(name: string, o: ReexecOptions): void {
   if (o.output !== undefined && o.output !== 'stderr' && o.output !== 'ignore') {
     throw Object.assign(new TypeError(`gons/reexec: action "${name}": output must be 'stderr' or 'ignore'`), { code: 'ERR_INVALID_ARG_VALUE' });
   }
+  checkMaxMessageBytes(`action "${name}"`, (o as ReexecOptions).maxMessageBytes);
   if (o.namespaces !== undefined && o.target !== undefined) {
     throw Object.assign(new TypeError(`gons/reexec: action "${name}": namespaces and target cannot be combined`), {
       code: 'ERR_INVALID_ARG_VALUE',
@@ -241,6 +244,40 @@ export function describeEnd({ code, signal }: ChildEnd, stderrTail: string): str
   return `${how}${stderrTail ? `; stderr: ${stderrTail.slice(-1024).trim()}` : ''}`;
 }
 
+/**
+ * Reads replies off a child's channel, which the child (inside an untrusted
+ * container) may fill with anything: each well-formed reply goes to
+ * `onReply`; the first malformed frame (bad bytes, too large, not a reply)
+ * SIGKILLs the child and goes to `onBroken` as an `ERR_GONS_PROTOCOL`
+ * `ReexecError`. Nothing throws out of the event handler.
+ */
+export function readReplies(child: ChildProcess, action: string, maxMessageBytes: number | undefined,
+  onReply: (reply: Reply) => void, onBroken: (err: ReexecError) => void): void {
+  const reader = new FrameReader(maxMessageBytes);
+  let broken = false;
+  const breakOff = (err: Error) => {
+    if (broken) return;
+    broken = true;
+    log('child %d broke the protocol: %s', child.pid, err.message);
+    child.kill('SIGKILL');
+    onBroken(new ReexecError(`gons/reexec: child of ${action} broke the protocol: ${err.message}`, {
+      action, code: 'ERR_GONS_PROTOCOL', cause: err,
+    }));
+  };
+  (child.stdio[3] as Duplex).on('data', (chunk: Buffer) => {
+    try {
+      for (const msg of reader.push(chunk)) {
+        if (broken) return;
+        const reply = asReply(msg);
+        if (!reply) throw new ProtocolError('malformed reply');
+        onReply(reply);
+      }
+    } catch (err) {
+      breakOff(err as Error);
+    }
+  });
+}
+
 /** Turns a reply into the call's value, or throws the error it carries. */
 export function settleReply(action: string, reply: Reply): unknown {
   if ('result' in reply) return reply.result;
@@ -279,18 +316,16 @@ export async function runReexecAction<R = unknown>(name: string, options: Reexec
     terminate(child);
   });
 
-  const reader = new FrameReader();
-  const replied = new Promise<Reply>((resolve) => {
-    channel.on('data', (chunk: Buffer) => {
-      for (const msg of reader.push(chunk) as Reply[]) {
-        if (reply) continue;
-        reply = msg;
-        // The result counts from now on; a child that lingers is killed (gons parity).
-        disarm();
-        setTimeout(() => child.kill('SIGKILL'), LINGER_MS).unref();
-        resolve(msg);
-      }
-    });
+  const replied = new Promise<Reply | ReexecError>((resolve) => {
+    readReplies(child, JSON.stringify(name), options.maxMessageBytes, (msg) => {
+      if (reply) throw new ProtocolError(`duplicate reply for call ${msg.id}`);
+      if (msg.id !== 1) throw new ProtocolError(`reply for unknown call ${msg.id}`);
+      reply = msg;
+      // The result counts from now on; a child that lingers is killed (gons parity).
+      disarm();
+      setTimeout(() => child.kill('SIGKILL'), LINGER_MS).unref();
+      resolve(msg);
+    }, resolve);
   });
   channel.on('error', (err) => log('channel error: %s', err.message));
   writeFrame(channel, frame).then(() => channel.end(), (err) => log('cannot send request: %s', err.message));
@@ -298,7 +333,10 @@ export async function runReexecAction<R = unknown>(name: string, options: Reexec
   // The call settles with the reply; the child's exit (reaped by Node) need not be awaited.
   const ended = childEnded(child);
   const first = await Promise.race([replied.then((r) => ({ reply: r })), ended.then((e) => ({ end: e }))]).finally(disarm);
-  if ('reply' in first && !stopped) return settleReply(name, first.reply) as R;
+  if ('reply' in first && !stopped) {
+    if (first.reply instanceof ReexecError) throw first.reply;
+    return settleReply(name, first.reply) as R;
+  }
   const end = await ended;
   if (end.error) throw end.error;
   log('child %d of action %s ended: code %s, signal %s', child.pid, name, end.code, end.signal);
