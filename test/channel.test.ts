@@ -103,7 +103,7 @@ void checkAction().then(() => {
     t.equal(await worker.run('delayed-echo', { value: 2, ms: 400 }), 2);
   });
 
-  t.test('maxMessageBytes bounds a reply (the default's 64 MiB round trip is in reexec.test.ts)', async (t) => {
+  t.test('maxMessageBytes bounds a reply (the default 64 MiB round trip is in reexec.test.ts)', async (t) => {
     await t.rejects(runReexecAction('echo', { param: Buffer.alloc(2 << 20), maxMessageBytes: 1 << 20 }), {
       code: 'ERR_GONS_PROTOCOL', message: /exceeds maxMessageBytes \(1048576\)/,
     });
