@@ -16,6 +16,7 @@ import { validateNamespaces } from '../lib/validate';
 import { FrameReader, ProtocolError, checkMaxMessageBytes, encodeFrame, writeFrame } from './channel';
 import { isReexecChild, reexecEnabled } from './child';
 import { AbortError, ReexecError, fromWire } from './errors';
+import { childExecArgv, sanitizeChildEnv } from './flags';
 import { ACTION_ENV, type Reply, asReply } from './protocol';
 import { checkActionName, lookup } from './registry';
 
@@ -120,9 +121,9 @@ export function prepareNamespaces(o: Pick<ReexecOptions, 'namespaces' | 'target'
   };
 }
 
-/** The command line that re-executes this program: same Node, same flags (minus inspectors), same main and args. */
+/** The command line that re-executes this program: same Node, same flags (only the safe ones, see flags.ts), same main and args. */
 export function reexecCommand(entry?: string | URL): string[] {
-  const flags = process.execArgv.filter((a) => !/^--(inspect|debug)/.test(a));
+  const flags = childExecArgv();
   if (entry !== undefined) {
     const file = entry instanceof URL || entry.startsWith('file:') ? fileURLToPath(entry) : resolvePath(entry);
     return [...flags, file];
@@ -162,7 +163,7 @@ export function spawnReexec(action: string, o: Pick<ReexecOptions, 'env' | 'entr
     log('re-executing %s for action %s with %o', args.at(-1), action, prepared.env);
     const stdio: StdioOptions = ['ignore', 'pipe', 'pipe', 'pipe'];
     if (prepared.pidfd !== undefined) stdio[TARGET_FD] = prepared.pidfd;
-    return spawn(process.execPath, args, { env: reexecEnv(action, prepared.env, o.env), stdio });
+    return spawn(process.execPath, args, { env: sanitizeChildEnv(reexecEnv(action, prepared.env, o.env)), stdio });
   } finally {
     prepared.close();
   }

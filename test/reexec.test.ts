@@ -314,3 +314,25 @@ void checkAction().then(() => {
     t.same(JSON.parse(res.stdout), { hostname: 'gons-nobody', uid: 0, inodesMatch: true });
   });
 });
+
+t.test('flags and variables that make Node listen or write files do not reach the child', { skip: needsRoot }, async (t) => {
+  const dir = t.testdir({});
+  const risky = [
+    '--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${dir}`, '--heapsnapshot-signal=SIGUSR2',
+    `--diagnostic-dir=${dir}`, '--cpu-prof', '--cpu-prof-dir', dir, `--redirect-warnings=${dir}/warnings.txt`,
+  ];
+  const nodeOptions = `${process.env.NODE_OPTIONS ?? ''} --inspect=127.0.0.1:0 "--heap-prof" --heap-prof-dir "${dir}" --trace-event-file-pattern x --trace-events-enabled --max-old-space-size=200`;
+  const res = spawnSync(process.execPath, [...process.execArgv, ...risky, join(__dirname, 'fixtures', 'flags-parent.ts'), dir], {
+    env: { ...process.env, NODE_OPTIONS: nodeOptions, NODE_REDIRECT_WARNINGS: `${dir}/warnings.txt` }, encoding: 'utf8',
+  });
+  t.equal(res.status, 0, 'the parent ran', { stderr: res.stderr });
+  const out = JSON.parse(res.stdout);
+  t.same(out.seen.listening, [], 'nothing listens in the child\'s net namespace');
+  t.same(out.written, [], 'no report, profile, snapshot or warnings file');
+  t.same(out.signalled, { code: null, signal: 'SIGUSR2' }, 'the report signal just ends the child');
+  t.equal(out.seen.redirect, null);
+  t.notMatch(out.seen.nodeOptions, /inspect|heap-prof|trace-event|--\S*dir/);
+  t.match(out.seen.nodeOptions, /max-old-space-size=200/, 'harmless options stay');
+  t.notMatch(out.seen.execArgv.join(' '), /report|heapsnapshot|diagnostic|prof|redirect/);
+  t.equal(out.seen.execArgv.includes('--disable-sigusr1'), process.allowedNodeEnvironmentFlags.has('--disable-sigusr1'));
+});
