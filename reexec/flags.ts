@@ -22,7 +22,7 @@ const withValue = new Set([
   '--require', '-r', '--import', '--loader', '--experimental-loader', '--conditions', '-C',
   '--max-old-space-size', '--max-semi-space-size', '--stack-size', '--stack-trace-limit',
   '--unhandled-rejections', '--dns-result-order', '--disable-warning', '--experimental-default-type',
-  '--title', '--max-http-header-size', '--disable-proto', '--v8-pool-size', '--input-type',
+  '--title', '--max-http-header-size', '--disable-proto', '--v8-pool-size', '--input-type', '--test-name-pattern', '--test-skip-pattern',
 ]);
 
 /** Allowed flags without a value; `--no-<flag>` is allowed with them. */
@@ -37,7 +37,7 @@ const boolean = new Set([
   '--experimental-websocket', '--experimental-eventsource', '--experimental-fetch', '--experimental-sqlite',
   '--experimental-shadow-realm', '--experimental-async-context-frame', '--async-context-frame', '--experimental-addon-modules',
   '--experimental-print-required-tla', '--experimental-wasi-unstable-preview1', '--use-openssl-ca', '--use-bundled-ca',
-  '--use-system-ca', '--force-fips', '--enable-fips', '--openssl-legacy-provider', '--openssl-shared-config',
+  '--test-only', '--use-system-ca', '--force-fips', '--enable-fips', '--openssl-legacy-provider', '--openssl-shared-config',
 ]);
 
 /** Environment variables that make Node write files or otherwise act on its own: never passed to a child. */

@@ -14,6 +14,7 @@ import { NamespaceSwitchError } from '../lib/index';
 import { AbortError, ReexecError, checkAction, register, runReexecAction } from '../reexec/index';
 import { encodeFrame } from '../reexec/channel';
 import { prepareNamespaces, reexecCommand, spawnReexec } from '../reexec/parent';
+import { filterFlags, formatNodeOptions, parseNodeOptions, sanitizeChildEnv } from '../reexec/flags';
 import { createNamespaces } from '../reexec/testing';
 import { eventually, gone, needsRoot, pidFrom, projectRoot, plainEnv } from './fixtures/helpers';
 import { settledChildren } from './fixtures/hygiene';
@@ -244,13 +245,14 @@ void checkAction().then(() => {
     t.ok(seen.maps, 'the hook and the user preload were both loaded');
   });
 
-  t.test('re-execution uses the same Node flags, minus inspectors', async (t) => {
+  t.test('re-execution uses the same Node flags, minus those that listen or write files', async (t) => {
     const saved = [...process.execArgv];
     t.teardown(() => process.execArgv.splice(0, process.execArgv.length, ...saved));
     process.execArgv.push('--inspect=0', '--inspect-brk', '--max-old-space-size=100');
     const cmd = reexecCommand();
     t.same(cmd.slice(0, saved.length), saved);
-    t.same(cmd.slice(saved.length), ['--max-old-space-size=100', ...process.argv.slice(1)]);
+    const sigusr1 = process.allowedNodeEnvironmentFlags.has('--disable-sigusr1') ? ['--disable-sigusr1'] : [];
+    t.same(cmd.slice(saved.length), ['--max-old-space-size=100', ...sigusr1, ...process.argv.slice(1)]);
     t.equal(reexecCommand(new URL(`file://${actionsEntry}`)).at(-1), actionsEntry);
     t.equal(reexecCommand('test/fixtures/actions.ts').at(-1), actionsEntry, 'a relative entry is resolved');
     const argv = [...process.argv];
@@ -335,4 +337,17 @@ t.test('flags and variables that make Node listen or write files do not reach th
   t.match(out.seen.nodeOptions, /max-old-space-size=200/, 'harmless options stay');
   t.notMatch(out.seen.execArgv.join(' '), /report|heapsnapshot|diagnostic|prof|redirect/);
   t.equal(out.seen.execArgv.includes('--disable-sigusr1'), process.allowedNodeEnvironmentFlags.has('--disable-sigusr1'));
+});
+
+t.test('NODE_OPTIONS is parsed as Node parses it and filtered flag by flag', async (t) => {
+  t.same(parseNodeOptions('  --a  "--b=x y" "q\\"\\\\" --c\\d "" "unterminated'), ['--a', '--b=x y', 'q"\\', '--c\\d', 'unterminated']);
+  const args = ['--import', 'file:///a b.mjs', '--inspect-port', '9229', '--require=./r.js', '--max_old_space_size=64', '--no-warnings',
+    '--no-inspect', '-r', 'x', '--watch-path', 'src', '--experimental-network-inspection', '--enable-source-maps', 'stray'];
+  const dropped: string[] = [];
+  t.same(filterFlags(args, dropped), ['--import', 'file:///a b.mjs', '--require=./r.js', '--max_old_space_size=64', '--no-warnings', '-r', 'x', '--enable-source-maps']);
+  t.same(dropped, ['--inspect-port', '9229', '--no-inspect', '--watch-path', 'src', '--experimental-network-inspection', 'stray']);
+  t.same(parseNodeOptions(formatNodeOptions(args)), args, 'formatting round-trips');
+  const env = sanitizeChildEnv({ NODE_OPTIONS: '--import "file:///a b.mjs" --cpu-prof --cpu-prof-dir /tmp', NODE_COMPILE_CACHE: '.', KEEP: '1' });
+  t.same(env, { NODE_OPTIONS: '"--import" "file:///a b.mjs"', KEEP: '1' });
+  t.same(sanitizeChildEnv({ NODE_OPTIONS: '--no-deprecation' }), { NODE_OPTIONS: '--no-deprecation' }, 'left alone when nothing is dropped');
 });
