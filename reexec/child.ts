@@ -20,6 +20,17 @@ const log = createDebug('gons:child');
 const startedFor: string | undefined = process.env[ACTION_ENV];
 delete process.env[ACTION_ENV];
 
+/**
+ * In a child, stdout and stderr write synchronously: on Node >= 22 a pipe
+ * write still queued when an action calls `process.exit()` is lost, and
+ * with it the tail of the output that explains why the child died.
+ */
+if (startedFor !== undefined) {
+  for (const stream of [process.stdout, process.stderr]) {
+    (stream as unknown as { _handle?: { setBlocking?(on: boolean): void } })._handle?.setBlocking?.(true);
+  }
+}
+
 let enabled = false;
 let serving: Promise<void> | undefined;
 

@@ -52,8 +52,11 @@ export const LINGER_MS = 1000;
 export const KILL_GRACE_MS = 1000;
 /** How much of the child's stderr an error keeps. */
 export const STDERR_TAIL = 64 * 1024;
-/** How long to wait for the child's pipes to drain after it exited (a grandchild may hold them). */
-const DRAIN_MS = 250;
+/**
+ * After the child exited, its pipes are read to EOF; only a pipe that stays
+ * silent this long without EOF (a grandchild holds it) is destroyed.
+ */
+const DRAIN_MS = 1000;
 
 function fail(action: string, code: string, message: string, where = 'runReexecAction'): ReexecError {
   return new ReexecError(`gons/reexec: ${where}: ${message}`, { action, code });
@@ -197,9 +200,26 @@ export interface ChildEnd {
 export function childEnded(child: ChildProcess): Promise<ChildEnd> {
   return new Promise((resolve) => {
     child.once('error', (error) => resolve({ code: null, signal: null, error }));
-    child.once('exit', () => setTimeout(() => child.stdio.forEach((s) => s?.destroy()), DRAIN_MS).unref());
+    child.once('exit', () => child.stdio.forEach((s) => s && drainThenDestroy(s as Readable)));
     child.once('close', (code: number | null, signal: NodeJS.Signals | null) => resolve({ code, signal }));
   });
+}
+
+/**
+ * Destroys a pipe of an exited child once it has been silent for DRAIN_MS.
+ * The check runs in a setImmediate: after a stalled event loop the timer
+ * fires before the poll phase has read what is waiting in the pipe, and the
+ * tail of a dying child's output would be lost.
+ */
+function drainThenDestroy(stream: Readable): void {
+  let last = Date.now();
+  stream.on('data', () => (last = Date.now()));
+  const check = () => {
+    if (stream.destroyed || stream.readableEnded) return;
+    if (Date.now() - last >= DRAIN_MS) stream.destroy();
+    else setTimeout(() => setImmediate(check), DRAIN_MS).unref();
+  };
+  setTimeout(() => setImmediate(check), DRAIN_MS).unref();
 }
 
 /** Ends a child: SIGTERM, then SIGKILL after a grace period. */

@@ -190,6 +190,18 @@ void checkAction().then(() => {
     t.match(flood.stderr, /END-OF-STDERR$/);
   });
 
+  t.test('the tail of a dying child\'s stderr is never lost, on any Node line, under load', async (t) => {
+    const errs = (await Promise.all(Array.from({ length: 4 }, () => runReexecAction('stderr-flood', { output: 'ignore' }).catch((e) => e)))) as ReexecError[];
+    t.same(errs.map((e) => /END-OF-STDERR$/.test(e.stderr)), errs.map(() => true), 'every call has the last line');
+  });
+
+  t.test('a grandchild that holds the pipes and keeps writing does not hold the call', async (t) => {
+    const err = (await runReexecAction('orphan-writer').catch((e) => e)) as ReexecError;
+    t.match(err, { code: 'ERR_GONS_CHILD_DIED', exitCode: 2 });
+    t.match(err.stderr, /child exits/);
+    t.match(err.stderr, /tick/, 'what the grandchild wrote while the pipes were drained');
+  });
+
   t.test('timeout and abort kill the child', async (t) => {
     const dir = t.testdir({});
     const pidFile = join(dir, 'timeout.pid');
