@@ -8,6 +8,7 @@ import { NamespaceSwitchError } from './errors';
 import { addon } from './native';
 import { hookState } from './status';
 import { namespaceKinds } from './namespaces';
+import { refuseLoads } from './loads';
 
 let savedCwd: string | undefined;
 
@@ -34,8 +35,13 @@ function errnoText(errno: number): string {
 export function enterTargetRoot(): void {
   if (savedCwd !== undefined) return;
   const cwd = process.cwd();
+  // Before the move: on older Node lines the guard starts a loader thread.
+  refuseLoads(true);
   const err = addon.enterTargetRoot();
-  if (err !== 0) throw rootError('enter the root of the joined mount namespace', err);
+  if (err !== 0) {
+    refuseLoads(false);
+    throw rootError('enter the root of the joined mount namespace', err);
+  }
   savedCwd = cwd;
   process.chdir('/');
 }
@@ -49,4 +55,5 @@ export function leaveTargetRoot(): void {
   const cwd = savedCwd;
   savedCwd = undefined;
   process.chdir(cwd);
+  refuseLoads(false);
 }

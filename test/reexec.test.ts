@@ -363,3 +363,21 @@ t.test('NODE_OPTIONS is parsed as Node parses it and filtered flag by flag', asy
   t.same(env, { NODE_OPTIONS: '"--import" "file:///a b.mjs"', KEEP: '1' });
   t.same(sanitizeChildEnv({ NODE_OPTIONS: '--no-deprecation' }), { NODE_OPTIONS: '--no-deprecation' }, 'left alone when nothing is dropped');
 });
+
+t.test('an action cannot load modules from the target\'s filesystem, in CommonJS and ESM programs', { skip: needsRoot }, async (t) => {
+  // An empty directory here, covered in the target by a tmpfs that holds the modules.
+  const dir = t.testdir({});
+  const files = { [`${dir}/evil.cjs`]: 'module.exports = "code from the target";', [`${dir}/evil.mjs`]: 'export default "code from the target";' };
+  const loads = [['require', `${dir}/evil.cjs`], ['import', `${dir}/evil.mjs`], ['import', `${dir}/evil.cjs`]];
+  for (const main of ['load-main.cjs', 'load-main.mjs']) {
+    const res = spawnSync(process.execPath, [join(__dirname, 'fixtures', main), JSON.stringify(files), JSON.stringify(loads)], { encoding: 'utf8' });
+    t.equal(res.status, 0, main, { stderr: res.stderr });
+    const out = JSON.parse(res.stdout);
+    for (const [how, path] of loads) {
+      t.match(out[`${how} ${path}`], {
+        builtin: 'linux', code: 'ERR_GONS_LOAD_REFUSED',
+        message: new RegExp(`refused to load module "${path}" while on the target's root.*load it at the top level of the module`),
+      }, `${main}: ${how} ${path}`);
+    }
+  }
+});
