@@ -50,7 +50,7 @@ export function enterTargetRoot(): void {
 export function leaveTargetRoot(): void {
   if (savedCwd === undefined) return;
   const err = addon.leaveTargetRoot();
-  /* c8 ignore next -- the kept fds of the original root and cwd cannot go away */
+  // Fails after an action dropped the privileges chroot needs.
   if (err !== 0) throw rootError('return to the original root', err);
   const cwd = savedCwd;
   savedCwd = undefined;

@@ -327,57 +327,57 @@ void checkAction().then(() => {
     t.equal(res.status, 0, 'exits normally', { stderr: res.stderr });
     t.same(JSON.parse(res.stdout), { hostname: 'gons-nobody', uid: 0, inodesMatch: true });
   });
-});
 
-t.test('flags and variables that make Node listen or write files do not reach the child', { skip: needsRoot }, async (t) => {
-  const dir = t.testdir({});
-  const risky = [
-    '--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${dir}`, '--heapsnapshot-signal=SIGUSR2',
-    `--diagnostic-dir=${dir}`, '--cpu-prof', '--cpu-prof-dir', dir, `--redirect-warnings=${dir}/warnings.txt`,
-  ];
-  const nodeOptions = `${process.env.NODE_OPTIONS ?? ''} --inspect=127.0.0.1:0 "--heap-prof" --heap-prof-dir "${dir}" --trace-event-file-pattern x --trace-events-enabled --max-old-space-size=200`;
-  const res = spawnSync(process.execPath, [...process.execArgv, ...risky, join(__dirname, 'fixtures', 'flags-parent.ts'), dir], {
-    env: { ...process.env, NODE_OPTIONS: nodeOptions, NODE_REDIRECT_WARNINGS: `${dir}/warnings.txt` }, encoding: 'utf8',
-  });
-  t.equal(res.status, 0, 'the parent ran', { stderr: res.stderr });
-  const out = JSON.parse(res.stdout);
-  t.same(out.seen.listening, [], 'nothing listens in the child\'s net namespace');
-  t.same(out.written, [], 'no report, profile, snapshot or warnings file');
-  t.same(out.signalled, { code: null, signal: 'SIGUSR2' }, 'the report signal just ends the child');
-  t.equal(out.seen.redirect, null);
-  t.notMatch(out.seen.nodeOptions, /inspect|heap-prof|trace-event|--\S*dir/);
-  t.match(out.seen.nodeOptions, /max-old-space-size=200/, 'harmless options stay');
-  t.notMatch(out.seen.execArgv.join(' '), /report|heapsnapshot|diagnostic|prof|redirect/);
-  t.equal(out.seen.execArgv.includes('--disable-sigusr1'), process.allowedNodeEnvironmentFlags.has('--disable-sigusr1'));
-});
-
-t.test('NODE_OPTIONS is parsed as Node parses it and filtered flag by flag', async (t) => {
-  t.same(parseNodeOptions('  --a  "--b=x y" "q\\"\\\\" --c\\d "" "unterminated'), ['--a', '--b=x y', 'q"\\', '--c\\d', 'unterminated']);
-  const args = ['--import', 'file:///a b.mjs', '--inspect-port', '9229', '--require=./r.js', '--max_old_space_size=64', '--no-warnings',
-    '--no-inspect', '-r', 'x', '--watch-path', 'src', '--experimental-network-inspection', '--enable-source-maps', 'stray'];
-  const dropped: string[] = [];
-  t.same(filterFlags(args, dropped), ['--import', 'file:///a b.mjs', '--require=./r.js', '--max_old_space_size=64', '--no-warnings', '-r', 'x', '--enable-source-maps']);
-  t.same(dropped, ['--inspect-port', '9229', '--no-inspect', '--watch-path', 'src', '--experimental-network-inspection', 'stray']);
-  t.same(parseNodeOptions(formatNodeOptions(args)), args, 'formatting round-trips');
-  const env = sanitizeChildEnv({ NODE_OPTIONS: '--import "file:///a b.mjs" --cpu-prof --cpu-prof-dir /tmp', NODE_COMPILE_CACHE: '.', KEEP: '1' });
-  t.same(env, { NODE_OPTIONS: '"--import" "file:///a b.mjs"', KEEP: '1' });
-  t.same(sanitizeChildEnv({ NODE_OPTIONS: '--no-deprecation' }), { NODE_OPTIONS: '--no-deprecation' }, 'left alone when nothing is dropped');
-});
-
-t.test('an action cannot load modules from the target\'s filesystem, in CommonJS and ESM programs', { skip: needsRoot }, async (t) => {
-  // An empty directory here, covered in the target by a tmpfs that holds the modules.
-  const dir = t.testdir({});
-  const files = { [`${dir}/evil.cjs`]: 'module.exports = "code from the target";', [`${dir}/evil.mjs`]: 'export default "code from the target";' };
-  const loads = [['require', `${dir}/evil.cjs`], ['import', `${dir}/evil.mjs`], ['import', `${dir}/evil.cjs`]];
-  for (const main of ['load-main.cjs', 'load-main.mjs']) {
-    const res = spawnSync(process.execPath, [join(__dirname, 'fixtures', main), JSON.stringify(files), JSON.stringify(loads)], { encoding: 'utf8' });
-    t.equal(res.status, 0, main, { stderr: res.stderr });
+  t.test('flags and variables that make Node listen or write files do not reach the child', { skip: needsRoot }, async (t) => {
+    const dir = t.testdir({});
+    const risky = [
+      '--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${dir}`, '--heapsnapshot-signal=SIGUSR2',
+      `--diagnostic-dir=${dir}`, '--cpu-prof', '--cpu-prof-dir', dir, `--redirect-warnings=${dir}/warnings.txt`,
+    ];
+    const nodeOptions = `${process.env.NODE_OPTIONS ?? ''} --inspect=127.0.0.1:0 "--heap-prof" --heap-prof-dir "${dir}" --trace-event-file-pattern "${dir}/trace-\${pid}.log" --trace-events-enabled --max-old-space-size=200`;
+    const res = spawnSync(process.execPath, [...process.execArgv, ...risky, join(__dirname, 'fixtures', 'flags-parent.ts'), dir], {
+      env: { ...process.env, NODE_OPTIONS: nodeOptions, NODE_REDIRECT_WARNINGS: `${dir}/warnings.txt` }, encoding: 'utf8',
+    });
+    t.equal(res.status, 0, 'the parent ran', { stderr: res.stderr });
     const out = JSON.parse(res.stdout);
-    for (const [how, path] of loads) {
-      t.match(out[`${how} ${path}`], {
-        builtin: 'linux', code: 'ERR_GONS_LOAD_REFUSED',
-        message: new RegExp(`refused to load module "${path}" while on the target's root.*load it at the top level of the module`),
-      }, `${main}: ${how} ${path}`);
+    t.same(out.seen.listening, [], 'nothing listens in the child\'s net namespace');
+    t.same(out.written, [], 'no report, profile, snapshot or warnings file');
+    t.same(out.signalled, { code: null, signal: 'SIGUSR2' }, 'the report signal just ends the child');
+    t.equal(out.seen.redirect, null);
+    t.notMatch(out.seen.nodeOptions, /inspect|heap-prof|trace-event|--\S*dir/);
+    t.match(out.seen.nodeOptions, /max-old-space-size=200/, 'harmless options stay');
+    t.notMatch(out.seen.execArgv.join(' '), /report|heapsnapshot|diagnostic|prof|redirect/);
+    t.equal(out.seen.execArgv.includes('--disable-sigusr1'), process.allowedNodeEnvironmentFlags.has('--disable-sigusr1'));
+  });
+
+  t.test('NODE_OPTIONS is parsed as Node parses it and filtered flag by flag', async (t) => {
+    t.same(parseNodeOptions('  --a  "--b=x y" "q\\"\\\\" --c\\d "" "unterminated'), ['--a', '--b=x y', 'q"\\', '--c\\d', 'unterminated']);
+    const args = ['--import', 'file:///a b.mjs', '--inspect-port', '9229', '--require=./r.js', '--max_old_space_size=64', '--no-warnings',
+      '--no-inspect', '-r', 'x', '--watch-path', 'src', '--experimental-network-inspection', '--enable-source-maps', 'stray'];
+    const dropped: string[] = [];
+    t.same(filterFlags(args, dropped), ['--import', 'file:///a b.mjs', '--require=./r.js', '--max_old_space_size=64', '--no-warnings', '-r', 'x', '--enable-source-maps']);
+    t.same(dropped, ['--inspect-port', '9229', '--no-inspect', '--watch-path', 'src', '--experimental-network-inspection', 'stray']);
+    t.same(parseNodeOptions(formatNodeOptions(args)), args, 'formatting round-trips');
+    const env = sanitizeChildEnv({ NODE_OPTIONS: '--import "file:///a b.mjs" --cpu-prof --cpu-prof-dir /tmp', NODE_COMPILE_CACHE: '.', KEEP: '1' });
+    t.same(env, { NODE_OPTIONS: '"--import" "file:///a b.mjs"', KEEP: '1' });
+    t.same(sanitizeChildEnv({ NODE_OPTIONS: '--no-deprecation' }), { NODE_OPTIONS: '--no-deprecation' }, 'left alone when nothing is dropped');
+  });
+
+  t.test('an action cannot load modules from the target\'s filesystem, in CommonJS and ESM programs', { skip: needsRoot }, async (t) => {
+    // An empty directory here, covered in the target by a tmpfs that holds the modules.
+    const dir = t.testdir({});
+    const files = { [`${dir}/evil.cjs`]: 'module.exports = "code from the target";', [`${dir}/evil.mjs`]: 'export default "code from the target";' };
+    const loads = [['require', `${dir}/evil.cjs`], ['import', `${dir}/evil.mjs`], ['import', `${dir}/evil.cjs`]];
+    for (const main of ['load-main.cjs', 'load-main.mjs']) {
+      const res = spawnSync(process.execPath, [join(__dirname, 'fixtures', main), JSON.stringify(files), JSON.stringify(loads)], { encoding: 'utf8' });
+      t.equal(res.status, 0, main, { stderr: res.stderr });
+      const out = JSON.parse(res.stdout);
+      for (const [how, path] of loads) {
+        t.match(out[`${how} ${path}`], {
+          builtin: 'linux', code: 'ERR_GONS_LOAD_REFUSED',
+          message: new RegExp(`refused to load module "${path}" while on the target's root.*load it at the top level of the module`),
+        }, `${main}: ${how} ${path}`);
+      }
     }
-  }
+  });
 });

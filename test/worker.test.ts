@@ -237,4 +237,16 @@ void checkAction().then(() => {
     t.match(err, { code: 'ERR_GONS_RECURSIVE_REEXEC' });
     t.match(err.cause, { message: 'gons/reexec: openNamespaceWorker: tried to re-execute in already re-executing child process' });
   });
+
+  t.test('an action that drops privileges: its result stands, the worker ends normally and logs that it stayed', { skip: needsRoot }, async (t) => {
+    const ns = await createNamespaces(t, ['mnt']);
+    const worker = await openNamespaceWorker({ namespaces: ns.namespaces(), env: { DEBUG: 'gons:child' }, output: 'ignore' });
+    const exited = new Promise<unknown[]>((resolve) => worker.once('exit', (...end) => resolve(end)));
+    t.equal(await worker.run('drop-privileges'), 65534);
+    await worker.close();
+    t.same(await exited, [0, null], 'exit code 0, no uncaught exception');
+    const stderr = ((worker as unknown as { stderr(): string }).stderr)();
+    t.match(stderr, /staying on the target's root: package gons: cannot return to the original root: Operation not permitted/);
+    t.notMatch(stderr, /Uncaught|NamespaceSwitchError: package/);
+  });
 });
