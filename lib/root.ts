@@ -31,10 +31,22 @@ function errnoText(errno: number): string {
   return errno === 38 ? 'the pre-init hook is not loaded' : addon.strerror(errno);
 }
 
+/**
+ * What Node and ICU would read lazily from the current root, done while it
+ * is still ours: the local time zone (ICU reads /etc/localtime and may scan
+ * the zoneinfo tree; a FIFO there would hang the first log line with a
+ * date). Cached for the life of the process.
+ */
+function settleLazyReads(): void {
+  new Date().toString();
+  Intl.DateTimeFormat().resolvedOptions();
+}
+
 /** Moves root and cwd to the root of the joined mount namespace. Idempotent. */
 export function enterTargetRoot(): void {
   if (savedCwd !== undefined) return;
   const cwd = process.cwd();
+  settleLazyReads();
   // Before the move: on older Node lines the guard starts a loader thread.
   refuseLoads(true);
   const err = addon.enterTargetRoot();

@@ -363,6 +363,13 @@ void checkAction().then(() => {
     t.same(sanitizeChildEnv({ NODE_OPTIONS: '--no-deprecation' }), { NODE_OPTIONS: '--no-deprecation' }, 'left alone when nothing is dropped');
   });
 
+  t.test('the library reads nothing lazily from the target: a FIFO at its /etc/localtime, DEBUG=gons:*', { skip: needsRoot }, async (t) => {
+    const ns = await createNamespaces(t, ['mnt'], { files: { '/etc/gons-placeholder': '' } });
+    const mk = spawnSync('nsenter', [`--mount=${ns.paths.mnt}`, 'mkfifo', '/etc/localtime'], { encoding: 'utf8' });
+    t.equal(mk.status, 0, 'a FIFO in the target', { stderr: mk.stderr });
+    t.equal(await runReexecAction('action', { namespaces: ns.namespaces(), env: { DEBUG: 'gons:*' }, output: 'ignore', timeout: 60000 }), 'done');
+  });
+
   t.test('an action cannot load modules from the target\'s filesystem, in CommonJS and ESM programs', { skip: needsRoot }, async (t) => {
     // An empty directory here, covered in the target by a tmpfs that holds the modules.
     const dir = t.testdir({});
