@@ -53,6 +53,7 @@ function install(): void {
     register(url: string, options: { data: unknown }): void;
     _resolveFilename(request: string, ...rest: unknown[]): string;
   };
+  /* c8 ignore start -- Node >= 22.15/23.5 only: covered when the suite runs on those lines */
   if (typeof mod.registerHooks === 'function') {
     mod.registerHooks({
       resolve(specifier, context, next) {
@@ -62,6 +63,7 @@ function install(): void {
     });
     return;
   }
+  /* c8 ignore stop */
   const resolveFilename = mod._resolveFilename;
   mod._resolveFilename = function (request: string, ...rest: unknown[]) {
     if (refused(request)) throw refusal(request);

@@ -351,6 +351,7 @@ void checkAction().then(() => {
   });
 
   t.test('NODE_OPTIONS is parsed as Node parses it and filtered flag by flag', async (t) => {
+    t.same(parseNodeOptions('"a\\'), ['a'], 'a trailing backslash in a string');
     t.same(parseNodeOptions('  --a  "--b=x y" "q\\"\\\\" --c\\d "" "unterminated'), ['--a', '--b=x y', 'q"\\', '--c\\d', 'unterminated']);
     const args = ['--import', 'file:///a b.mjs', '--inspect-port', '9229', '--require=./r.js', '--max_old_space_size=64', '--no-warnings',
       '--no-inspect', '-r', 'x', '--watch-path', 'src', '--experimental-network-inspection', '--enable-source-maps', 'stray'];
@@ -368,6 +369,17 @@ void checkAction().then(() => {
     const mk = spawnSync('nsenter', [`--mount=${ns.paths.mnt}`, 'mkfifo', '/etc/localtime'], { encoding: 'utf8' });
     t.equal(mk.status, 0, 'a FIFO in the target', { stderr: mk.stderr });
     t.equal(await runReexecAction('action', { namespaces: ns.namespaces(), env: { DEBUG: 'gons:*' }, output: 'ignore', timeout: 60000 }), 'done');
+  });
+
+  t.test('an action cannot load modules from the target\'s filesystem (this TypeScript program)', { skip: needsRoot }, async (t) => {
+    const dir = t.testdir({});
+    const ns = await createNamespaces(t, ['mnt'], { files: { [`${dir}/evil.cjs`]: 'module.exports = "code from the target";' } });
+    for (const how of ['require', 'import']) {
+      t.match(await runReexecAction('load', { namespaces: ns.namespaces(), param: { how, path: `${dir}/evil.cjs` } }), {
+        builtin: 'linux', code: 'ERR_GONS_LOAD_REFUSED', message: /refused to load module/,
+      }, how);
+    }
+    t.match(await runReexecAction('load', { param: { how: 'require', path: `${dir}/missing.cjs` } }), { code: 'MODULE_NOT_FOUND' }, 'not refused off the target root');
   });
 
   t.test('an action cannot load modules from the target\'s filesystem, in CommonJS and ESM programs', { skip: needsRoot }, async (t) => {
