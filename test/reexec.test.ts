@@ -365,10 +365,10 @@ void checkAction().then(() => {
   });
 
   t.test('the library reads nothing lazily from the target: a FIFO at its /etc/localtime, DEBUG=gons:*', { skip: needsRoot }, async (t) => {
-    const ns = await createNamespaces(t, ['mnt'], { files: { '/etc/gons-placeholder': '' } });
-    const mk = spawnSync('nsenter', [`--mount=${ns.paths.mnt}`, 'mkfifo', '/etc/localtime'], { encoding: 'utf8' });
-    t.equal(mk.status, 0, 'a FIFO in the target', { stderr: mk.stderr });
-    t.equal(await runReexecAction('action', { namespaces: ns.namespaces(), env: { DEBUG: 'gons:*' }, output: 'ignore', timeout: 60000 }), 'done');
+    // A plain Node: tap's instrumentation would settle the time zone in the child on its own.
+    const res = spawnSync(process.execPath, [join(__dirname, 'fixtures', 'tz-main.cjs')], { env: plainEnv(), encoding: 'utf8' });
+    t.equal(res.status, 0, 'the program ran', { stderr: res.stderr });
+    t.equal(JSON.parse(res.stdout), 'done');
   });
 
   t.test('an action cannot load modules from the target\'s filesystem (this TypeScript program)', { skip: needsRoot }, async (t) => {
