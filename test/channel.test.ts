@@ -61,15 +61,20 @@ void checkAction().then(() => {
   });
 
   t.test('a child that writes malformed frames: the one-shot call rejects with ERR_GONS_PROTOCOL, the child is killed', async (t) => {
-    await Promise.all(Object.keys(hostileFrames).filter((k) => k !== 'duplicate id').map(async (kind) => {
-      const err = await runReexecAction('hostile', { param: { kind, id: 1 }, timeout: 60000 }).catch((e) => e);
-      t.match(err, { name: 'ReexecError', code: 'ERR_GONS_PROTOCOL', action: 'hostile' }, kind);
-    }));
+    // No timeout: a cold call may take long on a loaded machine; without the fix a huge header hangs (tap's timeout)
+    // and a bad frame throws in the parent. Four at a time.
+    const kinds = Object.keys(hostileFrames).filter((k) => k !== 'duplicate id');
+    for (let i = 0; i < kinds.length; i += 4) {
+      await Promise.all(kinds.slice(i, i + 4).map(async (kind) => {
+        const err = await runReexecAction('hostile', { param: { kind, id: 1 } }).catch((e) => e);
+        t.match(err, { name: 'ReexecError', code: 'ERR_GONS_PROTOCOL', action: 'hostile' }, kind);
+      }));
+    }
     t.equal(await runReexecAction('action'), 'done', 'the next call works');
   });
 
   t.test('a duplicate reply after the result: the call keeps the first, the child is killed', async (t) => {
-    t.equal(await runReexecAction('hostile', { param: { kind: 'duplicate id', id: 1 }, timeout: 60000 }), 'forged');
+    t.equal(await runReexecAction('hostile', { param: { kind: 'duplicate id', id: 1 } }), 'forged');
   });
 
   t.test('a worker that writes malformed frames: its calls reject with ERR_GONS_PROTOCOL, it is killed, others work', async (t) => {
@@ -80,7 +85,7 @@ void checkAction().then(() => {
       const exited = new Promise((resolve) => worker.once('exit', (code, signal) => resolve(signal)));
       const bystander = worker.run('delayed-echo', { value: 1, ms: 600000 });
       // The ready call was id 1, the bystander is 2: the hostile call is 3.
-      const hostile = worker.run('hostile', { kind, id: 3 }, { timeout: 60000 });
+      const hostile = worker.run('hostile', { kind, id: 3 });
       if (kind === 'duplicate id') {
         t.equal(await hostile, 'forged', 'the first reply counts');
       } else {
