@@ -275,28 +275,26 @@ export function describeEnd({ code, signal }: ChildEnd, stderrTail: string): str
 export function readReplies(child: ChildProcess, action: string, maxMessageBytes: number | undefined,
   onReply: (reply: Reply) => void, onBroken: (err: ReexecError) => void): void {
   const reader = new FrameReader(maxMessageBytes);
-  let broken = false;
-  const breakOff = (err: Error) => {
-    if (broken) return;
-    broken = true;
-    log('child %d broke the protocol: %s', child.pid, err.message);
-    child.kill('SIGKILL');
-    onBroken(new ReexecError(`gons/reexec: child of ${action} broke the protocol: ${err.message}`, {
-      action, code: 'ERR_GONS_PROTOCOL', cause: err,
-    }));
-  };
-  (child.stdio[3] as Duplex).on('data', (chunk: Buffer) => {
+  const channel = child.stdio[3] as Duplex;
+  const onData = (chunk: Buffer) => {
     try {
       for (const msg of reader.push(chunk)) {
-        if (broken) return;
         const reply = asReply(msg);
         if (!reply) throw new ProtocolError('malformed reply');
         onReply(reply);
       }
     } catch (err) {
-      breakOff(err as Error);
+      // Nothing more from this child counts; keep draining until it is gone.
+      channel.off('data', onData);
+      channel.resume();
+      log('child %d broke the protocol: %s', child.pid, (err as Error).message);
+      child.kill('SIGKILL');
+      onBroken(new ReexecError(`gons/reexec: child of ${action} broke the protocol: ${(err as Error).message}`, {
+        action, code: 'ERR_GONS_PROTOCOL', cause: err,
+      }));
     }
-  });
+  };
+  channel.on('data', onData);
 }
 
 /** Turns a reply into the call's value, or throws the error it carries. */
