@@ -8,6 +8,7 @@ import { NamespaceSwitchError } from './errors';
 import { addon } from './native';
 import { hookState } from './status';
 import { namespaceKinds } from './namespaces';
+import { refuseLoads } from './loads';
 
 let savedCwd: string | undefined;
 
@@ -30,12 +31,29 @@ function errnoText(errno: number): string {
   return errno === 38 ? 'the pre-init hook is not loaded' : addon.strerror(errno);
 }
 
+/**
+ * What Node and ICU would read lazily from the current root, done while it
+ * is still ours: the local time zone (ICU reads /etc/localtime and may scan
+ * the zoneinfo tree; a FIFO there would hang the first log line with a
+ * date). Cached for the life of the process.
+ */
+function settleLazyReads(): void {
+  new Date().toString();
+  Intl.DateTimeFormat().resolvedOptions();
+}
+
 /** Moves root and cwd to the root of the joined mount namespace. Idempotent. */
 export function enterTargetRoot(): void {
   if (savedCwd !== undefined) return;
   const cwd = process.cwd();
+  settleLazyReads();
+  // Before the move: on older Node lines the guard starts a loader thread.
+  refuseLoads(true);
   const err = addon.enterTargetRoot();
-  if (err !== 0) throw rootError('enter the root of the joined mount namespace', err);
+  if (err !== 0) {
+    refuseLoads(false);
+    throw rootError('enter the root of the joined mount namespace', err);
+  }
   savedCwd = cwd;
   process.chdir('/');
 }
@@ -44,9 +62,10 @@ export function enterTargetRoot(): void {
 export function leaveTargetRoot(): void {
   if (savedCwd === undefined) return;
   const err = addon.leaveTargetRoot();
-  /* c8 ignore next -- the kept fds of the original root and cwd cannot go away */
+  // Fails after an action dropped the privileges chroot needs.
   if (err !== 0) throw rootError('return to the original root', err);
   const cwd = savedCwd;
   savedCwd = undefined;
   process.chdir(cwd);
+  refuseLoads(false);
 }

@@ -4,7 +4,7 @@
  * namespaces with one atomic `setns(pidfd, mask)`.
  */
 import { release } from 'node:os';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { NamespaceSwitchError } from './errors';
 import { addon } from './native';
 import { type Namespace, type NamespaceType, isNamespaceType, namespaceTypes } from './namespaces';
@@ -41,11 +41,21 @@ function inode(pid: number | 'self', type: NamespaceType): number {
 }
 
 /**
+ * True while the process behind `pidfd` has not been reaped: the kernel
+ * shows its pid in the pidfd's fdinfo, and -1 once it is gone (Linux >= 5.12;
+ * earlier kernels keep showing the pid, and the hook's setns on the pidfd
+ * then fails with ESRCH instead).
+ */
+function pidfdAlive(pidfd: number, pid: number): boolean {
+  return readFileSync(`/proc/self/fdinfo/${pidfd}`, 'utf8').match(/^Pid:\s*(-?\d+)$/m)?.[1] === String(pid);
+}
+
+/**
  * Opens a pidfd for `target.pid` and picks the types to join, skipping
  * namespaces this process already shares with the target. Throws a
  * `NamespaceSwitchError` for a process that does not exist.
  */
-export function resolveTarget(target: Target, pidfdSetns = kernelHasPidfdSetns()): ResolvedTarget {
+export function resolveTarget(target: Target, pidfdSetns = kernelHasPidfdSetns(), inspect: (pid: number, type: NamespaceType) => number = inode): ResolvedTarget {
   const { pid, types = 'all' } = target ?? {};
   if (!Number.isSafeInteger(pid) || pid <= 0) {
     throw Object.assign(new TypeError(`gons: target.pid must be a positive integer, not ${String(pid)}`), { code: 'ERR_INVALID_ARG_VALUE' });
@@ -67,10 +77,18 @@ export function resolveTarget(target: Target, pidfdSetns = kernelHasPidfdSetns()
   let chosen: NamespaceType[];
   try {
     // Already shared namespaces are skipped, as the hook does for paths.
-    chosen = wanted.filter((t) => inode(pid, t) !== inode('self', t));
+    chosen = wanted.filter((t) => inspect(pid, t) !== inode('self', t));
   } catch (err) {
     close();
     throw err;
+  }
+  // The reads went by pid: if the process died and its pid was reused in
+  // between, they described another process. Never run with what they chose.
+  if (!pidfdAlive(opened.fd, pid)) {
+    close();
+    throw new NamespaceSwitchError(`package gons: process ${pid} exited while its namespaces were inspected: ${addon.strerror(3)}`, {
+      envVar: 'gons_target_pidfd', path: `/proc/${pid}`, syscall: 'pidfd_open', errno: 3,
+    });
   }
   if (pidfdSetns && chosen.length > 0) return { pidfd: opened.fd, types: chosen, close };
   close();

@@ -3,6 +3,11 @@
  * (fd 3 in the child, never stdout) carrying frames of a 32-bit big-endian
  * length and a V8-serialized value (structured clone: Map, Set, BigInt, Date,
  * RegExp, typed arrays, Buffer, undefined, ...).
+ *
+ * The parent treats what a child sends as hostile (the child sits in an
+ * untrusted container): a frame is bounded before its body is buffered, and
+ * whatever cannot be decoded is a `ERR_GONS_PROTOCOL` error, never a throw
+ * out of an event handler.
  */
 import { serialize, deserialize } from 'node:v8';
 import type { Duplex } from 'node:stream';
@@ -11,6 +16,18 @@ import type { Duplex } from 'node:stream';
 export const CHILD_FD = 3;
 
 const MAX_FRAME = 0xffff_ffff;
+
+/** Default bound of one frame's body: 256 MiB. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
+
+/** A frame that breaks the protocol; the callers turn it into a `ReexecError` with code `ERR_GONS_PROTOCOL`. */
+export class ProtocolError extends Error {
+  readonly code = 'ERR_GONS_PROTOCOL';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ProtocolError';
+  }
+}
 
 /** Serializes a message into a frame; throws a DataCloneError for values that cannot be cloned. */
 export function encodeFrame(message: unknown): Buffer[] {
@@ -32,25 +49,43 @@ export function writeFrame(stream: Duplex, frame: Buffer[]): Promise<void> {
   });
 }
 
-/** Reassembles frames from a byte stream; concatenates each message's chunks only once. */
+/**
+ * Reassembles frames from a byte stream; concatenates each message's chunks
+ * only once. A frame larger than `maxMessageBytes` is refused as soon as its
+ * header is read; after a `ProtocolError` the reader stays broken.
+ */
 export class FrameReader {
   private chunks: Buffer[] = [];
   private buffered = 0;
+  private broken = false;
 
-  /** Adds bytes; returns the messages they complete. */
+  constructor(private readonly maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES) {}
+
+  /** Adds bytes; returns the messages they complete; throws a `ProtocolError` for a bad frame. */
   push(chunk: Buffer): unknown[] {
+    if (this.broken) return [];
     this.chunks.push(chunk);
     this.buffered += chunk.length;
     const messages: unknown[] = [];
-    while (this.buffered >= 4) {
-      const head = this.chunks[0].length >= 4 ? this.chunks[0] : this.flatten();
-      const size = head.readUInt32BE(0);
-      if (this.buffered < 4 + size) break;
-      const all = this.flatten();
-      messages.push(deserialize(all.subarray(4, 4 + size)));
-      const rest = all.subarray(4 + size);
-      this.chunks = rest.length ? [rest] : [];
-      this.buffered = rest.length;
+    try {
+      while (this.buffered >= 4) {
+        const head = this.chunks[0].length >= 4 ? this.chunks[0] : this.flatten();
+        const size = head.readUInt32BE(0);
+        if (size > this.maxMessageBytes) {
+          throw new ProtocolError(`frame of ${size} bytes exceeds maxMessageBytes (${this.maxMessageBytes})`);
+        }
+        if (this.buffered < 4 + size) break;
+        const all = this.flatten();
+        messages.push(decode(all.subarray(4, 4 + size)));
+        const rest = all.subarray(4 + size);
+        this.chunks = rest.length ? [rest] : [];
+        this.buffered = rest.length;
+      }
+    } catch (err) {
+      this.broken = true;
+      this.chunks = [];
+      this.buffered = 0;
+      throw err;
     }
     return messages;
   }
@@ -59,4 +94,23 @@ export class FrameReader {
     if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks, this.buffered)];
     return this.chunks[0];
   }
+}
+
+function decode(body: Buffer): unknown {
+  try {
+    return deserialize(body);
+  } catch (err) {
+    throw new ProtocolError(`undecodable frame of ${body.length} bytes: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Checks a `maxMessageBytes` option: a positive integer of bytes, at most the 4 GiB a header can announce. */
+export function checkMaxMessageBytes(where: string, value: unknown): number {
+  if (value === undefined) return DEFAULT_MAX_MESSAGE_BYTES;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0 || value > MAX_FRAME) {
+    throw Object.assign(new RangeError(`gons/reexec: ${where}: maxMessageBytes must be a positive integer, at most ${MAX_FRAME}`), {
+      code: 'ERR_OUT_OF_RANGE',
+    });
+  }
+  return value;
 }

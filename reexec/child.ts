@@ -20,6 +20,17 @@ const log = createDebug('gons:child');
 const startedFor: string | undefined = process.env[ACTION_ENV];
 delete process.env[ACTION_ENV];
 
+/**
+ * In a child, stdout and stderr write synchronously: on Node >= 22 a pipe
+ * write still queued when an action calls `process.exit()` is lost, and
+ * with it the tail of the output that explains why the child died.
+ */
+if (startedFor !== undefined) {
+  for (const stream of [process.stdout, process.stderr]) {
+    (stream as unknown as { _handle?: { setBlocking?(on: boolean): void } })._handle?.setBlocking?.(true);
+  }
+}
+
 let enabled = false;
 let serving: Promise<void> | undefined;
 
@@ -108,6 +119,20 @@ async function reply(sock: Socket, action: string, message: Reply): Promise<void
   await writeFrame(sock, frame);
 }
 
+/**
+ * Back to the original root, or a logged failure: an action that dropped
+ * privileges (`process.setuid`) can no longer `chroot`. Its results stand,
+ * the process stays on the target's root (module loads stay refused) and
+ * ends normally; an exception here would come after the replies were sent.
+ */
+function leaveRoot(): void {
+  try {
+    leaveTargetRoot();
+  } catch (err) {
+    log('staying on the target\'s root: %s', (err as Error).message);
+  }
+}
+
 /** Serves every request until the parent closes its end, on the target root when a mount namespace was joined. */
 async function serve(): Promise<void> {
   const bad = addon.claimChannel(CHILD_FD);
@@ -115,7 +140,7 @@ async function serve(): Promise<void> {
   const sock = new Socket({ fd: CHILD_FD, readable: true, writable: true, allowHalfOpen: true });
   if (!status() && hasTargetRoot()) {
     // Back on the original root before Node writes coverage or other exit data.
-    process.prependListener('exit', leaveTargetRoot);
+    process.prependListener('exit', leaveRoot);
     enterTargetRoot();
   }
   const reader = new FrameReader();
@@ -134,7 +159,7 @@ async function serve(): Promise<void> {
     });
     await Promise.all(pending);
   } finally {
-    leaveTargetRoot();
+    leaveRoot();
   }
   await new Promise<void>((resolve) => sock.end(resolve));
   log('served; parent closed the channel');

@@ -13,10 +13,11 @@ import { preinitPath } from '../lib/native';
 import { type Namespace, namespaceEnv } from '../lib/namespaces';
 import { type Target, resolveTarget } from '../lib/target';
 import { validateNamespaces } from '../lib/validate';
-import { FrameReader, encodeFrame, writeFrame } from './channel';
+import { FrameReader, ProtocolError, checkMaxMessageBytes, encodeFrame, writeFrame } from './channel';
 import { isReexecChild, reexecEnabled } from './child';
 import { AbortError, ReexecError, fromWire } from './errors';
-import { ACTION_ENV, type Reply } from './protocol';
+import { childExecArgv, sanitizeChildEnv } from './flags';
+import { ACTION_ENV, type Reply, asReply } from './protocol';
 import { checkActionName, lookup } from './registry';
 
 const log = createDebug('gons:reexec');
@@ -39,6 +40,8 @@ export interface ReexecOptions {
   signal?: AbortSignal;
   /** Where the child's stdout and stderr go: this process's stderr (the default), or nowhere. Never its stdout. */
   output?: 'stderr' | 'ignore';
+  /** Bound of one message from the child, in bytes (default 256 MiB); a larger frame is `ERR_GONS_PROTOCOL`. */
+  maxMessageBytes?: number;
 }
 
 /** Node's timers take at most 2^31-1 ms; a longer timeout would fire at once. */
@@ -49,8 +52,11 @@ export const LINGER_MS = 1000;
 export const KILL_GRACE_MS = 1000;
 /** How much of the child's stderr an error keeps. */
 export const STDERR_TAIL = 64 * 1024;
-/** How long to wait for the child's pipes to drain after it exited (a grandchild may hold them). */
-const DRAIN_MS = 250;
+/**
+ * After the child exited, its pipes are read to EOF; only a pipe that stays
+ * silent this long without EOF (a grandchild holds it) is destroyed.
+ */
+const DRAIN_MS = 1000;
 
 function fail(action: string, code: string, message: string, where = 'runReexecAction'): ReexecError {
   return new ReexecError(`gons/reexec: ${where}: ${message}`, { action, code });
@@ -84,6 +90,7 @@ export function checkReexecOptions(name: string, o: ReexecOptions): void {
   if (o.output !== undefined && o.output !== 'stderr' && o.output !== 'ignore') {
     throw Object.assign(new TypeError(`gons/reexec: action "${name}": output must be 'stderr' or 'ignore'`), { code: 'ERR_INVALID_ARG_VALUE' });
   }
+  checkMaxMessageBytes(`action "${name}"`, (o as ReexecOptions).maxMessageBytes);
   if (o.namespaces !== undefined && o.target !== undefined) {
     throw Object.assign(new TypeError(`gons/reexec: action "${name}": namespaces and target cannot be combined`), {
       code: 'ERR_INVALID_ARG_VALUE',
@@ -117,9 +124,9 @@ export function prepareNamespaces(o: Pick<ReexecOptions, 'namespaces' | 'target'
   };
 }
 
-/** The command line that re-executes this program: same Node, same flags (minus inspectors), same main and args. */
+/** The command line that re-executes this program: same Node, same flags (only the safe ones, see flags.ts), same main and args. */
 export function reexecCommand(entry?: string | URL): string[] {
-  const flags = process.execArgv.filter((a) => !/^--(inspect|debug)/.test(a));
+  const flags = childExecArgv();
   if (entry !== undefined) {
     const file = entry instanceof URL || entry.startsWith('file:') ? fileURLToPath(entry) : resolvePath(entry);
     return [...flags, file];
@@ -161,7 +168,7 @@ export function spawnReexec(action: string, o: Pick<ReexecOptions, 'env' | 'entr
     log('re-executing %s for action %s with %o', args.at(-1), action, prepared.env);
     const stdio: StdioOptions = ['ignore', 'pipe', 'pipe', 'pipe'];
     if (prepared.pidfd !== undefined) stdio[TARGET_FD] = prepared.pidfd;
-    return spawn(process.execPath, args, { env: reexecEnv(action, prepared.env, o.env), stdio });
+    return spawn(process.execPath, args, { env: sanitizeChildEnv(reexecEnv(action, prepared.env, o.env)), stdio });
   } finally {
     prepared.close();
   }
@@ -195,9 +202,26 @@ export interface ChildEnd {
 export function childEnded(child: ChildProcess): Promise<ChildEnd> {
   return new Promise((resolve) => {
     child.once('error', (error) => resolve({ code: null, signal: null, error }));
-    child.once('exit', () => setTimeout(() => child.stdio.forEach((s) => s?.destroy()), DRAIN_MS).unref());
+    child.once('exit', () => child.stdio.forEach((s) => s && drainThenDestroy(s as Readable)));
     child.once('close', (code: number | null, signal: NodeJS.Signals | null) => resolve({ code, signal }));
   });
+}
+
+/**
+ * Destroys a pipe of an exited child once it has been silent for DRAIN_MS.
+ * The check runs in a setImmediate: after a stalled event loop the timer
+ * fires before the poll phase has read what is waiting in the pipe, and the
+ * tail of a dying child's output would be lost.
+ */
+function drainThenDestroy(stream: Readable): void {
+  let last = Date.now();
+  stream.on('data', () => (last = Date.now()));
+  const check = () => {
+    if (stream.destroyed || stream.readableEnded) return;
+    if (Date.now() - last >= DRAIN_MS) stream.destroy();
+    else setTimeout(() => setImmediate(check), DRAIN_MS).unref();
+  };
+  setTimeout(() => setImmediate(check), DRAIN_MS).unref();
 }
 
 /** Ends a child: SIGTERM, then SIGKILL after a grace period. */
@@ -243,6 +267,38 @@ export function describeEnd({ code, signal }: ChildEnd, stderrTail: string): str
   return `${how}${stderrTail ? `; stderr: ${stderrTail.slice(-1024).trim()}` : ''}`;
 }
 
+/**
+ * Reads replies off a child's channel, which the child (inside an untrusted
+ * container) may fill with anything: each well-formed reply goes to
+ * `onReply`; the first malformed frame (bad bytes, too large, not a reply)
+ * SIGKILLs the child and goes to `onBroken` as an `ERR_GONS_PROTOCOL`
+ * `ReexecError`. Nothing throws out of the event handler.
+ */
+export function readReplies(child: ChildProcess, action: string, maxMessageBytes: number | undefined,
+  onReply: (reply: Reply) => void, onBroken: (err: ReexecError) => void): void {
+  const reader = new FrameReader(maxMessageBytes);
+  const channel = child.stdio[3] as Duplex;
+  const onData = (chunk: Buffer) => {
+    try {
+      for (const msg of reader.push(chunk)) {
+        const reply = asReply(msg);
+        if (!reply) throw new ProtocolError('malformed reply');
+        onReply(reply);
+      }
+    } catch (err) {
+      // Nothing more from this child counts; keep draining until it is gone.
+      channel.off('data', onData);
+      channel.resume();
+      log('child %d broke the protocol: %s', child.pid, (err as Error).message);
+      child.kill('SIGKILL');
+      onBroken(new ReexecError(`gons/reexec: child of ${action} broke the protocol: ${(err as Error).message}`, {
+        action, code: 'ERR_GONS_PROTOCOL', cause: err,
+      }));
+    }
+  };
+  channel.on('data', onData);
+}
+
 /** Turns a reply into the call's value, or throws the error it carries. */
 export function settleReply(action: string, reply: Reply): unknown {
   if ('result' in reply) return reply.result;
@@ -281,18 +337,16 @@ export async function runReexecAction<R = unknown>(name: string, options: Reexec
     terminate(child);
   });
 
-  const reader = new FrameReader();
-  const replied = new Promise<Reply>((resolve) => {
-    channel.on('data', (chunk: Buffer) => {
-      for (const msg of reader.push(chunk) as Reply[]) {
-        if (reply) continue;
-        reply = msg;
-        // The result counts from now on; a child that lingers is killed (gons parity).
-        disarm();
-        setTimeout(() => child.kill('SIGKILL'), LINGER_MS).unref();
-        resolve(msg);
-      }
-    });
+  const replied = new Promise<Reply | ReexecError>((resolve) => {
+    readReplies(child, JSON.stringify(name), options.maxMessageBytes, (msg) => {
+      if (reply) throw new ProtocolError(`duplicate reply for call ${msg.id}`);
+      if (msg.id !== 1) throw new ProtocolError(`reply for unknown call ${msg.id}`);
+      reply = msg;
+      // The result counts from now on; a child that lingers is killed (gons parity).
+      disarm();
+      setTimeout(() => child.kill('SIGKILL'), LINGER_MS).unref();
+      resolve(msg);
+    }, resolve);
   });
   channel.on('error', (err) => log('channel error: %s', err.message));
   writeFrame(channel, frame).then(() => channel.end(), (err) => log('cannot send request: %s', err.message));
@@ -300,7 +354,10 @@ export async function runReexecAction<R = unknown>(name: string, options: Reexec
   // The call settles with the reply; the child's exit (reaped by Node) need not be awaited.
   const ended = childEnded(child);
   const first = await Promise.race([replied.then((r) => ({ reply: r })), ended.then((e) => ({ end: e }))]).finally(disarm);
-  if ('reply' in first && !stopped) return settleReply(name, first.reply) as R;
+  if ('reply' in first && !stopped) {
+    if (first.reply instanceof ReexecError) throw first.reply;
+    return settleReply(name, first.reply) as R;
+  }
   const end = await ended;
   if (end.error) throw end.error;
   log('child %d of action %s ended: code %s, signal %s', child.pid, name, end.code, end.signal);

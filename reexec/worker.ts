@@ -8,11 +8,11 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import createDebug from 'debug';
-import { FrameReader, writeFrame } from './channel';
+import { ProtocolError, writeFrame } from './channel';
 import { AbortError, ReexecError } from './errors';
 import {
   type ReexecOptions, armDeadline, checkCallable, checkReexecOptions, childEnded, collectOutput, describeEnd, encodeRequest,
-  prepareNamespaces, settleReply, spawnReexec,
+  prepareNamespaces, readReplies, settleReply, spawnReexec,
 } from './parent';
 import { READY_ACTION, type Reply } from './protocol';
 import { checkActionName, lookup } from './registry';
@@ -23,7 +23,7 @@ const log = createDebug('gons:worker');
  * Options of `openNamespaceWorker`; `timeout` and `signal` bound the start
  * (an entry that never calls `checkAction()` would never answer).
  */
-export type NamespaceWorkerOptions = Pick<ReexecOptions, 'namespaces' | 'target' | 'env' | 'entry' | 'output' | 'timeout' | 'signal'>;
+export type NamespaceWorkerOptions = Pick<ReexecOptions, 'namespaces' | 'target' | 'env' | 'entry' | 'output' | 'timeout' | 'signal' | 'maxMessageBytes'>;
 
 /** Options of one worker call. */
 export interface RunOptions {
@@ -59,20 +59,27 @@ export class NamespaceWorker extends EventEmitter {
   /** Every call in flight, however it will settle (reply, timeout, abort, crash). */
   private readonly inFlight = new Set<Promise<unknown>>();
   private nextId = 1;
+  /** Ids of calls that timed out or were aborted: their late replies are dropped, once. */
+  private readonly abandoned = new Set<number>();
   private ended: ReexecError | undefined;
+  /** Set once the child broke the protocol: what its calls reject with. */
+  private broken: ReexecError | undefined;
   private closing: Promise<void> | undefined;
   private readonly exited: Promise<void>;
 
   /** @internal Use `openNamespaceWorker`. */
-  constructor(child: ChildProcess, output?: ReexecOptions['output']) {
+  constructor(child: ChildProcess, output?: ReexecOptions['output'], maxMessageBytes?: number) {
     super();
     this.child = child;
     this.pid = child.pid!;
     this.channel = child.stdio[3] as Duplex;
     this.stderr = collectOutput(child, output);
-    const reader = new FrameReader();
-    this.channel.on('data', (chunk: Buffer) => {
-      for (const reply of reader.push(chunk) as Reply[]) this.settle(reply);
+    readReplies(child, `namespace worker ${this.pid}`, maxMessageBytes, (reply) => this.settle(reply), (err) => {
+      this.broken = err;
+      for (const [id, p] of this.pending) {
+        this.pending.delete(id);
+        p.reject(new ReexecError(err.message, { ...err, action: p.action, cause: err.cause }));
+      }
     });
     this.channel.on('error', (err) => log('worker %d channel error: %s', this.pid, err.message));
     this.exited = childEnded(child).then((end) => {
@@ -92,7 +99,10 @@ export class NamespaceWorker extends EventEmitter {
 
   private settle(reply: Reply): void {
     const p = this.pending.get(reply.id);
-    if (!p) return;
+    if (!p) {
+      if (!this.abandoned.delete(reply.id)) throw new ProtocolError(`reply for unknown or settled call ${reply.id}`);
+      return;
+    }
     this.pending.delete(reply.id);
     try {
       p.resolve(settleReply(p.action, reply));
@@ -106,7 +116,8 @@ export class NamespaceWorker extends EventEmitter {
     if (this.closing) {
       return Promise.reject(new ReexecError(`gons/reexec: namespace worker ${this.pid} is closed`, { action, code: 'ERR_GONS_WORKER_CLOSED' }));
     }
-    if (this.ended) return Promise.reject(new ReexecError(this.ended.message, { ...this.ended, action }));
+    const gone = this.broken ?? this.ended;
+    if (gone) return Promise.reject(new ReexecError(gone.message, { ...gone, action, cause: gone.cause }));
     const id = this.nextId++;
     let frame: Buffer[];
     try {
@@ -118,6 +129,7 @@ export class NamespaceWorker extends EventEmitter {
     const call = new Promise((resolve, reject) => {
       const fail = (err: unknown) => {
         if (this.pending.delete(id)) {
+          this.abandoned.add(id);
           disarm();
           reject(err);
         }
@@ -216,7 +228,7 @@ export async function openNamespaceWorker(options: NamespaceWorkerOptions = {}):
   checkReexecOptions('', options);
   const child = spawnReexec(WORKER, options, prepareNamespaces(options));
   if (child.pid === undefined) throw (await childEnded(child)).error; // e.g. EMFILE: no stdio either
-  const worker = new NamespaceWorker(child, options.output);
+  const worker = new NamespaceWorker(child, options.output, options.maxMessageBytes);
   try {
     await worker.call(READY_ACTION, undefined, { timeout: options.timeout, signal: options.signal });
   } catch (err) {

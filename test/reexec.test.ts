@@ -14,6 +14,7 @@ import { NamespaceSwitchError } from '../lib/index';
 import { AbortError, ReexecError, checkAction, register, runReexecAction } from '../reexec/index';
 import { encodeFrame } from '../reexec/channel';
 import { prepareNamespaces, reexecCommand, spawnReexec } from '../reexec/parent';
+import { filterFlags, formatNodeOptions, parseNodeOptions, sanitizeChildEnv } from '../reexec/flags';
 import { createNamespaces } from '../reexec/testing';
 import { eventually, gone, needsRoot, pidFrom, projectRoot, plainEnv } from './fixtures/helpers';
 import { settledChildren } from './fixtures/hygiene';
@@ -189,6 +190,18 @@ void checkAction().then(() => {
     t.match(flood.stderr, /END-OF-STDERR$/);
   });
 
+  t.test('the tail of a dying child\'s stderr is never lost, on any Node line, under load', async (t) => {
+    const errs = (await Promise.all(Array.from({ length: 4 }, () => runReexecAction('stderr-flood', { output: 'ignore' }).catch((e) => e)))) as ReexecError[];
+    t.same(errs.map((e) => /END-OF-STDERR$/.test(e.stderr)), errs.map(() => true), 'every call has the last line');
+  });
+
+  t.test('a grandchild that holds the pipes and keeps writing does not hold the call', async (t) => {
+    const err = (await runReexecAction('orphan-writer').catch((e) => e)) as ReexecError;
+    t.match(err, { code: 'ERR_GONS_CHILD_DIED', exitCode: 2 });
+    t.match(err.stderr, /child exits/);
+    t.match(err.stderr, /tick/, 'what the grandchild wrote while the pipes were drained');
+  });
+
   t.test('timeout and abort kill the child', async (t) => {
     const dir = t.testdir({});
     const pidFile = join(dir, 'timeout.pid');
@@ -244,13 +257,14 @@ void checkAction().then(() => {
     t.ok(seen.maps, 'the hook and the user preload were both loaded');
   });
 
-  t.test('re-execution uses the same Node flags, minus inspectors', async (t) => {
+  t.test('re-execution uses the same Node flags, minus those that listen or write files', async (t) => {
     const saved = [...process.execArgv];
     t.teardown(() => process.execArgv.splice(0, process.execArgv.length, ...saved));
     process.execArgv.push('--inspect=0', '--inspect-brk', '--max-old-space-size=100');
     const cmd = reexecCommand();
     t.same(cmd.slice(0, saved.length), saved);
-    t.same(cmd.slice(saved.length), ['--max-old-space-size=100', ...process.argv.slice(1)]);
+    const sigusr1 = process.allowedNodeEnvironmentFlags.has('--disable-sigusr1') ? ['--disable-sigusr1'] : [];
+    t.same(cmd.slice(saved.length), ['--max-old-space-size=100', ...sigusr1, ...process.argv.slice(1)]);
     t.equal(reexecCommand(new URL(`file://${actionsEntry}`)).at(-1), actionsEntry);
     t.equal(reexecCommand('test/fixtures/actions.ts').at(-1), actionsEntry, 'a relative entry is resolved');
     const argv = [...process.argv];
@@ -312,5 +326,78 @@ void checkAction().then(() => {
     const res = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, ...args], { env, encoding: 'utf8' });
     t.equal(res.status, 0, 'exits normally', { stderr: res.stderr });
     t.same(JSON.parse(res.stdout), { hostname: 'gons-nobody', uid: 0, inodesMatch: true });
+  });
+
+  t.test('flags and variables that make Node listen or write files do not reach the child', { skip: needsRoot }, async (t) => {
+    const dir = t.testdir({});
+    const risky = [
+      '--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${dir}`, '--heapsnapshot-signal=SIGUSR2',
+      `--diagnostic-dir=${dir}`, '--cpu-prof', '--cpu-prof-dir', dir, `--redirect-warnings=${dir}/warnings.txt`,
+    ];
+    const nodeOptions = `${process.env.NODE_OPTIONS ?? ''} --inspect=127.0.0.1:0 "--heap-prof" --heap-prof-dir "${dir}" --trace-event-file-pattern "${dir}/trace-\${pid}.log" --trace-events-enabled --max-old-space-size=200`;
+    const res = spawnSync(process.execPath, [...process.execArgv, ...risky, join(__dirname, 'fixtures', 'flags-parent.ts'), dir], {
+      env: { ...process.env, NODE_OPTIONS: nodeOptions, NODE_REDIRECT_WARNINGS: `${dir}/warnings.txt` }, encoding: 'utf8',
+    });
+    t.equal(res.status, 0, 'the parent ran', { stderr: res.stderr });
+    const out = JSON.parse(res.stdout);
+    t.same(out.seen.listening, [], 'nothing listens in the child\'s net namespace');
+    t.same(out.written, [], 'no report, profile, snapshot or warnings file');
+    t.same(out.signalled, { code: null, signal: 'SIGUSR2' }, 'the report signal just ends the child');
+    t.equal(out.seen.redirect, null);
+    t.notMatch(out.seen.nodeOptions, /inspect|heap-prof|trace-event|--\S*dir/);
+    t.match(out.seen.nodeOptions, /max-old-space-size=200/, 'harmless options stay');
+    t.notMatch(out.seen.execArgv.join(' '), /report|heapsnapshot|diagnostic|prof|redirect/);
+    t.equal(out.seen.execArgv.includes('--disable-sigusr1'), process.allowedNodeEnvironmentFlags.has('--disable-sigusr1'));
+  });
+
+  t.test('NODE_OPTIONS is parsed as Node parses it and filtered flag by flag', async (t) => {
+    t.same(parseNodeOptions('"a\\'), ['a'], 'a trailing backslash in a string');
+    t.same(parseNodeOptions('  --a  "--b=x y" "q\\"\\\\" --c\\d "" "unterminated'), ['--a', '--b=x y', 'q"\\', '--c\\d', 'unterminated']);
+    const args = ['--import', 'file:///a b.mjs', '--inspect-port', '9229', '--require=./r.js', '--max_old_space_size=64', '--no-warnings',
+      '--no-inspect', '-r', 'x', '--watch-path', 'src', '--experimental-network-inspection', '--enable-source-maps', 'stray'];
+    const dropped: string[] = [];
+    t.same(filterFlags(args, dropped), ['--import', 'file:///a b.mjs', '--require=./r.js', '--max_old_space_size=64', '--no-warnings', '-r', 'x', '--enable-source-maps']);
+    t.same(dropped, ['--inspect-port', '9229', '--no-inspect', '--watch-path', 'src', '--experimental-network-inspection', 'stray']);
+    t.same(parseNodeOptions(formatNodeOptions(args)), args, 'formatting round-trips');
+    const env = sanitizeChildEnv({ NODE_OPTIONS: '--import "file:///a b.mjs" --cpu-prof --cpu-prof-dir /tmp', NODE_COMPILE_CACHE: '.', KEEP: '1' });
+    t.same(env, { NODE_OPTIONS: '"--import" "file:///a b.mjs"', KEEP: '1' });
+    t.same(sanitizeChildEnv({ NODE_OPTIONS: '--no-deprecation' }), { NODE_OPTIONS: '--no-deprecation' }, 'left alone when nothing is dropped');
+  });
+
+  t.test('the library reads nothing lazily from the target: a FIFO at its /etc/localtime, DEBUG=gons:*', { skip: needsRoot }, async (t) => {
+    // A plain Node in a minimal environment: tap's (TZ, colors for debug) would keep Node from reading /etc/localtime.
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+    const res = spawnSync(process.execPath, [join(__dirname, 'fixtures', 'tz-main.cjs')], { env, encoding: 'utf8' });
+    t.equal(res.status, 0, 'the program ran', { stderr: res.stderr });
+    t.equal(JSON.parse(res.stdout), 'done');
+  });
+
+  t.test('an action cannot load modules from the target\'s filesystem (this TypeScript program)', { skip: needsRoot }, async (t) => {
+    const dir = t.testdir({});
+    const ns = await createNamespaces(t, ['mnt'], { files: { [`${dir}/evil.cjs`]: 'module.exports = "code from the target";' } });
+    for (const how of ['require', 'import']) {
+      t.match(await runReexecAction('load', { namespaces: ns.namespaces(), param: { how, path: `${dir}/evil.cjs` } }), {
+        builtin: 'linux', code: 'ERR_GONS_LOAD_REFUSED', message: /refused to load module/,
+      }, how);
+    }
+    t.match(await runReexecAction('load', { param: { how: 'require', path: `${dir}/missing.cjs` } }), { code: 'MODULE_NOT_FOUND' }, 'not refused off the target root');
+  });
+
+  t.test('an action cannot load modules from the target\'s filesystem, in CommonJS and ESM programs', { skip: needsRoot }, async (t) => {
+    // An empty directory here, covered in the target by a tmpfs that holds the modules.
+    const dir = t.testdir({});
+    const files = { [`${dir}/evil.cjs`]: 'module.exports = "code from the target";', [`${dir}/evil.mjs`]: 'export default "code from the target";' };
+    const loads = [['require', `${dir}/evil.cjs`], ['import', `${dir}/evil.mjs`], ['import', `${dir}/evil.cjs`]];
+    for (const main of ['load-main.cjs', 'load-main.mjs']) {
+      const res = spawnSync(process.execPath, [join(__dirname, 'fixtures', main), JSON.stringify(files), JSON.stringify(loads)], { encoding: 'utf8' });
+      t.equal(res.status, 0, main, { stderr: res.stderr });
+      const out = JSON.parse(res.stdout);
+      for (const [how, path] of loads) {
+        t.match(out[`${how} ${path}`], {
+          builtin: 'linux', code: 'ERR_GONS_LOAD_REFUSED',
+          message: new RegExp(`refused to load module "${path}" while on the target's root.*load it at the top level of the module`),
+        }, `${main}: ${how} ${path}`);
+      }
+    }
   });
 });

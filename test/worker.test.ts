@@ -1,6 +1,6 @@
 /** Warm namespace workers and entering a process's namespaces by pidfd. */
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import t from 'tap';
@@ -10,7 +10,7 @@ import { NamespaceWorker, ReexecError, checkAction, openNamespaceWorker, runReex
 import { prepareNamespaces, reexecCommand, reexecEnv, spawnReexec } from '../reexec/parent';
 import { READY_ACTION } from '../reexec/protocol';
 import { createNamespaces } from '../reexec/testing';
-import { gone, needsRoot, projectRoot, plainEnv } from './fixtures/helpers';
+import { eventually, gone, needsRoot, projectRoot, plainEnv } from './fixtures/helpers';
 import { settledChildren } from './fixtures/hygiene';
 import './fixtures/actions';
 
@@ -236,5 +236,39 @@ void checkAction().then(() => {
     const err = (await runReexecAction('open-worker').catch((e) => e)) as ReexecError;
     t.match(err, { code: 'ERR_GONS_RECURSIVE_REEXEC' });
     t.match(err.cause, { message: 'gons/reexec: openNamespaceWorker: tried to re-execute in already re-executing child process' });
+  });
+
+  t.test('an action that drops privileges: its result stands, the worker ends normally and logs that it stayed', { skip: needsRoot }, async (t) => {
+    const ns = await createNamespaces(t, ['mnt']);
+    const worker = await openNamespaceWorker({ namespaces: ns.namespaces(), env: { DEBUG: 'gons:child' }, output: 'ignore' });
+    const exited = new Promise<unknown[]>((resolve) => worker.once('exit', (...end) => resolve(end)));
+    t.equal(await worker.run('drop-privileges'), 65534);
+    await worker.close();
+    t.same(await exited, [0, null], 'exit code 0, no uncaught exception');
+    const stderr = ((worker as unknown as { stderr(): string }).stderr)();
+    t.match(stderr, /staying on the target's root: package gons: cannot return to the original root: Operation not permitted/);
+    t.notMatch(stderr, /Uncaught|NamespaceSwitchError: package/);
+  });
+
+  t.test('a target that dies while its namespaces are inspected, its pid reused: ESRCH, never a call without namespaces', { skip: needsRoot }, async (t) => {
+    // Not our child (its shell exits at once), so it is reaped as soon as it is killed, as a container's process would be.
+    const out = spawnSync('sh', ['-c', 'unshare -n sleep 600 >/dev/null 2>&1 & echo $!'], { encoding: 'utf8' });
+    const pid = Number(out.stdout.trim());
+    await eventually(() => {
+      if (readlinkSync(`/proc/${pid}/ns/net`) === readlinkSync('/proc/self/ns/net')) throw new Error('not yet in its net namespace');
+    }, 30000);
+    let killed = false;
+    // The reads happen after the pidfd was opened: kill the target, wait until it is reaped, then answer as a process
+    // that took over its pid and shares all our namespaces would.
+    const recycled = (p: number, type: string) => {
+      if (!killed) {
+        killed = true;
+        process.kill(p, 'SIGKILL');
+        const until = Date.now() + 30000;
+        while (existsSync(`/proc/${p}`) && Date.now() < until) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+      }
+      return statSync(`/proc/self/ns/${type === 'pid' ? 'pid_for_children' : type}`).ino;
+    };
+    t.throws(() => resolveTarget({ pid }, true, recycled), { name: 'NamespaceSwitchError', code: 'ESRCH', path: `/proc/${pid}`, envVar: 'gons_target_pidfd' });
   });
 });
