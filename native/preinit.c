@@ -71,7 +71,7 @@ static const struct nskind {
 
 /* The protocol's other variables; removed from the environment like the kinds'. */
 static const char *const other_vars[] = {"gons_order", "gons_preserve_credentials", "gons_parent_pid",
-                                         "gons_target_pidfd", "gons_target_types"};
+                                         "gons_target_pidfd", "gons_target_types", "gons_confine"};
 
 EXPORT struct gons_preinit_state gons_preinit_state = {
     GONS_PREINIT_VERSION, 0, 0, "", "", "", "", 0, 0,
@@ -560,6 +560,9 @@ static pid_t parse_pid(const char *s)
     return v > 0 ? (pid_t)v : 0;
 }
 
+/* gons_confine: the target's credentials (a section of its own). */
+#include "confine.c"
+
 GONS_PREINIT_CONSTRUCTOR static void gons_preinit(void)
 {
     /* Under setuid or file capabilities the environment is not ours to trust. */
@@ -572,6 +575,7 @@ GONS_PREINIT_CONSTRUCTOR static void gons_preinit(void)
     char *parent = dup_env("gons_parent_pid");
     char *target_fd = dup_env("gons_target_pidfd");
     char *target_types = dup_env("gons_target_types");
+    char *confine = dup_env("gons_confine");
     int preserve_credentials = preserve && strcmp(preserve, "1") == 0;
     struct step steps[NKINDS];
     int nsteps = -1, join_target_now = 0;
@@ -612,6 +616,9 @@ GONS_PREINIT_CONSTRUCTOR static void gons_preinit(void)
             prctl(PR_SET_DUMPABLE, was_dumpable, 0, 0, 0);
     }
 
+    if (confine)
+        confine_apply(confine);
+
     /* The parent-death signal is cleared by credential changes, so it comes after them. */
     pid_t parent_pid = parse_pid(parent);
     if (parent && !parent_pid)
@@ -631,6 +638,7 @@ GONS_PREINIT_CONSTRUCTOR static void gons_preinit(void)
     free(parent);
     free(target_fd);
     free(target_types);
+    free(confine);
 }
 
 EXPORT int gons_preinit_enter_target_root(void)
