@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { NamespaceSwitchError } from '../lib/index';
@@ -93,6 +93,13 @@ void checkAction().then(() => {
     t.teardown(() => worker.close());
     for (let i = 0; i < 3; i++) checkConfined(t, await worker.run<ConfineReport>('confine-report', { hostFile }), 'w');
     t.equal(await worker.run('echo', 'still'), 'still');
+  });
+
+  t.test('a target sharing all our namespaces: its credentials, on our root', async (t) => {
+    const r = await runReexecAction<{ creds: Record<string, string>; cwd: string; root: number }>('confine-creds', { target: { pid: process.pid }, confine: true });
+    t.same(r.creds, { ...creds(readFileSync('/proc/self/status', 'utf8')), NoNewPrivs: '1' });
+    t.equal(r.cwd, '/');
+    t.equal(r.root, readdirSync('/').length);
   });
 
   t.test('confine needs a target process', async (t) => {
