@@ -4,7 +4,7 @@
  * The targets are real: own mount and pid namespaces on a pivot_root'ed
  * tmpfs, reduced capability sets, a non-zero uid, a user namespace.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +14,7 @@ import t, { type Test } from 'tap';
 import { checkAction, openNamespaceWorker, runReexecAction } from '../reexec/index';
 import { containerTarget, type ContainerOptions } from './fixtures/confine-target';
 import { type ConfineReport, creds } from './fixtures/confine-actions';
-import { hookedReport, isRoot, needsRoot, projectRoot } from './fixtures/helpers';
+import { hookedReport, isRoot, needsRoot, plainEnv, projectRoot } from './fixtures/helpers';
 import './fixtures/actions';
 import './fixtures/confine-actions';
 
@@ -100,6 +100,17 @@ void checkAction().then(() => {
     t.same(r.creds, { ...creds(readFileSync('/proc/self/status', 'utf8')), NoNewPrivs: '1' });
     t.equal(r.cwd, '/');
     t.equal(r.root, readdirSync('/').length);
+  });
+
+  t.test('as nobody: a target in a user namespace nobody made', async (t) => {
+    const env = plainEnv();
+    const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), join(__dirname, 'fixtures', 'confine-nobody.ts')];
+    const res = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, ...args], { env, encoding: 'utf8' });
+    t.equal(res.status, 0, 'exits normally', { stderr: res.stderr });
+    const r = JSON.parse(res.stdout) as { self: Record<string, string>; target: Record<string, string> };
+    t.same({ ...r.self, NoNewPrivs: '0' }, r.target, "the holder's credentials");
+    t.equal(r.self.Uid, '0 0 0 0', 'root of that user namespace');
+    t.equal(r.self.NoNewPrivs, '1');
   });
 
   t.test('confine needs a target process', async (t) => {
