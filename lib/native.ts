@@ -21,6 +21,8 @@ interface Addon {
   hookState(): HookState | null;
   enterTargetRoot(): number;
   leaveTargetRoot(): number;
+  /** The hook's serve-time confinement step: 1 confined, 0 not asked, -errno. */
+  confine(): number;
   strerror(errno: number): string;
   claimChannel(fd: number): number;
   closeFd(fd: number): number;

@@ -63,6 +63,12 @@ int CallRootFn(const char *symbol) {
 NAN_METHOD(EnterTargetRoot) { info.GetReturnValue().Set(CallRootFn(GONS_PREINIT_ENTER_SYMBOL)); }
 NAN_METHOD(LeaveTargetRoot) { info.GetReturnValue().Set(CallRootFn(GONS_PREINIT_LEAVE_SYMBOL)); }
 
+// confine(): the hook's serve-time confinement step; 1 confined, 0 not asked, or -errno (-ENOSYS without the hook).
+NAN_METHOD(Confine) {
+  auto fn = reinterpret_cast<gons_preinit_root_fn>(dlsym(RTLD_DEFAULT, GONS_PREINIT_CONFINE_SYMBOL));
+  info.GetReturnValue().Set(HookState() && fn ? fn() : -ENOSYS);
+}
+
 // nsType(path): { nstype } from the kernel (NS_GET_NSTYPE), or { errno, syscall }.
 NAN_METHOD(NsType) {
   if (info.Length() < 1 || !info[0]->IsString()) {
@@ -149,6 +155,7 @@ NAN_MODULE_INIT(Init) {
   Nan::SetMethod(target, "enterTargetRoot", EnterTargetRoot);
   Nan::SetMethod(target, "leaveTargetRoot", LeaveTargetRoot);
   Nan::SetMethod(target, "nsType", NsType);
+  Nan::SetMethod(target, "confine", Confine);
 }
 
 }  // namespace

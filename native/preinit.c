@@ -80,7 +80,8 @@ static const struct nskind {
 
 /* The protocol's other variables; removed from the environment like the kinds'. */
 static const char *const other_vars[] = {"gons_order", "gons_preserve_credentials", "gons_parent_pid",
-                                         "gons_target_pidfd", "gons_target_types", "gons_keep_fds"};
+                                         "gons_target_pidfd", "gons_target_types", "gons_keep_fds",
+                                         "gons_confine"};
 
 EXPORT struct gons_preinit_state gons_preinit_state = {
     GONS_PREINIT_VERSION, 0, 0, "", "", "", "", 0, 0,
@@ -739,6 +740,9 @@ EXPORT sighandler_t signal(int sig, sighandler_t handler)
     return fn(sig, handler);
 }
 
+/* gons_confine: the target's credentials (a section of its own). */
+#include "confine.c"
+
 GONS_PREINIT_CONSTRUCTOR static void gons_preinit(void)
 {
     /* Under setuid or file capabilities the environment is not ours to trust. */
@@ -756,6 +760,7 @@ GONS_PREINIT_CONSTRUCTOR static void gons_preinit(void)
     char *parent = dup_env("gons_parent_pid");
     char *target_fd = dup_env("gons_target_pidfd");
     char *target_types = dup_env("gons_target_types");
+    char *confine = dup_env("gons_confine");
     int preserve_credentials = preserve && strcmp(preserve, "1") == 0;
     struct step steps[NKINDS];
     int nsteps = -1, join_target_now = 0;
@@ -810,6 +815,9 @@ GONS_PREINIT_CONSTRUCTOR static void gons_preinit(void)
     if (gons_preinit_state.joined & CLONE_NEWNS)
         pin_nss(envvar ? envvar : "gons_mnt", mnt_path);
 
+    if (confine)
+        confine_apply(confine);
+
     /* The parent-death signal is cleared by credential changes, so it comes after them. */
     pid_t parent_pid = parse_pid(parent);
     if (parent && !parent_pid)
@@ -831,6 +839,7 @@ GONS_PREINIT_CONSTRUCTOR static void gons_preinit(void)
     free(parent);
     free(target_fd);
     free(target_types);
+    free(confine);
 }
 
 EXPORT int gons_preinit_enter_target_root(void)

@@ -36,6 +36,13 @@ struct gons_preinit_state {
 #define GONS_PREINIT_ENTER_SYMBOL "gons_preinit_enter_target_root"
 /* int gons_preinit_leave_target_root(void): 0 or -errno. */
 #define GONS_PREINIT_LEAVE_SYMBOL "gons_preinit_leave_target_root"
+/*
+ * int gons_preinit_confine(void): the serve-time step of gons_confine (enter
+ * the target root, close the host-root fds, drop what was kept to get
+ * there). 1 when confined, 0 when confinement was not asked for, -errno when
+ * it failed (for good: the process must run nothing).
+ */
+#define GONS_PREINIT_CONFINE_SYMBOL "gons_preinit_confine"
 
 typedef int (*gons_preinit_root_fn)(void);
 

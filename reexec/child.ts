@@ -8,6 +8,7 @@ import createDebug from 'debug';
 import { addon } from '../lib/native';
 import { hasTargetRoot, enterTargetRoot, leaveTargetRoot } from '../lib/root';
 import { hookState, status } from '../lib/status';
+import { confineChild, confineError } from '../lib/confine';
 import { isNamespaceType } from '../lib/namespaces';
 import { CHILD_FD, FrameReader, encodeFrame, writeFrame } from './channel';
 import { ReexecError, toWire } from './errors';
@@ -74,7 +75,7 @@ export async function checkAction(): Promise<void> {
  * The gons_* variables the hook would have consumed: still there means it
  * never ran (not preloaded, secure execution), so nothing was switched.
  */
-const unswitched = Object.keys(process.env).find((k) => k === 'gons_target_pidfd' || (k.startsWith('gons_') && isNamespaceType(k.slice(5)) && process.env[k]));
+const unswitched = Object.keys(process.env).find((k) => k === 'gons_target_pidfd' || k === 'gons_confine' || (k.startsWith('gons_') && isNamespaceType(k.slice(5)) && process.env[k]));
 
 async function handle(req: Request): Promise<Reply> {
   if (unswitched !== undefined && !hookState()) {
@@ -83,7 +84,7 @@ async function handle(req: Request): Promise<Reply> {
       envVar: unswitched, path: process.env[unswitched] ?? '', syscall: '', errno: 38 /* ENOSYS, as for the root handoff */,
     } };
   }
-  const failed = status();
+  const failed = status() ?? confineError();
   if (failed) {
     return { id: req.id, switchError: { ...failed, errno: -failed.errno, message: failed.message } };
   }
@@ -138,7 +139,9 @@ async function serve(): Promise<void> {
   const bad = addon.claimChannel(CHILD_FD);
   if (bad !== 0) throw new Error(`gons/reexec: re-executed child has no channel on fd 3: ${addon.strerror(bad)}`);
   const sock = new Socket({ fd: CHILD_FD, readable: true, writable: true, allowHalfOpen: true });
-  if (!status() && hasTargetRoot()) {
+  // Confined: on the target root for good, with no way back (nothing to leave at exit).
+  const confined = !status() && confineChild();
+  if (!confined && !status() && hasTargetRoot()) {
     // Back on the original root before Node writes coverage or other exit data.
     process.prependListener('exit', leaveRoot);
     enterTargetRoot();

@@ -10,8 +10,9 @@ import type { Duplex, Readable } from 'node:stream';
 import createDebug from 'debug';
 import { NamespaceSwitchError } from '../lib/errors';
 import { preinitPath } from '../lib/native';
-import { type Namespace, namespaceEnv } from '../lib/namespaces';
+import { type Namespace, type NamespaceType, namespaceEnv } from '../lib/namespaces';
 import { type Target, resolveTarget } from '../lib/target';
+import { CONFINE_ENV, confineValue } from '../lib/confine';
 import { validateNamespaces } from '../lib/validate';
 import { FrameReader, ProtocolError, checkMaxMessageBytes, encodeFrame, writeFrame } from './channel';
 import { isReexecChild, reexecEnabled } from './child';
@@ -28,6 +29,12 @@ export interface ReexecOptions {
   namespaces?: Namespace[];
   /** Or: the namespaces of a running process, joined atomically through a pidfd. */
   target?: Target;
+  /**
+   * With `target`: give the child the target process's uids, gids, groups,
+   * capability sets and no_new_privs, and no fd back to the host's root,
+   * before the first action (see the README's "Confinement").
+   */
+  confine?: boolean;
   /** Parameter for the action; any structured-cloneable value. */
   param?: unknown;
   /** Extra environment for the child. */
@@ -91,6 +98,13 @@ export function checkReexecOptions(name: string, o: ReexecOptions): void {
     throw Object.assign(new TypeError(`gons/reexec: action "${name}": output must be 'stderr' or 'ignore'`), { code: 'ERR_INVALID_ARG_VALUE' });
   }
   checkMaxMessageBytes(`action "${name}"`, (o as ReexecOptions).maxMessageBytes);
+  if (o.confine !== undefined && typeof o.confine !== 'boolean') {
+    throw Object.assign(new TypeError(`gons/reexec: action "${name}": confine must be a boolean`), { code: 'ERR_INVALID_ARG_TYPE' });
+  }
+  if (o.confine && o.target === undefined) {
+    throw Object.assign(new TypeError(`gons/reexec: action "${name}": confine needs target: { pid }, a process whose credentials to take${
+      o.namespaces !== undefined ? '; namespaces have none' : ''}`), { code: 'ERR_INVALID_ARG_VALUE' });
+  }
   if (o.namespaces !== undefined && o.target !== undefined) {
     throw Object.assign(new TypeError(`gons/reexec: action "${name}": namespaces and target cannot be combined`), {
       code: 'ERR_INVALID_ARG_VALUE',
@@ -110,18 +124,25 @@ export interface PreparedReexec {
 const TARGET_FD = 4;
 
 /** Validates the namespaces (or opens the target's pidfd) and builds the gons_* variables. */
-export function prepareNamespaces(o: Pick<ReexecOptions, 'namespaces' | 'target'>): PreparedReexec {
+export function prepareNamespaces(o: Pick<ReexecOptions, 'namespaces' | 'target' | 'confine'>): PreparedReexec {
   if (o.target === undefined) {
     validateNamespaces(o.namespaces ?? []);
     return { env: namespaceEnv(o.namespaces ?? []), close: () => {} };
   }
   const target = resolveTarget(o.target);
-  if ('namespaces' in target) return { env: namespaceEnv(target.namespaces), close: target.close };
-  return {
-    env: { gons_target_pidfd: String(TARGET_FD), gons_target_types: target.types.join(',') },
-    pidfd: target.pidfd,
-    close: target.close,
-  };
+  const prepared: PreparedReexec = 'namespaces' in target
+    ? { env: namespaceEnv(target.namespaces), close: target.close }
+    : { env: { gons_target_pidfd: String(TARGET_FD), gons_target_types: target.types.join(',') }, pidfd: target.pidfd, close: target.close };
+  if (o.confine) {
+    const joined = 'namespaces' in target ? target.namespaces.map((ns) => ns.type.replace('!', '') as NamespaceType) : target.types;
+    try {
+      prepared.env[CONFINE_ENV] = confineValue(o.target.pid, joined);
+    } catch (err) {
+      target.close();
+      throw err;
+    }
+  }
+  return prepared;
 }
 
 /** The command line that re-executes this program: same Node, same flags (only the safe ones, see flags.ts), same main and args. */
