@@ -76,8 +76,11 @@ t.test('a staged hooked child differs from a plain one only in its mount namespa
   t.notOk(mountPoints(plain.pid).includes(stageRoot()), 'neither is seen outside it');
 });
 
-t.test('the stage is removed when its process exits', { skip: needsNobody() }, async (t) => {
+t.test('the stage is removed when its process exits; a killed process\'s stage by the next one', { skip: needsNobody() }, async (t) => {
+  const dead = spawnSync('true').pid;
+  const stale = mkdtempSync(join(tmpdir(), `gons-stage-${dead}-`));
   const res = spawnSync(process.execPath, [...process.execArgv, join(__dirname, 'fixtures', 'unprivileged-stage.ts')], { encoding: 'utf8' });
+  t.equal(existsSync(stale), false, 'the stage of a dead process is gone');
   t.equal(res.status, 0, { stderr: res.stderr });
   const { stage, status, ls } = JSON.parse(res.stdout);
   t.equal(status, 0, 'nobody could list the stage');
