@@ -88,6 +88,14 @@ t.test('the stage is removed when its process exits; a killed process\'s stage b
   t.equal(existsSync(stage), false, `${stage} is gone`);
 });
 
+t.test('every test starts nobody through the stage: setpriv is spelled only in the helpers', async (t) => {
+  const files = (readdirSync(__dirname, { recursive: true }) as string[]).filter((f) => /\.(ts|mjs|cjs)$/.test(f));
+  t.ok(files.includes(join('fixtures', 'helpers.ts')));
+  const exempt = [join('fixtures', 'helpers.ts'), 'layout.test.ts'];
+  t.same(files.filter((f) => !exempt.includes(f) && readFileSync(join(__dirname, f), 'utf8').includes('setpriv')), [],
+    'a test that runs setpriv itself would depend on where the checkout lives');
+});
+
 t.test('where nobody cannot read, the tests skip and say why', { skip: needsRoot }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'gons-private-'));
   t.teardown(() => rmSync(dir, { recursive: true }));
