@@ -3,7 +3,7 @@
  * gons user would: LD_PRELOAD plus gons_* variables on a child that reports
  * what it sees (test/fixtures/report.ts). Real namespaces, real kernel.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { chmodSync, copyFileSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -11,7 +11,7 @@ import t, { type Test } from 'tap';
 import { namespaceTypes, preinitPath, type NamespaceType } from '../lib/index';
 import { addon } from '../lib/native';
 import { createNamespaces, type CreateNamespacesOptions } from '../reexec/testing';
-import { asNobody, hookedReport, hookedReportWaiting, needsRoot, projectRoot, plainEnv } from './fixtures/helpers';
+import { asNobody, hookedReport, needsNobody, needsRoot, projectRoot, plainEnv, spawnAsNobody, stagedHookedReport, stagedHookedReportWaiting } from './fixtures/helpers';
 
 const ino = (path: string) => statSync(path).ino;
 const own = hookedReport({});
@@ -21,7 +21,7 @@ t.test('the hook is plain C: libc only, no Node, V8 or libuv symbols', async (t)
   t.notMatch(undef, /node|v8|uv_|napi|Nan/i);
   const defined = execFileSync('nm', ['-D', '--defined-only', preinitPath], { encoding: 'utf8' });
   t.same(defined.trim().split('\n').map((l) => l.split(' ').at(-1)).sort(),
-    ['dlerror', 'dlmopen', 'dlopen', 'gons_preinit_enter_target_root', 'gons_preinit_leave_target_root', 'gons_preinit_state',
+    ['dlerror', 'dlmopen', 'dlopen', 'gons_preinit_confine', 'gons_preinit_enter_target_root', 'gons_preinit_leave_target_root', 'gons_preinit_state',
       'sigaction', 'signal'], 'its own interface and the interposed libc functions');
   const needed = execFileSync('readelf', ['-d', preinitPath], { encoding: 'utf8' }).match(/\(NEEDED\).*\[(.*)\]/g);
   t.same(needed?.map((l) => l.replace(/.*\[(.*)\]/, '$1')), ['libc.so.6']);
@@ -213,26 +213,24 @@ t.test('root handoff: Node starts from its own root while in a mount namespace t
 
 /** A user namespace made by nobody: root maps to 65534, setgroups denied. */
 async function nobodysUserNamespace(t: Test) {
-  const holder = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', 'unshare', '-U', '-r', 'sh', '-c', 'echo ready; read _'], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  await once(holder.stdout, 'data');
+  const holder = spawnAsNobody('unshare', ['-U', '-r', 'sh', '-c', 'echo ready; read _'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  await once(holder.stdout!, 'data');
   t.teardown(() => { holder.kill('SIGKILL'); });
   return `/proc/${holder.pid}/ns/user`;
 }
 
-t.test('credentials in a joined user namespace', { skip: needsRoot }, async (t) => {
+t.test('credentials in a joined user namespace', { skip: needsNobody() }, async (t) => {
   const userns = await nobodysUserNamespace(t);
-  const r = hookedReport({ gons_user: userns });
+  const r = stagedHookedReport({ gons_user: userns });
   t.equal(r.status, null);
   t.equal(r.ns.user, ino(userns));
   t.match(r.ids, { uid: 0, gid: 0 }, 'became root of the user namespace');
-  const kept = hookedReport({ gons_user: userns, gons_preserve_credentials: '1' });
+  const kept = stagedHookedReport({ gons_user: userns, gons_preserve_credentials: '1' });
   t.equal(kept.status, null);
   t.match(kept.ids, { uid: 65534, gid: 65534 }, 'gons_preserve_credentials=1 keeps the (unmapped) ids');
 });
 
-t.test('a child in a foreign namespace is not dumpable', { skip: needsRoot }, async (t) => {
+t.test('a child in a foreign namespace is not dumpable', { skip: needsNobody() }, async (t) => {
   const userns = await nobodysUserNamespace(t);
   // Becoming root of the user namespace (setresuid) resets dumpable to fs.suid_dumpable: with 1 the
   // child would be dumpable again unless the hook re-asserts it. The sysctl is global: restored at once.
@@ -242,7 +240,7 @@ t.test('a child in a foreign namespace is not dumpable', { skip: needsRoot }, as
     await t.test(`with fs.suid_dumpable = ${suidDumpable}`, async (t) => {
       writeFileSync(sysctl, suidDumpable);
       t.teardown(() => writeFileSync(sysctl, saved));
-      const child = await hookedReportWaiting({ gons_user: userns });
+      const child = await stagedHookedReportWaiting({ gons_user: userns });
       writeFileSync(sysctl, saved);
       // A successful PTRACE_ATTACH (a failing test) leaves the child stopped: continue it before ending it.
       t.teardown(() => { process.kill(child.pid, 'SIGCONT'); return child.end(); });
@@ -275,7 +273,7 @@ t.test('the hook removes itself and the gons_* variables from the environment', 
   t.match(r.grandchild, /^LD_PRELOAD=libm\.so\.6$/m);
 });
 
-t.test('under secure execution the hook does nothing', { skip: needsRoot }, async (t) => {
+t.test('under secure execution the hook does nothing', { skip: needsNobody() }, async (t) => {
   // glibc preloads a library under AT_SECURE only from a system directory and set-user-ID.
   const lib = `/usr/lib/${execFileSync('gcc', ['-dumpmachine'], { encoding: 'utf8' }).trim()}/libgons_preinit_securetest.so`;
   const dir = t.testdir({});
@@ -296,7 +294,7 @@ t.test('under secure execution the hook does nothing', { skip: needsRoot }, asyn
   t.equal(r.status, null, 'and did not act on gons_uts');
 });
 
-t.test('as an unprivileged user: joins an unprivileged user namespace with its own net, uts and mnt', { skip: needsRoot }, async (t) => {
+t.test('as an unprivileged user: joins an unprivileged user namespace with its own net, uts and mnt', { skip: needsNobody() }, async (t) => {
   const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), join(__dirname, 'fixtures', 'unprivileged.ts')];
   const env = plainEnv();
   const res = asNobody(process.execPath, args, env);

@@ -16,7 +16,7 @@ import { encodeFrame } from '../reexec/channel';
 import { prepareNamespaces, reexecCommand, spawnReexec } from '../reexec/parent';
 import { filterFlags, formatNodeOptions, parseNodeOptions, sanitizeChildEnv } from '../reexec/flags';
 import { createNamespaces } from '../reexec/testing';
-import { eventually, gone, needsRoot, pidFrom, projectRoot, plainEnv } from './fixtures/helpers';
+import { asNobody, eventually, gone, needsNobody, needsRoot, pidFrom, projectRoot, plainEnv } from './fixtures/helpers';
 import { settledChildren } from './fixtures/hygiene';
 import './fixtures/actions';
 
@@ -320,10 +320,10 @@ void checkAction().then(() => {
     });
   });
 
-  t.test('as nobody: an unprivileged user namespace with net and uts', { skip: needsRoot }, async (t) => {
+  t.test('as nobody: an unprivileged user namespace with net and uts', { skip: needsNobody() }, async (t) => {
     const env = plainEnv();
     const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), join(__dirname, 'fixtures', 'unprivileged-reexec.ts')];
-    const res = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, ...args], { env, encoding: 'utf8' });
+    const res = asNobody(process.execPath, args, env);
     t.equal(res.status, 0, 'exits normally', { stderr: res.stderr });
     t.same(JSON.parse(res.stdout), { hostname: 'gons-nobody', uid: 0, inodesMatch: true });
   });
