@@ -318,6 +318,7 @@ for (let fd = 0; fd < 64; fd++) { try { fs.writeFileSync('/proc/self/fd/' + fd +
           const one = await settle(runReexecAction('load', { target, param: { how, path }, timeout: 120000 }));
           t.match(one, { ok: false, code: 'ERR_GONS_LOAD_REFUSED' }, `one-shot ${how}(${path}) is refused`);
           t.notOk(existsSync(c.hostPath(`/tmp/gons-planted-ran-${tag}`)), `one-shot ${how}: the planted code never ran`);
+          c.runSync(['rm', '-f', `/tmp/gons-planted-ran-${tag}`]);
           const opened = await settle(openNamespaceWorker({ target, timeout: 120000 }));
           if (opened.ok) {
             const w = await settle(opened.value.run('load', { how, path }));
