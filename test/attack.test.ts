@@ -174,6 +174,35 @@ void checkAction().then(() => {
         await worker.close();
       });
 
+      t.test('attack 1: one SIGUSR1 once the action runs, then the container drives the inspector', async (t) => {
+        c.put('/tmp/inspector-client.js', readFileSync(join(__dirname, 'fixtures', 'attack', 'inspector-client.js')));
+        const seen = new Set(filesMatching(c.hostPath('/tmp'), /^victim-/));
+        const gate = '/tmp/gate-usr1-late';
+        const call = settle(runReexecAction<VictimState>('victim', { target, param: { gate }, timeout: 120000 }));
+        const victim = await Promise.race([
+          until(() => filesMatching(c.hostPath('/tmp'), /^victim-/).find((f) => !seen.has(f)), 120000, 'the action to start'),
+          call.then(() => undefined),
+        ]);
+        let evaluated = '';
+        const escaped = join(tools.hostDir, 'escaped-inspector');
+        if (victim) {
+          const pid = Number(victim.slice('victim-'.length));
+          c.runSync(['sh', '-c', `kill -USR1 ${pid}`]);
+          // Code run through the inspector runs in the child, which holds the host's root as an fd.
+          const fd = (hostRootFds.length ? hostRootFds : [5])[0];
+          const expr = `process.getBuiltinModule('fs').writeFileSync('/proc/self/fd/${fd}${escaped}', 'x'); 'evaluated'`;
+          evaluated = c.runSync(['node', '/tmp/inspector-client.js', '9229', expr]).trim();
+          t.comment(`inspector client: ${evaluated}`);
+          c.put(gate, '');
+        }
+        const r = await call;
+        t.match(r, { ok: true }, 'the call succeeds', { outcome: r });
+        if (r.ok) t.equal(r.value.url, null, 'no inspector in the child');
+        t.notMatch(evaluated, /evaluated/, 'the container evaluated nothing in the child');
+        t.notOk(existsSync(escaped), 'nothing written on the host through the inspector');
+        if (existsSync(escaped)) t.comment(`ESCAPE: the container wrote ${escaped} on the host through the child's inspector`);
+      });
+
       t.test('attack 1: SIGUSR1 barrage, target types pid+mnt (the child stays in the host\'s net namespace)', async (t) => {
         const att = c.run(['/tmp/attacker', 'signal', String(SIGUSR1), 'node']);
         await att.waitFor((l) => l === 'ready');
