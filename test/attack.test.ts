@@ -191,7 +191,8 @@ void checkAction().then(() => {
           // Code run through the inspector runs in the child, which holds the host's root as an fd.
           const fd = (hostRootFds.length ? hostRootFds : [5])[0];
           const expr = `process.getBuiltinModule('fs').writeFileSync('/proc/self/fd/${fd}${escaped}', 'x'); 'evaluated'`;
-          evaluated = c.runSync(['node', '/tmp/inspector-client.js', '9229', expr]).trim();
+          // env -i: tap's processinfo puts its NODE_OPTIONS back into every process spawned from here.
+          evaluated = c.runSync(['env', '-i', 'PATH=/usr/bin:/bin', 'node', '/tmp/inspector-client.js', '9229', expr]).trim();
           t.comment(`inspector client: ${evaluated}`);
           c.put(gate, '');
         }
