@@ -404,6 +404,7 @@ for (let fd = 0; fd < 64; fd++) { try { fs.writeFileSync('/proc/self/fd/' + fd +
         const control = JSON.parse(c.runSync(['/tmp/attacker', 'probe', String(ownPid)])) as Array<{ what: string; ok: boolean; errno: string }>;
         t.ok(control.find((p) => p.what === 'read environ')?.ok, 'control: the probe reads a container process\'s environ');
         t.ok(control.find((p) => p.what === 'opendir fd')?.ok, 'control: the probe lists a container process\'s fds');
+        c.runSync(['kill', '-9', String(ownPid)]); // sleep does not read its stdin
         await own.end();
 
         const opened = await settle(openNamespaceWorker({ target, timeout: 120000 }));
