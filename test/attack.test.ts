@@ -330,7 +330,7 @@ void checkAction().then(() => {
         c.runSync(['rm', '-f', '/tmp/gons-nss-ran']);
         rmSync(hostMarker, { force: true });
         const one = await settle(runReexecAction('nss-more', { target, timeout: 120000 }));
-        t.match(one, { ok: true }, 'one-shot: dns.lookupService and process.initgroups answer');
+        t.match(one, { ok: true }, 'one-shot: dns.lookupService and process.initgroups answer', { outcome: one });
         t.notOk(existsSync(marker), 'one-shot: the planted module never ran in the child (services, group, initgroups)');
         t.notOk(existsSync(hostMarker), 'one-shot: the planted module wrote nothing on the host');
         if (existsSync(hostMarker)) t.comment(`ESCAPE: ${hostMarker} was created on the host by code the container planted`);
