@@ -8,6 +8,8 @@
 #   node v24.22.3: N passed, N failed, N skipped, S s
 # and ends with the sum over all lines, "N passed, N failed[, N skipped]".
 # Extra arguments go to tap (e.g. a test file, for a quick check).
+# GONS_MATRIX_RUN='npm run bench' runs that command instead of the tests, on
+# each line's build and node (its exit status counts as 1 passed or 1 failed).
 #
 # Which node:
 # - The machine's own `node` serves its own line (normally 20): `npm test`, with
@@ -104,6 +106,14 @@ for major in $lines; do
     tail -n 30 "$log"
     echo "node $version: build failed: 0 passed, 1 failed, 0 skipped, $((SECONDS - start)) s"
     total_fail=$((total_fail + 1)) status=1
+    continue
+  fi
+  if [ -n "${GONS_MATRIX_RUN:-}" ]; then
+    echo "== node $version: $GONS_MATRIX_RUN"
+    if PATH="$bindir:$PATH" bash -c "$GONS_MATRIX_RUN"; then pass=1 fail=0; else pass=0 fail=1 status=1; fi
+    line="node $version: $pass passed, $fail failed, 0 skipped, $((SECONDS - start)) s"
+    echo "$line" && echo "$line" >>"$log_dir/lines"
+    total_pass=$((total_pass + pass)) total_fail=$((total_fail + fail))
     continue
   fi
   echo "== node $version: ${cmd[*]}"
