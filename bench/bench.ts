@@ -175,6 +175,10 @@ async function main() {
       rows.push(['3b. warm calls, 16 concurrent, vs the same ping-pong, 16 concurrent',
         `${Math.round(con.gons)} vs ${Math.round(con.peer)} calls/s = ${conRatio.toFixed(2)}× the time`, '≤ 1.5×', conRatio <= 1.5]);
 
+      const mem = await rssGrowth(10000, gonsCall);
+      const peerMem = await rssGrowth(10000, peerCall);
+      rows.push(['5. parent RSS growth over 10,000 warm calls (peer: same calls to the plain Node echo)',
+        `${mem.growth.toFixed(2)} MiB (${mem.before.toFixed(0)} MiB before); peer ${peerMem.growth.toFixed(2)} MiB`, '≤ 5 MiB', mem.growth <= 5]);
       const big = Buffer.alloc(64 * MiB, 1);
       const [trip, peerTrip] = await compare(5, () => worker.run('echo', big), () => peer.run(big));
       const coldTrips: number[] = [];
@@ -182,10 +186,6 @@ async function main() {
       rows.push(['4. 64 MiB Buffer param + result round trip vs plain Node socket-pair v8.serialize echo',
         `${ms(trip)} vs ${ms(peerTrip)} = ${ratio(trip, peerTrip).toFixed(2)}× (one-shot: ${ms(median(coldTrips))})`, '≤ 1.0×', ratio(trip, peerTrip) <= 1.0]);
 
-      const mem = await rssGrowth(10000, gonsCall);
-      const peerMem = await rssGrowth(10000, peerCall);
-      rows.push(['5. parent RSS growth over 10,000 warm calls (peer: same calls to the plain Node echo)',
-        `${mem.growth.toFixed(2)} MiB (${mem.before.toFixed(0)} MiB before); peer ${peerMem.growth.toFixed(2)} MiB`, '≤ 5 MiB', mem.growth <= 5]);
     } finally {
       await worker.close();
     }
