@@ -23,9 +23,12 @@
 #   from there. Nothing but the npm registry is contacted, and only by npm.
 #
 # Headers: npm's config may set nodedir (here: /usr, Node 20's headers), which
-# would silently build a wrong NODE_MODULE_VERSION for another line, so every
-# build passes --nodedir explicitly. At the end (also on failure or ^C) the
-# build for the machine's node is restored, so the checkout stays usable.
+# would silently build a wrong NODE_MODULE_VERSION for another line. npx hands
+# its config to node-gyp as npm_config_* variables, and node-gyp lets those
+# override its own command line, so every build sets npm_config_nodedir as well
+# as --nodedir, and then loads the addon with that line's node to prove it. At
+# the end (also on failure or ^C) the build for the machine's node is
+# restored, so the checkout stays usable.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,9 +44,16 @@ if [ -z "$sys_nodedir" ] || [ "$sys_nodedir" = undefined ] || [ "$sys_nodedir" =
 fi
 
 log_dir=$(mktemp -d)
+
+# Builds the addon and the hook for the node in $1 against the headers in $2, and loads the addon with it.
+build() {
+  PATH="$1:$PATH" npm_config_nodedir="$2" npx node-gyp rebuild --nodedir="$2" &&
+    "$1/node" -e "require('./build/Release/gons.node')" &&
+    echo "build/Release/gons.node loads on $("$1/node" --version) (NODE_MODULE_VERSION $("$1/node" -p process.versions.modules))"
+}
 restore() {
   echo "restoring the build for the machine's node ($("$sys_node" --version), --nodedir=$sys_nodedir)"
-  npx node-gyp rebuild --nodedir="$sys_nodedir" >"$log_dir/restore.log" 2>&1 ||
+  build "$(dirname "$sys_node")" "$sys_nodedir" >"$log_dir/restore.log" 2>&1 ||
     { cat "$log_dir/restore.log"; echo "could not restore the default build: run npx node-gyp rebuild --nodedir=$sys_nodedir"; }
   rm -rf "$log_dir"
 }
@@ -75,8 +85,13 @@ fetch_line() {
     rm -rf "$tmp"
     return 1
   fi
-  # Swap in whole, so that a cut-off fetch never leaves a half-unpacked line behind.
-  rm -rf "$dir" && mv "$tmp/x" "$dir" && rm -rf "$tmp" || return 1
+  # Swap in whole, so that a cut-off fetch never leaves a half-unpacked line behind
+  # (and a line another run unpacked meanwhile is kept).
+  if [ -x "$dir/bin/node" ] && [ -f "$dir/include/node/node_version.h" ]; then
+    rm -rf "$tmp"
+  else
+    rm -rf "$dir" && mv "$tmp/x" "$dir" && rm -rf "$tmp" || return 1
+  fi
   echo "$dir"
 }
 
@@ -102,7 +117,7 @@ for major in $lines; do
   fi
   version=$("$bindir/node" --version)
   echo "== node $version: building the addon and hook against $nodedir/include/node"
-  if ! PATH="$bindir:$PATH" npx node-gyp rebuild --nodedir="$nodedir" >"$log" 2>&1; then
+  if ! build "$bindir" "$nodedir" >"$log" 2>&1; then
     tail -n 30 "$log"
     echo "node $version: build failed: 0 passed, 1 failed, 0 skipped, $((SECONDS - start)) s"
     total_fail=$((total_fail + 1)) status=1
