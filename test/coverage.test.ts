@@ -11,6 +11,7 @@ import { checkAction, register, runReexecAction } from '../reexec/index';
 import { createNamespaces } from '../reexec/testing';
 import { coveredOnlyInAChild } from './fixtures/covered';
 import { eventually, needsRoot, projectRoot } from './fixtures/helpers';
+import { LONG } from './fixtures/waits';
 
 register('covered', (label: string) => ({ pid: process.pid, text: coveredOnlyInAChild(label) }));
 register('covered-then-throw', (label: string) => {
@@ -40,16 +41,16 @@ checkAction().then(() => {
     t.test('a plain action', async (t) => {
       const r = (await runReexecAction('covered', { param: 'plain' })) as { pid: number; text: string };
       t.equal(r.text, 'covered: plain');
-      t.equal(await eventually(() => childCount(r.pid)), 1);
+      t.equal(await eventually(() => childCount(r.pid), LONG), 1);
     });
     t.test('an action that threw', async (t) => {
       const err = (await runReexecAction('covered-then-throw', { param: 'thrown' }).catch((e) => e)) as { code: string };
-      t.equal(await eventually(() => childCount(Number(err.code))), 1);
+      t.equal(await eventually(() => childCount(Number(err.code)), LONG), 1);
     });
     t.test('an action in a mount namespace whose filesystem lacks the project', { skip: needsRoot }, async (t) => {
       const ns = await createNamespaces(t, ['mnt'], { files: { [join(projectRoot, 'not-the-project.txt')]: '' } });
       const r = (await runReexecAction('covered', { param: 'foreign', namespaces: ns.namespaces() })) as { pid: number };
-      t.equal(await eventually(() => childCount(r.pid)), 1);
+      t.equal(await eventually(() => childCount(r.pid), LONG), 1);
     });
   });
 });

@@ -11,7 +11,8 @@ import { prepareNamespaces, spawnReexec } from '../reexec/parent';
 import { READY_ACTION } from '../reexec/protocol';
 import { createNamespaces } from '../reexec/testing';
 import { children, settledChildren } from './fixtures/hygiene';
-import { needsRoot, pidFrom, plainEnv } from './fixtures/helpers';
+import { needsRoot, plainEnv } from './fixtures/helpers';
+import { LONG, startedPid } from './fixtures/waits';
 import './fixtures/actions';
 
 
@@ -29,7 +30,7 @@ checkAction().then(() => {
   t.test('the child is SIGKILLed mid-action', async (t) => {
     const pidFile = join(t.testdir({}), 'pid');
     const call = runReexecAction('hang', { param: pidFile });
-    process.kill(await pidFrom(pidFile), 'SIGKILL');
+    process.kill(await startedPid(pidFile), 'SIGKILL');
     await t.rejects(call, { code: 'ERR_GONS_CHILD_DIED', signal: 'SIGKILL', exitCode: null });
   });
 
@@ -61,7 +62,7 @@ checkAction().then(() => {
   });
 
   t.test('after all of that, nothing is left behind', async (t) => {
-    t.same(await settledChildren(), []);
+    t.same(await settledChildren(LONG), []);
     t.same(children(), []);
   });
 });

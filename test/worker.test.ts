@@ -1,6 +1,6 @@
 /** Warm namespace workers and entering a process's namespaces by pidfd. */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import t from 'tap';
@@ -10,8 +10,9 @@ import { NamespaceWorker, ReexecError, checkAction, openNamespaceWorker, runReex
 import { prepareNamespaces, reexecCommand, reexecEnv, spawnReexec } from '../reexec/parent';
 import { READY_ACTION } from '../reexec/protocol';
 import { createNamespaces } from '../reexec/testing';
-import { asNobody, eventually, gone, needsNobody, needsRoot, projectRoot, plainEnv } from './fixtures/helpers';
+import { asNobody, eventually, gone, needsNobody, needsRoot, plainEnv, projectRoot } from './fixtures/helpers';
 import { settledChildren } from './fixtures/hygiene';
+import { LONG, startedPid } from './fixtures/waits';
 import './fixtures/actions';
 
 const ino = (path: string) => statSync(path).ino;
@@ -46,19 +47,30 @@ void checkAction().then(() => {
   t.test("a call's timeout or abort rejects only that call", async (t) => {
     const worker = await openNamespaceWorker();
     t.teardown(() => worker.close());
-    await t.rejects(worker.run('delayed-echo', { value: 1, ms: 300 }, { timeout: 100 }), { name: 'ReexecError', code: 'ETIMEDOUT' });
-    await new Promise((r) => setTimeout(r, 400)); // its late reply arrives and is dropped
-    const ac = new AbortController();
-    const call = worker.run('delayed-echo', { value: 1, ms: 5000 }, { signal: ac.signal });
-    setTimeout(() => ac.abort(), 50);
-    await t.rejects(call, { name: 'AbortError', code: 'ABORT_ERR' });
+    const dir = t.testdir({});
+    // gated-echo replies only once its gate file exists (and then removes it): no reply can beat the timeout.
+    const late = { value: 1, started: join(dir, 'late.started'), gate: join(dir, 'late.gate') };
+    await t.rejects(worker.run('gated-echo', late, { timeout: 100 }), { name: 'ReexecError', code: 'ETIMEDOUT' });
+    await startedPid(late.started);
+    writeFileSync(late.gate, '');
+    await eventually(() => { if (existsSync(late.gate)) throw new Error('the action has not replied yet'); }, LONG);
+    // Its late reply went out before this request was read: it arrives first and is dropped.
     t.equal(await worker.run('echo', 2), 2);
+    const ac = new AbortController();
+    const aborted = { value: 1, started: join(dir, 'aborted.started'), gate: join(dir, 'aborted.gate') };
+    const call = worker.run('gated-echo', aborted, { signal: ac.signal });
+    await startedPid(aborted.started);
+    ac.abort();
+    await t.rejects(call, { name: 'AbortError', code: 'ABORT_ERR' });
+    writeFileSync(aborted.gate, '');
+    t.equal(await worker.run('echo', 3), 3);
   });
 
   t.test('a crashed worker rejects all pending calls and refuses new ones', async (t) => {
     const worker = await openNamespaceWorker();
     const exited = once(worker, 'exit');
-    const pending = [worker.run('delayed-echo', { value: 1, ms: 10000 }), worker.run('delayed-echo', { value: 2, ms: 10000 })];
+    const dir = t.testdir({});
+    const pending = [worker.run('hang', join(dir, '1.pid')), worker.run('hang', join(dir, '2.pid'))];
     const crash = worker.run('kill9');
     for (const p of [...pending, crash]) {
       await t.rejects(p, { name: 'ReexecError', code: 'ERR_GONS_WORKER_EXITED', signal: 'SIGKILL' });
@@ -80,14 +92,14 @@ void checkAction().then(() => {
     await t.rejects(worker.run('action'), { code: 'ERR_GONS_WORKER_CLOSED' });
     t.equal(await inFlight, 'finished');
     await closing;
-    await gone(worker.pid, 100);
+    await gone(worker.pid, LONG);
     let pid = 0;
     {
       await using scoped = await openNamespaceWorker();
       pid = scoped.pid;
       t.equal(await scoped.run('action'), 'done');
     }
-    await gone(pid, 100);
+    await gone(pid, LONG);
   });
 
   t.test('kill() ends a worker whose action never settles', async (t) => {
@@ -97,7 +109,7 @@ void checkAction().then(() => {
     await worker.kill();
     await t.rejects(stuck, { code: 'ERR_GONS_WORKER_EXITED', signal: 'SIGKILL' });
     await closing;
-    await gone(worker.pid, 100);
+    await gone(worker.pid, LONG);
   });
 
   t.test('unref() lets the parent exit with an idle worker', async (t) => {
@@ -105,23 +117,28 @@ void checkAction().then(() => {
     t.equal(worker.unref(), worker);
     t.equal(worker.ref(), worker);
     await worker.close();
-    const res = spawnSync(process.execPath, [...process.execArgv, join(__dirname, 'fixtures', 'unref-worker.ts')], { encoding: 'utf8', timeout: 20000 });
+    const res = spawnSync(process.execPath, [...process.execArgv, join(__dirname, 'fixtures', 'unref-worker.ts')], { encoding: 'utf8', timeout: LONG });
     t.equal(res.status, 0, 'the program ended on its own', { stderr: res.stderr, signal: res.signal });
     t.match(res.stdout, /^worker \d+ open\n$/);
   });
 
   t.test('close() also waits out a call that timed out in the caller but still runs in the child', async (t) => {
     const worker = await openNamespaceWorker();
-    await t.rejects(worker.run('delayed-echo', { value: 1, ms: 300 }, { timeout: 50 }), { code: 'ETIMEDOUT' });
-    await worker.close();
-    await gone(worker.pid, 100);
+    const dir = t.testdir({});
+    const slow = { value: 1, started: join(dir, 'started'), gate: join(dir, 'gate') };
+    await t.rejects(worker.run('gated-echo', slow, { timeout: 50 }), { code: 'ETIMEDOUT' });
+    await startedPid(slow.started);
+    const closing = worker.close();
+    writeFileSync(slow.gate, ''); // the action ends while the worker closes
+    await closing;
+    await gone(worker.pid, LONG);
   });
 
   t.test('the start of a worker can time out or be aborted; the child does not stay', async (t) => {
     const entry = join(__dirname, 'fixtures', 'never-checks.ts');
     await t.rejects(openNamespaceWorker({ entry, timeout: 1500, output: 'ignore' }), { code: 'ETIMEDOUT' });
     await t.rejects(openNamespaceWorker({ entry, signal: AbortSignal.timeout(1500), output: 'ignore' }), { name: 'AbortError' });
-    t.same(await settledChildren(), [], 'both children were killed');
+    t.same(await settledChildren(LONG), [], 'both children were killed');
   });
 
   t.test('a child whose hook never ran refuses to run actions', async (t) => {
@@ -201,13 +218,13 @@ void checkAction().then(() => {
 
   t.test('target: a process that exited but was not reaped yet', { skip: needsRoot }, async (t) => {
     // `true` becomes a zombie under `sleep`, which never waits for it.
-    const parent = spawn('sh', ['-c', 'true & exec sleep 30'], { stdio: 'ignore' });
+    const parent = spawn('sh', ['-c', 'true & exec sleep 3600'], { stdio: 'ignore' });
     t.teardown(() => { parent.kill('SIGKILL'); });
-    let zombie = 0;
-    for (let i = 0; i < 200 && !zombie; i++) {
-      await new Promise((r) => setTimeout(r, 10));
-      zombie = Number(readFileSync(`/proc/${parent.pid}/task/${parent.pid}/children`, 'utf8').trim()) || 0;
-    }
+    const zombie = await eventually(() => {
+      const pid = Number(readFileSync(`/proc/${parent.pid}/task/${parent.pid}/children`, 'utf8').trim());
+      if (!pid || !/State:\s+Z/.test(readFileSync(`/proc/${pid}/status`, 'utf8'))) throw new Error('no zombie yet');
+      return pid;
+    }, LONG);
     await t.rejects(runReexecAction('action', { target: { pid: zombie } }), {
       name: 'NamespaceSwitchError', code: 'ENOENT', syscall: 'stat', envVar: 'gons_target_pidfd',
       message: new RegExp(`cannot inspect the \\w+ namespace of process ${zombie}: No such file or directory`),
