@@ -9,13 +9,14 @@ import { fileURLToPath } from 'node:url';
 import type { Duplex, Readable } from 'node:stream';
 import createDebug from 'debug';
 import { NamespaceSwitchError } from '../lib/errors';
-import { preinitPath } from '../lib/native';
+import { addon, preinitPath } from '../lib/native';
 import { type Namespace, namespaceEnv } from '../lib/namespaces';
 import { type Target, resolveTarget } from '../lib/target';
 import { validateNamespaces } from '../lib/validate';
 import { FrameReader, encodeFrame, writeFrame } from './channel';
 import { isReexecChild, reexecEnabled } from './child';
 import { AbortError, ReexecError, fromWire } from './errors';
+import { checkSlots, receiveFds, restoreHandles } from './handles';
 import { ACTION_ENV, type Reply } from './protocol';
 import { checkActionName, lookup } from './registry';
 
@@ -152,16 +153,72 @@ export function reexecEnv(action: string, nsEnv: Record<string, string>, extra: 
   return env;
 }
 
-/** Spawns the re-executed child with the channel on fd 3 (and a target's pidfd on fd 4). */
+/** Our end of each child's handle channel, until the child has ended. */
+const handleSockets = new WeakMap<ChildProcess, number>();
+
+/**
+ * Spawns the re-executed child with the channel on fd 3, a target's pidfd on
+ * fd 4, and the handle channel on fd 5.
+ */
 export function spawnReexec(action: string, o: Pick<ReexecOptions, 'env' | 'entry'>, prepared: PreparedReexec): ChildProcess {
+  let pair: number[] | undefined;
   try {
     const args = reexecCommand(o.entry);
     log('re-executing %s for action %s with %o', args.at(-1), action, prepared.env);
-    const stdio: StdioOptions = ['ignore', 'pipe', 'pipe', 'pipe'];
-    if (prepared.pidfd !== undefined) stdio[TARGET_FD] = prepared.pidfd;
-    return spawn(process.execPath, args, { env: reexecEnv(action, prepared.env, o.env), stdio });
+    const env = reexecEnv(action, prepared.env, o.env);
+    const made = addon.socketPair();
+    /* c8 ignore next -- only fd exhaustion makes socketpair fail */
+    if (!Array.isArray(made)) throw Object.assign(new Error(`gons/reexec: cannot make the handle channel: ${addon.strerror(made.errno)}`), { errno: -made.errno, syscall: made.syscall });
+    pair = made;
+    const stdio: StdioOptions = ['ignore', 'pipe', 'pipe', 'pipe', prepared.pidfd ?? 'ignore', pair[1]];
+    const child = spawn(process.execPath, args, { env, stdio });
+    const parentEnd = pair[0];
+    let open = true;
+    const closeEnd = () => {
+      if (open) addon.closeFd(parentEnd);
+      open = false;
+    };
+    handleSockets.set(child, parentEnd);
+    child.once('close', closeEnd);
+    child.once('error', () => child.pid === undefined && closeEnd());
+    pair = [pair[1]];
+    return child;
   } finally {
+    pair?.forEach((fd) => addon.closeFd(fd));
     prepared.close();
+  }
+}
+
+/** A child that broke the channel's protocol is killed; its call fails with `ERR_GONS_PROTOCOL`. */
+export function protocolError(child: ChildProcess, action: string, why: string): ReexecError {
+  child.kill('SIGKILL');
+  log('child %d broke the protocol: %s', child.pid, why);
+  return new ReexecError(`gons/reexec: the child of action ${JSON.stringify(action)} broke the protocol: ${why}`, { action, code: 'ERR_GONS_PROTOCOL' });
+}
+
+/**
+ * Takes the fds a reply announces off the child's handle channel — for every
+ * reply that has them, in order, even one whose call has already settled
+ * (`action` undefined: they are closed) — and resolves to the reply with them
+ * in place. A reply whose handles do not add up is a protocol error.
+ */
+export async function takeHandles(child: ChildProcess, reply: Reply, action: string | undefined): Promise<Reply> {
+  if (!('result' in reply) || reply.handles === undefined) return reply;
+  let fds: number[];
+  try {
+    if (!checkSlots(reply.handles)) throw new Error('a malformed handle list');
+    fds = receiveFds(handleSockets.get(child) ?? -1, reply.handles.length);
+  } catch (err) {
+    throw protocolError(child, action ?? '', (err as Error).message);
+  }
+  if (action === undefined) {
+    fds.forEach((fd) => addon.closeFd(fd));
+    return reply;
+  }
+  try {
+    return { id: reply.id, result: await restoreHandles(reply.result, reply.handles, fds) };
+  } catch (err) {
+    throw protocolError(child, action, (err as Error).message);
   }
 }
 
@@ -280,7 +337,7 @@ export async function runReexecAction<R = unknown>(name: string, options: Reexec
   });
 
   const reader = new FrameReader();
-  const replied = new Promise<Reply>((resolve) => {
+  const replied = new Promise<Reply>((resolve, reject) => {
     channel.on('data', (chunk: Buffer) => {
       for (const msg of reader.push(chunk) as Reply[]) {
         if (reply) continue;
@@ -288,7 +345,7 @@ export async function runReexecAction<R = unknown>(name: string, options: Reexec
         // The result counts from now on; a child that lingers is killed (gons parity).
         disarm();
         setTimeout(() => child.kill('SIGKILL'), LINGER_MS).unref();
-        resolve(msg);
+        takeHandles(child, msg, stopped ? undefined : name).then(resolve, reject);
       }
     });
   });

@@ -1,5 +1,6 @@
 /** The messages on the channel, and the environment variables of the re-execution protocol. */
 import type { WireError } from './errors';
+import type { HandleSlot } from './handles';
 import type { NamespaceSwitchErrorDetails } from '../lib/errors';
 
 /**
@@ -21,8 +22,8 @@ export interface Request {
   param: unknown;
 }
 
-/** Child to parent: the outcome of request `id`. */
+/** Child to parent: the outcome of request `id`; `handles` says where the fds sent just before it go in `result`. */
 export type Reply =
-  | { id: number; result: unknown }
+  | { id: number; result: unknown; handles?: HandleSlot[] }
   | { id: number; error: WireError }
   | { id: number; switchError: NamespaceSwitchErrorDetails & { message: string } };

@@ -12,7 +12,7 @@ import { FrameReader, writeFrame } from './channel';
 import { AbortError, ReexecError } from './errors';
 import {
   type ReexecOptions, armDeadline, checkCallable, checkReexecOptions, childEnded, collectOutput, describeEnd, encodeRequest,
-  prepareNamespaces, settleReply, spawnReexec,
+  prepareNamespaces, settleReply, spawnReexec, takeHandles,
 } from './parent';
 import { READY_ACTION, type Reply } from './protocol';
 import { checkActionName, lookup } from './registry';
@@ -92,13 +92,11 @@ export class NamespaceWorker extends EventEmitter {
 
   private settle(reply: Reply): void {
     const p = this.pending.get(reply.id);
-    if (!p) return;
     this.pending.delete(reply.id);
-    try {
-      p.resolve(settleReply(p.action, reply));
-    } catch (err) {
-      p.reject(err);
-    }
+    // The handles of a reply to a call that already settled are taken off the channel and closed.
+    const taken = takeHandles(this.child, reply, p?.action);
+    taken.catch((err) => log('worker %d: %s', this.pid, err.message));
+    if (p) taken.then((r) => settleReply(p.action, r)).then(p.resolve, p.reject);
   }
 
   /** Sends a request; resolves with the reply's value. @internal */
