@@ -105,38 +105,48 @@ function udpState(sock: dgram.Socket): { handle?: { fd?: number }; bindState?: n
   return undefined;
 }
 
-/** What `value` is as a handle (with its fd), null when it is none, or a reason it cannot be sent. */
-function asHandle(value: unknown, path: Array<string | number>): Found | string | null {
+/** A handle that cannot move: why, and how to close it (a worker must not keep it). */
+interface Refused {
+  problem: string;
+  release(): void;
+}
+
+/** What `value` is as a handle (with its fd), null when it is none, or why it cannot be sent. */
+function asHandle(value: unknown, path: Array<string | number>): Found | Refused | null {
+  const found = (kind: HandleKind, fd: number, release: () => void, udp?: 'udp4' | 'udp6'): Found => ({ slot: { path, kind, ...(udp && { udp }) }, fd, release });
   if (value instanceof TransferredFd) {
-    if (value.fd < 0) return 'a closed fd';
-    return { slot: { path, kind: value.kind }, fd: value.fd, release: () => value.close() };
+    const release = () => value.close();
+    return value.fd < 0 ? { problem: 'a closed fd', release } : found(value.kind, value.fd, release);
   }
   if (value instanceof net.Socket) {
     const fd = (value as unknown as { _handle?: { fd?: number } })._handle?.fd;
-    if ((value as unknown as { encrypted?: boolean }).encrypted) return 'a TLS socket (its session cannot move)';
-    if (value.connecting || typeof fd !== 'number' || fd < 0) return 'a socket that is not connected';
+    const release = () => value.destroy();
+    if ((value as unknown as { encrypted?: boolean }).encrypted) return { problem: 'a TLS socket (its session cannot move)', release };
+    if (value.connecting || typeof fd !== 'number' || fd < 0) return { problem: 'a socket that is not connected', release };
     if (value.readableLength > 0 || value.writableLength > 0) {
-      return `a socket with ${value.readableLength + value.writableLength} buffered bytes (pause() it before it reads)`;
+      return { problem: `a socket with ${value.readableLength + value.writableLength} buffered bytes (pause() it before it reads)`, release };
     }
-    return { slot: { path, kind: 'socket' }, fd, release: () => value.destroy() };
+    return found('socket', fd, release);
   }
   if (value instanceof net.Server) {
     const fd = (value as unknown as { _handle?: { fd?: number } })._handle?.fd;
-    if (value.constructor !== net.Server) return `a ${value.constructor.name} (only a plain net.Server moves)`;
-    if (!value.listening || typeof fd !== 'number' || fd < 0) return 'a server that is not listening';
-    return { slot: { path, kind: 'server' }, fd, release: () => value.close() };
+    const release = () => value.close();
+    if (value.constructor !== net.Server) return { problem: `a ${value.constructor.name} (only a plain net.Server moves)`, release };
+    if (!value.listening || typeof fd !== 'number' || fd < 0) return { problem: 'a server that is not listening', release };
+    return found('server', fd, release);
   }
   if (value instanceof dgram.Socket) {
     const state = udpState(value);
     const fd = state?.handle?.fd;
-    if (state?.bindState !== 2 || typeof fd !== 'number' || fd < 0) return 'a datagram socket that is not bound';
-    const udp = (value as unknown as { type: 'udp4' | 'udp6' }).type;
-    return { slot: { path, kind: 'dgram', udp }, fd, release: () => value.close() };
+    const release = () => value.close();
+    if (state?.bindState !== 2 || typeof fd !== 'number' || fd < 0) return { problem: 'a datagram socket that is not bound', release };
+    return found('dgram', fd, release, (value as unknown as { type: 'udp4' | 'udp6' }).type);
   }
   const fh = value as { constructor?: { name?: string }; fd?: unknown; close?: unknown } | null;
   if (fh && typeof fh === 'object' && fh.constructor?.name === 'FileHandle' && typeof fh.close === 'function') {
-    if (typeof fh.fd !== 'number' || fh.fd < 0) return 'a closed FileHandle';
-    return { slot: { path, kind: 'file' }, fd: fh.fd, release: () => void (fh.close as () => Promise<void>)().catch(() => {}) };
+    const release = () => void (fh.close as () => Promise<void>)().catch(() => {});
+    if (typeof fh.fd !== 'number' || fh.fd < 0) return { problem: 'a closed FileHandle', release };
+    return found('file', fh.fd, release);
   }
   return null;
 }
@@ -165,16 +175,16 @@ export interface Extracted {
  */
 export function extractHandles(action: string, result: unknown): Extracted {
   const found: Found[] = [];
+  const refused: Refused[] = [];
   const seen = new Set<unknown>();
-  let problem: string | undefined;
   const walk = (value: unknown, path: Array<string | number>): void => {
     const handle = asHandle(value, path);
-    if (typeof handle === 'string') {
-      problem ??= `${handle} at ${describe(path)}`;
+    if (handle && 'problem' in handle) {
+      refused.push({ problem: `${handle.problem} at ${describe(path)}`, release: handle.release });
       return;
     }
     if (handle) {
-      if (seen.has(value)) problem ??= `the same handle appears twice (again at ${describe(path)})`;
+      if (seen.has(value)) refused.push({ problem: `the same handle appears twice (again at ${describe(path)})`, release: () => {} });
       else found.push(handle);
       seen.add(value);
       return;
@@ -185,10 +195,11 @@ export function extractHandles(action: string, result: unknown): Extracted {
   };
   walk(result, []);
   const release = () => found.forEach((f) => f.release());
-  if (found.length > MAX_HANDLES) problem ??= `${found.length} handles, more than ${MAX_HANDLES}`;
-  if (problem !== undefined) {
+  if (found.length > MAX_HANDLES) refused.push({ problem: `${found.length} handles, more than ${MAX_HANDLES}`, release: () => {} });
+  if (refused.length > 0) {
     release();
-    throw notTransferable(action, problem);
+    refused.forEach((r) => r.release());
+    throw notTransferable(action, refused[0].problem);
   }
   if (found.length === 0) return { value: result, slots: [], fds: [], release };
   const copies = new Map<object, Record<string | number, unknown>>();

@@ -82,9 +82,9 @@ function usage(message: string): TypeError {
  * or `{ path }` of a unix socket in its filesystem). It is an ordinary
  * `net.Socket` of this process, owned by the caller; no process sits between.
  */
-export function connectIn(where: Where, options: ConnectInOptions, opts: RunOptions = {}): Promise<net.Socket> {
+export async function connectIn(where: Where, options: ConnectInOptions, opts: RunOptions = {}): Promise<net.Socket> {
   checkKeys('gons/reexec: connectIn', 'option', options, ['host', 'port', 'path', 'family', 'localAddress', 'localPort']);
-  if (options?.path === undefined && options?.port === undefined) return Promise.reject(usage('gons/reexec: connectIn: options need a port or a path'));
+  if (options?.path === undefined && options?.port === undefined) throw usage('gons/reexec: connectIn: options need a port or a path');
   return call(where, CONNECT, options, opts);
 }
 
@@ -92,9 +92,9 @@ export function connectIn(where: Where, options: ConnectInOptions, opts: RunOpti
  * A server listening inside the target's network namespace; connections are
  * accepted and served here, in this process (attach a 'connection' listener).
  */
-export function listenIn(where: Where, options: ListenInOptions, opts: RunOptions = {}): Promise<net.Server> {
+export async function listenIn(where: Where, options: ListenInOptions, opts: RunOptions = {}): Promise<net.Server> {
   checkKeys('gons/reexec: listenIn', 'option', options, ['host', 'port', 'path', 'backlog', 'ipv6Only', 'exclusive']);
-  if (options?.path === undefined && options?.port === undefined) return Promise.reject(usage('gons/reexec: listenIn: options need a port or a path'));
+  if (options?.path === undefined && options?.port === undefined) throw usage('gons/reexec: listenIn: options need a port or a path');
   return call(where, LISTEN, options, opts);
 }
 
@@ -103,8 +103,8 @@ export function listenIn(where: Where, options: ListenInOptions, opts: RunOption
  * against the target's root, as an action's paths do), opened with `flags`
  * (default `'r'`). Read it here at full speed, whatever its size.
  */
-export function openIn(where: Where, path: string, flags: string | number = 'r', opts: RunOptions = {}): Promise<fsp.FileHandle> {
-  if (typeof path !== 'string' || path === '' || path.includes('\0')) return Promise.reject(usage('gons/reexec: openIn: path must be a non-empty string'));
-  if (typeof flags !== 'string' && !Number.isInteger(flags)) return Promise.reject(usage('gons/reexec: openIn: flags must be a string or an integer'));
+export async function openIn(where: Where, path: string, flags: string | number = 'r', opts: RunOptions = {}): Promise<fsp.FileHandle> {
+  if (typeof path !== 'string' || path === '' || path.includes('\0')) throw usage('gons/reexec: openIn: path must be a non-empty string');
+  if (typeof flags !== 'string' && !Number.isInteger(flags)) throw usage('gons/reexec: openIn: flags must be a string or an integer');
   return call(where, OPEN, { path, flags }, opts);
 }
