@@ -28,6 +28,11 @@ interface Addon {
   closeFd(fd: number): number;
   pidfdOpen(pid: number): { fd: number } | { errno: number; syscall: string };
   nsType(path: string): { nstype: number } | { errno: number; syscall: string };
+  socketPair(): [number, number] | { errno: number; syscall: string };
+  sendFds(sock: number, fds: number[]): number;
+  recvFds(sock: number, count: number): number[] | { errno: number; syscall: string };
+  fdFlags(fd: number): number | { errno: number; syscall: string };
+  dupFd(fd: number): number | { errno: number; syscall: string };
 }
 
 function packageRoot(from: string): string {

@@ -9,9 +9,12 @@
 #include <string.h>
 #include <linux/nsfs.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <vector>
 
 #include "preinit.h"
 
@@ -146,7 +149,133 @@ NAN_METHOD(CloseFd) {
   info.GetReturnValue().Set(close(fd) == 0 ? 0 : errno);
 }
 
+// socketPair(): [fd, fd] of a close-on-exec SOCK_SEQPACKET pair, or { errno,
+// syscall }. The handle channel: one message of fds per reply that carries
+// handles, kept apart from the byte stream Node reads with plain read(2),
+// which would silently drop SCM_RIGHTS.
+NAN_METHOD(SocketPair) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+    info.GetReturnValue().Set(Failure(errno, "socketpair"));
+    return;
+  }
+  v8::Local<v8::Array> a = Nan::New<v8::Array>(2);
+  Nan::Set(a, 0, Nan::New(sv[0])).Check();
+  Nan::Set(a, 1, Nan::New(sv[1])).Check();
+  info.GetReturnValue().Set(a);
+}
+
+// The most fds one SCM_RIGHTS message may carry (the kernel's SCM_MAX_FD).
+constexpr size_t kMaxFds = 253;
+
+// sendFds(sock, [fd, ...]): sends the fds in one message; 0 or a positive errno.
+NAN_METHOD(SendFds) {
+  int sock = Nan::To<int32_t>(info[0]).FromMaybe(-1);
+  if (info.Length() < 2 || !info[1]->IsArray()) {
+    Nan::ThrowTypeError("sendFds: fds must be an array");
+    return;
+  }
+  v8::Local<v8::Array> list = info[1].As<v8::Array>();
+  if (list->Length() == 0 || list->Length() > kMaxFds) {
+    info.GetReturnValue().Set(EINVAL);
+    return;
+  }
+  std::vector<int> fds(list->Length());
+  for (uint32_t i = 0; i < list->Length(); i++)
+    fds[i] = Nan::To<int32_t>(Nan::Get(list, i).ToLocalChecked()).FromMaybe(-1);
+  std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
+  char byte = 'h';
+  struct iovec iov = {&byte, 1};
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.data();
+  msg.msg_controllen = control.size();
+  struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+  memcpy(CMSG_DATA(cm), fds.data(), sizeof(int) * fds.size());
+  ssize_t n;
+  do n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  info.GetReturnValue().Set(n == 1 ? 0 : (n < 0 ? errno : EIO));
+}
+
+// recvFds(sock, count): the fds of the next message, which must carry exactly
+// count of them (close-on-exec, never blocking: the sender queued them before
+// its reply), or { errno, syscall }. Whatever arrives beyond is closed.
+NAN_METHOD(RecvFds) {
+  int sock = Nan::To<int32_t>(info[0]).FromMaybe(-1);
+  int32_t count = Nan::To<int32_t>(info[1]).FromMaybe(0);
+  if (count <= 0 || static_cast<size_t>(count) > kMaxFds) {
+    info.GetReturnValue().Set(Failure(EINVAL, "recvmsg"));
+    return;
+  }
+  std::vector<char> control(CMSG_SPACE(sizeof(int) * kMaxFds));
+  char byte;
+  struct iovec iov = {&byte, 1};
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.data();
+  msg.msg_controllen = control.size();
+  ssize_t n;
+  do n = recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    info.GetReturnValue().Set(Failure(errno, "recvmsg"));
+    return;
+  }
+  std::vector<int> fds;
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+    size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    const unsigned char *data = CMSG_DATA(cm);
+    for (size_t i = 0; i < k; i++) {
+      int fd;
+      memcpy(&fd, data + i * sizeof(int), sizeof(int));
+      fds.push_back(fd);
+    }
+  }
+  if (n != 1 || (msg.msg_flags & MSG_CTRUNC) || fds.size() != static_cast<size_t>(count)) {
+    for (int fd : fds) close(fd);
+    info.GetReturnValue().Set(Failure(n == 0 ? EPIPE : EPROTO, "recvmsg"));
+    return;
+  }
+  v8::Local<v8::Array> a = Nan::New<v8::Array>(static_cast<uint32_t>(fds.size()));
+  for (size_t i = 0; i < fds.size(); i++) Nan::Set(a, static_cast<uint32_t>(i), Nan::New(fds[i])).Check();
+  info.GetReturnValue().Set(a);
+}
+
+// dupFd(fd): a close-on-exec duplicate, or { errno, syscall }.
+NAN_METHOD(DupFd) {
+  int fd = Nan::To<int32_t>(info[0]).FromMaybe(-1);
+  int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (dup < 0) {
+    info.GetReturnValue().Set(Failure(errno, "fcntl"));
+    return;
+  }
+  info.GetReturnValue().Set(dup);
+}
+
+// fdFlags(fd): the file status flags (fcntl F_GETFL), or { errno, syscall }.
+NAN_METHOD(FdFlags) {
+  int fd = Nan::To<int32_t>(info[0]).FromMaybe(-1);
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0) {
+    info.GetReturnValue().Set(Failure(errno, "fcntl"));
+    return;
+  }
+  info.GetReturnValue().Set(flags);
+}
+
 NAN_MODULE_INIT(Init) {
+  Nan::SetMethod(target, "socketPair", SocketPair);
+  Nan::SetMethod(target, "sendFds", SendFds);
+  Nan::SetMethod(target, "recvFds", RecvFds);
+  Nan::SetMethod(target, "fdFlags", FdFlags);
+  Nan::SetMethod(target, "dupFd", DupFd);
   Nan::SetMethod(target, "closeFd", CloseFd);
   Nan::SetMethod(target, "claimChannel", ClaimChannel);
   Nan::SetMethod(target, "pidfdOpen", PidfdOpen);

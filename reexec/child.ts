@@ -12,6 +12,7 @@ import { confineChild, confineError } from '../lib/confine';
 import { isNamespaceType } from '../lib/namespaces';
 import { CHILD_FD, FrameReader, encodeFrame, writeFrame } from './channel';
 import { ReexecError, toWire } from './errors';
+import { HANDLE_FD, type Extracted, extractHandles, sendHandles } from './handles';
 import { ACTION_ENV, READY_ACTION, type Reply, type Request } from './protocol';
 import { lookup } from './registry';
 
@@ -105,13 +106,24 @@ async function handle(req: Request): Promise<Reply> {
   }
 }
 
-/** Sends a reply; a result that cannot be cloned becomes an error reply. */
+/**
+ * Sends a reply; a result that cannot be cloned or transferred becomes an
+ * error reply. Handles in the result go first, on the handle channel.
+ */
 async function reply(sock: Socket, action: string, message: Reply): Promise<void> {
   let frame: Buffer[];
+  let handles: Extracted | undefined;
   try {
-    frame = encodeFrame(message);
+    if ('result' in message) {
+      handles = extractHandles(action, message.result);
+      frame = encodeFrame(handles.fds.length ? { ...message, result: handles.value, handles: handles.slots } : message);
+      if (handles.fds.length) sendHandles(action, handles);
+    } else {
+      frame = encodeFrame(message);
+    }
   } catch (err) {
-    const wrapped = new ReexecError(`gons/reexec: result of action ${JSON.stringify(action)} cannot be cloned: ${(err as Error).message}`, {
+    handles?.release();
+    const wrapped = err instanceof ReexecError ? err : new ReexecError(`gons/reexec: result of action ${JSON.stringify(action)} cannot be cloned: ${(err as Error).message}`, {
       action,
       code: 'ERR_GONS_NOT_CLONEABLE',
     });
@@ -136,8 +148,10 @@ function leaveRoot(): void {
 
 /** Serves every request until the parent closes its end, on the target root when a mount namespace was joined. */
 async function serve(): Promise<void> {
-  const bad = addon.claimChannel(CHILD_FD);
-  if (bad !== 0) throw new Error(`gons/reexec: re-executed child has no channel on fd 3: ${addon.strerror(bad)}`);
+  for (const [fd, what] of [[CHILD_FD, 'channel'], [HANDLE_FD, 'handle channel']] as const) {
+    const bad = addon.claimChannel(fd);
+    if (bad !== 0) throw new Error(`gons/reexec: re-executed child has no ${what} on fd ${fd}: ${addon.strerror(bad)}`);
+  }
   const sock = new Socket({ fd: CHILD_FD, readable: true, writable: true, allowHalfOpen: true });
   // Confined: on the target root for good, with no way back (nothing to leave at exit).
   const confined = !status() && confineChild();

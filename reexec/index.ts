@@ -10,3 +10,5 @@ export { AbortError, ReexecError } from './errors';
 export { type NamespaceWorkerOptions, type RunOptions, NamespaceWorker, openNamespaceWorker } from './worker';
 export type { Target } from '../lib/target';
 export type { Namespace, NamespaceType } from '../lib/namespaces';
+export { TransferredFd, transferFd } from './handles';
+export { type ConnectInOptions, type ListenInOptions, type Where, connectIn, listenIn, openIn } from './in-target';

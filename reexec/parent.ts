@@ -9,15 +9,16 @@ import { fileURLToPath } from 'node:url';
 import type { Duplex, Readable } from 'node:stream';
 import createDebug from 'debug';
 import { NamespaceSwitchError } from '../lib/errors';
-import { preinitPath } from '../lib/native';
+import { addon, preinitPath } from '../lib/native';
 import { type Namespace, type NamespaceType, namespaceEnv } from '../lib/namespaces';
 import { type Target, resolveTarget } from '../lib/target';
 import { CONFINE_ENV, confineValue } from '../lib/confine';
 import { validateNamespaces } from '../lib/validate';
-import { FrameReader, ProtocolError, checkMaxMessageBytes, encodeFrame, writeFrame } from './channel';
+import { CHILD_FD, FrameReader, ProtocolError, checkMaxMessageBytes, encodeFrame, writeFrame } from './channel';
 import { isReexecChild, reexecEnabled } from './child';
 import { AbortError, ReexecError, fromWire } from './errors';
 import { childExecArgv, sanitizeChildEnv } from './flags';
+import { HANDLE_FD, checkSlots, receiveFds, restoreHandles } from './handles';
 import { ACTION_ENV, type Reply, asReply } from './protocol';
 import { checkActionName, lookup } from './registry';
 
@@ -168,8 +169,8 @@ export function reexecEnv(action: string, nsEnv: Record<string, string>, extra: 
   Object.assign(env, extra, nsEnv);
   env[ACTION_ENV] = action;
   env.gons_parent_pid = String(process.pid);
-  // The hook closes every other inherited fd above 2: the channel (3) and a target's pidfd stay.
-  env.gons_keep_fds = ['3', nsEnv.gons_target_pidfd].filter(Boolean).join(',');
+  // The hook closes every other inherited fd above 2: the channel (3), a target's pidfd (4) and the handle channel (5) stay.
+  env.gons_keep_fds = [String(CHILD_FD), nsEnv.gons_target_pidfd, String(HANDLE_FD)].filter(Boolean).join(',');
   /* c8 ignore start -- needs an installation under such a path */
   if (/[\s:]/.test(preinitPath)) {
     // LD_PRELOAD cannot name such a path: the child would run unswitched.
@@ -182,16 +183,79 @@ export function reexecEnv(action: string, nsEnv: Record<string, string>, extra: 
   return env;
 }
 
-/** Spawns the re-executed child with the channel on fd 3 (and a target's pidfd on fd 4). */
+/** Our end of each child's handle channel, until the child has ended. */
+const handleSockets = new WeakMap<ChildProcess, number>();
+
+/**
+ * Spawns the re-executed child with the channel on fd 3, a target's pidfd on
+ * fd 4, and the handle channel on fd 5.
+ */
 export function spawnReexec(action: string, o: Pick<ReexecOptions, 'env' | 'entry'>, prepared: PreparedReexec): ChildProcess {
+  let pair: number[] | undefined;
   try {
     const args = reexecCommand(o.entry);
     log('re-executing %s for action %s with %o', args.at(-1), action, prepared.env);
-    const stdio: StdioOptions = ['ignore', 'pipe', 'pipe', 'pipe'];
-    if (prepared.pidfd !== undefined) stdio[TARGET_FD] = prepared.pidfd;
-    return spawn(process.execPath, args, { env: sanitizeChildEnv(reexecEnv(action, prepared.env, o.env)), stdio });
+    const env = sanitizeChildEnv(reexecEnv(action, prepared.env, o.env));
+    const made = addon.socketPair();
+    /* c8 ignore next -- only fd exhaustion makes socketpair fail */
+    if (!Array.isArray(made)) throw Object.assign(new Error(`gons/reexec: cannot make the handle channel: ${addon.strerror(made.errno)}`), { errno: -made.errno, syscall: made.syscall });
+    pair = made;
+    const stdio: StdioOptions = ['ignore', 'pipe', 'pipe', 'pipe', prepared.pidfd ?? 'ignore', pair[1]];
+    const child = spawn(process.execPath, args, { env, stdio });
+    const parentEnd = pair[0];
+    let open = true;
+    const closeEnd = () => {
+      if (open) addon.closeFd(parentEnd);
+      open = false;
+    };
+    handleSockets.set(child, parentEnd);
+    child.once('close', closeEnd);
+    child.once('error', () => child.pid === undefined && closeEnd());
+    pair = [pair[1]];
+    return child;
   } finally {
+    pair?.forEach((fd) => addon.closeFd(fd));
     prepared.close();
+  }
+}
+
+/** A reply as read off the channel, with the fds it announced already taken off the handle channel. */
+export type Received = Reply & { fds?: number[] };
+
+/**
+ * Takes the fds a reply announces off the child's handle channel. It runs for
+ * every reply that has them, in order, as the reply is read — even for one
+ * whose call has already settled — so that replies and fd messages stay in
+ * step. Throws a `ProtocolError` when they do not add up.
+ */
+function takeFds(child: ChildProcess, reply: Reply): number[] | undefined {
+  if (!('result' in reply) || reply.handles === undefined) return undefined;
+  if (!checkSlots(reply.handles)) throw new ProtocolError('a malformed handle list');
+  try {
+    return receiveFds(handleSockets.get(child) ?? -1, reply.handles.length);
+  } catch (err) {
+    throw new ProtocolError((err as Error).message);
+  }
+}
+
+/** Closes the fds of a reply nobody will take. */
+export function dropFds(reply: Received): void {
+  reply.fds?.forEach((fd) => addon.closeFd(fd));
+}
+
+/**
+ * The reply with its handles in place, as Node objects. Fds that are not what
+ * the reply says they are break the protocol: the child is killed and every
+ * fd closed.
+ */
+export async function restoreReply(child: ChildProcess, action: string, reply: Received): Promise<Reply> {
+  if (!reply.fds || !('result' in reply)) return reply;
+  try {
+    return { id: reply.id, result: await restoreHandles(reply.result, reply.handles!, reply.fds) };
+  } catch (err) {
+    child.kill('SIGKILL');
+    log('child %d broke the protocol: %s', child.pid, (err as Error).message);
+    throw new ReexecError(`gons/reexec: child of ${action} broke the protocol: ${(err as Error).message}`, { action, code: 'ERR_GONS_PROTOCOL', cause: err });
   }
 }
 
@@ -296,17 +360,21 @@ export function describeEnd({ code, signal }: ChildEnd, stderrTail: string): str
  * `ReexecError`. Nothing throws out of the event handler.
  */
 export function readReplies(child: ChildProcess, action: string, maxMessageBytes: number | undefined,
-  onReply: (reply: Reply) => void, onBroken: (err: ReexecError) => void): void {
+  onReply: (reply: Received) => void, onBroken: (err: ReexecError) => void): void {
   const reader = new FrameReader(maxMessageBytes);
   const channel = child.stdio[3] as Duplex;
   const onData = (chunk: Buffer) => {
+    let taken: number[] | undefined;
     try {
       for (const msg of reader.push(chunk)) {
         const reply = asReply(msg);
         if (!reply) throw new ProtocolError('malformed reply');
-        onReply(reply);
+        taken = takeFds(child, reply);
+        onReply(taken ? { ...reply, fds: taken } : reply);
+        taken = undefined;
       }
     } catch (err) {
+      taken?.forEach((fd) => addon.closeFd(fd));
       // Nothing more from this child counts; keep draining until it is gone.
       channel.off('data', onData);
       channel.resume();
@@ -351,14 +419,14 @@ export async function runReexecAction<R = unknown>(name: string, options: Reexec
   if (child.pid === undefined) throw (await childEnded(child)).error; // e.g. EMFILE: no stdio either
   const stderr = collectOutput(child, options.output);
   const channel = child.stdio[3] as Duplex;
-  let reply: Reply | undefined;
+  let reply: Received | undefined;
   let stopped: Error | undefined;
   const disarm = armDeadline(name, options, (err) => {
     stopped ??= err;
     terminate(child);
   });
 
-  const replied = new Promise<Reply | ReexecError>((resolve) => {
+  const replied = new Promise<Received | ReexecError>((resolve) => {
     readReplies(child, JSON.stringify(name), options.maxMessageBytes, (msg) => {
       if (reply) throw new ProtocolError(`duplicate reply for call ${msg.id}`);
       if (msg.id !== 1) throw new ProtocolError(`reply for unknown call ${msg.id}`);
@@ -377,8 +445,9 @@ export async function runReexecAction<R = unknown>(name: string, options: Reexec
   const first = await Promise.race([replied.then((r) => ({ reply: r })), ended.then((e) => ({ end: e }))]).finally(disarm);
   if ('reply' in first && !stopped) {
     if (first.reply instanceof ReexecError) throw first.reply;
-    return settleReply(name, first.reply) as R;
+    return settleReply(name, await restoreReply(child, JSON.stringify(name), first.reply)) as R;
   }
+  if (reply) dropFds(reply);
   const end = await ended;
   if (end.error) throw end.error;
   log('child %d of action %s ended: code %s, signal %s', child.pid, name, end.code, end.signal);

@@ -1,5 +1,6 @@
 /** The messages on the channel, and the environment variables of the re-execution protocol. */
 import type { WireError } from './errors';
+import type { HandleSlot } from './handles';
 import type { NamespaceSwitchErrorDetails } from '../lib/errors';
 
 /**
@@ -21,9 +22,9 @@ export interface Request {
   param: unknown;
 }
 
-/** Child to parent: the outcome of request `id`. */
+/** Child to parent: the outcome of request `id`; `handles` says where the fds sent just before it go in `result`. */
 export type Reply =
-  | { id: number; result: unknown }
+  | { id: number; result: unknown; handles?: HandleSlot[] }
   | { id: number; error: WireError }
   | { id: number; switchError: NamespaceSwitchErrorDetails & { message: string } };
 
@@ -57,6 +58,8 @@ function isSwitchError(e: unknown): boolean {
 export function asReply(msg: unknown): Reply | undefined {
   if (!isPlainObject(msg) || !Number.isSafeInteger(msg.id)) return undefined;
   const keys = Object.keys(msg);
+  // handles: only beside a result; checked where the fds are taken (reexec/handles.ts checkSlots).
+  if ('result' in msg && 'handles' in msg) return keys.length === 3 ? (msg as Reply) : undefined;
   if (keys.length !== 2) return undefined;
   if ('result' in msg) return msg as Reply;
   if ('error' in msg) return isWireError(msg.error) ? (msg as Reply) : undefined;

@@ -12,9 +12,9 @@ import { ProtocolError, writeFrame } from './channel';
 import { AbortError, ReexecError } from './errors';
 import {
   type ReexecOptions, armDeadline, checkCallable, checkReexecOptions, childEnded, collectOutput, describeEnd, encodeRequest,
-  prepareNamespaces, readReplies, settleReply, spawnReexec,
+  prepareNamespaces, readReplies, restoreReply, settleReply, spawnReexec, dropFds, type Received,
 } from './parent';
-import { READY_ACTION, type Reply } from './protocol';
+import { READY_ACTION } from './protocol';
 import { checkActionName, lookup } from './registry';
 
 const log = createDebug('gons:worker');
@@ -97,18 +97,16 @@ export class NamespaceWorker extends EventEmitter {
     });
   }
 
-  private settle(reply: Reply): void {
+  private settle(reply: Received): void {
     const p = this.pending.get(reply.id);
     if (!p) {
       if (!this.abandoned.delete(reply.id)) throw new ProtocolError(`reply for unknown or settled call ${reply.id}`);
+      // The late reply of a call that timed out or was aborted: its handles are closed here.
+      dropFds(reply);
       return;
     }
     this.pending.delete(reply.id);
-    try {
-      p.resolve(settleReply(p.action, reply));
-    } catch (err) {
-      p.reject(err);
-    }
+    restoreReply(this.child, `namespace worker ${this.pid}`, reply).then((r) => settleReply(p.action, r)).then(p.resolve, p.reject);
   }
 
   /** Sends a request; resolves with the reply's value. @internal */

@@ -1,0 +1,110 @@
+/**
+ * The common handles, made inside a target by actions gons registers itself:
+ * a connected socket, a listening server, an open file. Each action takes the
+ * fd from Node in the same tick that Node made it and closes its own object at
+ * once, so the child never reads a byte or accepts a connection meant for the
+ * parent.
+ */
+import { promises as fsp } from 'node:fs';
+import net from 'node:net';
+import { checkKeys } from '../lib/options';
+import { TransferredFd, dupFd } from './handles';
+import { type ReexecOptions, runReexecAction } from './parent';
+import { register } from './registry';
+import { NamespaceWorker, type RunOptions } from './worker';
+
+/** Where a handle is made: an open worker, or the namespaces (or target) of a one-shot call with its other options. */
+export type Where = NamespaceWorker | Omit<ReexecOptions, 'param'>;
+
+/** `net.connect` options that cross the channel: TCP (`host`, `port`) or a unix socket (`path`, resolved in the target's root). */
+export interface ConnectInOptions {
+  host?: string;
+  port?: number;
+  path?: string;
+  family?: number;
+  localAddress?: string;
+  localPort?: number;
+}
+
+/** `server.listen` options that cross the channel. */
+export interface ListenInOptions {
+  host?: string;
+  port?: number;
+  path?: string;
+  backlog?: number;
+  ipv6Only?: boolean;
+  exclusive?: boolean;
+}
+
+const CONNECT = 'gons:connectIn';
+const LISTEN = 'gons:listenIn';
+const OPEN = 'gons:openIn';
+
+function fdOf(handle: unknown): number {
+  return (handle as { _handle: { fd: number } })._handle.fd;
+}
+
+register(CONNECT, (options: ConnectInOptions) => new Promise<TransferredFd>((resolve, reject) => {
+  const sock = net.connect(options as net.NetConnectOpts);
+  sock.pause(); // no read may start in the child
+  sock.once('error', reject);
+  sock.once('connect', () => {
+    const fd = dupFd(fdOf(sock));
+    sock.destroy();
+    resolve(new TransferredFd(fd, 'socket'));
+  });
+}));
+
+register(LISTEN, (options: ListenInOptions) => new Promise<TransferredFd>((resolve, reject) => {
+  const server = net.createServer();
+  server.once('error', reject);
+  // 'listening' comes on the next tick, before the event loop could accept anything.
+  server.listen(options, () => {
+    const fd = dupFd(fdOf(server));
+    server.close();
+    resolve(new TransferredFd(fd, 'server'));
+  });
+}));
+
+register(OPEN, ({ path, flags }: { path: string; flags: string | number }) => fsp.open(path, flags));
+
+function call<R>(where: Where, action: string, param: unknown, opts: RunOptions): Promise<R> {
+  if (where instanceof NamespaceWorker) return where.run<R>(action, param, opts);
+  return runReexecAction<R>(action, { ...where, ...opts, param });
+}
+
+function usage(message: string): TypeError {
+  return Object.assign(new TypeError(message), { code: 'ERR_INVALID_ARG_VALUE' });
+}
+
+/**
+ * A socket connected inside the target's network namespace (`{ host, port }`,
+ * or `{ path }` of a unix socket in its filesystem). It is an ordinary
+ * `net.Socket` of this process, owned by the caller; no process sits between.
+ */
+export async function connectIn(where: Where, options: ConnectInOptions, opts: RunOptions = {}): Promise<net.Socket> {
+  checkKeys('gons/reexec: connectIn', 'option', options, ['host', 'port', 'path', 'family', 'localAddress', 'localPort']);
+  if (options?.path === undefined && options?.port === undefined) throw usage('gons/reexec: connectIn: options need a port or a path');
+  return call(where, CONNECT, options, opts);
+}
+
+/**
+ * A server listening inside the target's network namespace; connections are
+ * accepted and served here, in this process (attach a 'connection' listener).
+ */
+export async function listenIn(where: Where, options: ListenInOptions, opts: RunOptions = {}): Promise<net.Server> {
+  checkKeys('gons/reexec: listenIn', 'option', options, ['host', 'port', 'path', 'backlog', 'ipv6Only', 'exclusive']);
+  if (options?.path === undefined && options?.port === undefined) throw usage('gons/reexec: listenIn: options need a port or a path');
+  return call(where, LISTEN, options, opts);
+}
+
+/**
+ * A `FileHandle` on a file of the target's mount namespace (the path resolves
+ * against the target's root, as an action's paths do), opened with `flags`
+ * (default `'r'`). Read it here at full speed, whatever its size.
+ */
+export async function openIn(where: Where, path: string, flags: string | number = 'r', opts: RunOptions = {}): Promise<fsp.FileHandle> {
+  if (typeof path !== 'string' || path === '' || path.includes('\0')) throw usage('gons/reexec: openIn: path must be a non-empty string');
+  if (typeof flags !== 'string' && !Number.isInteger(flags)) throw usage('gons/reexec: openIn: flags must be a string or an integer');
+  return call(where, OPEN, { path, flags }, opts);
+}
