@@ -26,6 +26,8 @@ interface Addon {
   closeFd(fd: number): number;
   pidfdOpen(pid: number): { fd: number } | { errno: number; syscall: string };
   nsType(path: string): { nstype: number } | { errno: number; syscall: string };
+  nsScan(types: string[]): Buffer | { errno: number; syscall: string };
+  nsOwner(path: string): { dev: number; ino: number; ownerDev: number; ownerIno: number } | { errno: number; syscall: string };
 }
 
 function packageRoot(from: string): string {
