@@ -10,3 +10,7 @@ export { AbortError, ReexecError } from './errors';
 export { type NamespaceWorkerOptions, type RunOptions, NamespaceWorker, openNamespaceWorker } from './worker';
 export type { Target } from '../lib/target';
 export type { Namespace, NamespaceType } from '../lib/namespaces';
+export {
+  type NamespacePoolOptions, type PoolRunOptions, type PoolWhere, type PoolWorkerEndReason, type PoolWorkerExit, type PoolWorkerStart,
+  NamespacePool, createNamespacePool,
+} from './pool';
