@@ -406,6 +406,7 @@ export class NamespacePool extends EventEmitter {
     clearTimeout(slot.idleTimer);
     if (this.byKey.get(slot.key) === slot) this.byKey.delete(slot.key);
     log('ending worker %d (%s)', slot.worker!.pid, reason);
+    slot.worker!.ref(); // an idle worker was unref'd: whoever awaits close() must see it exit
     // An abandoned call may never settle: no waiting for it.
     void (reason === 'abandoned' ? slot.worker!.kill() : slot.worker!.close());
   }
