@@ -1,6 +1,6 @@
 /** listNamespaces: every namespace of every process and of bind mounts, on a real host, as root and as nobody. */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -88,18 +88,24 @@ t.test('bind mounts anywhere, with escaped paths; a mount over one hides it', { 
   const dir = mkdtempSync(join(tmpdir(), 'gons-discover-'));
   const spaced = join(dir, 'with space\tand tab');
   const hidden = join(dir, 'hidden');
+  const underDir = join(dir, 'covered');
+  const under = join(underDir, 'ns');
   writeFileSync(spaced, '');
   writeFileSync(hidden, '');
+  mkdirSync(underDir);
+  writeFileSync(under, '');
   const mount = (...args: string[]) => t.equal(spawnSync('mount', args).status, 0, `mount ${args.join(' ')}`);
   t.teardown(() => {
-    for (const p of [hidden, hidden, spaced]) spawnSync('umount', [p]);
+    for (const p of [hidden, hidden, spaced, underDir, under]) spawnSync('umount', [p]);
     rmSync(dir, { recursive: true, force: true });
   });
   mount('--bind', ns.paths.uts, spaced);
   mount('--bind', ns.paths.uts, hidden);
   mount('--bind', '/proc/self/ns/uts', hidden); // our own uts namespace, mounted over the first one
+  mount('--bind', ns.paths.uts, under);
+  mount('-t', 'tmpfs', 'gons-cover', underDir); // its directory covered: the mount's path no longer exists
   const [n] = byIno(listNamespaces('uts'), 'uts', ino(ns.paths.uts));
-  t.same(n.mounts, [spaced], 'found through the unescaped path; not through the covered one');
+  t.same(n.mounts, [spaced], 'found through the unescaped path; not through a covered one');
   t.same(n.namespace, { type: '!uts', path: spaced }, 'the mount is the reference');
   t.ok(n.pidCount >= 1 && n.pid !== undefined && n.pid <= ns.pid, 'and its processes still count');
   t.same(nsfsMounts('1 2 0:4 garbage /x rw - nsfs nsfs rw\nno separator here\n'), [], 'lines that are not an nsfs mount are skipped');
