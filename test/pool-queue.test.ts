@@ -213,6 +213,20 @@ void checkAction().then(() => {
     await closing;
   });
 
+  t.test('a start that fails after close() leaves the other calls for those namespaces rejected as closed', { skip: needsRoot }, async (t) => {
+    const h = await createNamespaces(t, ['mnt']);
+    // The net path resolves inside the mount namespace, where it does not exist: the child's hook fails, seconds later.
+    const where = { namespaces: [{ type: '!mnt', path: h.paths.mnt }, { type: 'net', path: '/nonexistent/gons-net' }] } as const;
+    const pool = createNamespacePool({ entry, output: 'ignore' });
+    const first = pool.run({ namespaces: [...where.namespaces] }, 'echo', 1).catch((e: unknown) => e);
+    const second = pool.run({ namespaces: [...where.namespaces] }, 'echo', 2).catch((e: unknown) => e);
+    await new Promise((r) => setImmediate(r)); // both handed to the one starting worker
+    const closing = pool.close();
+    t.match(await first, { name: 'NamespaceSwitchError', envVar: 'gons_net' }, 'the start fails for the call it was for');
+    t.match(await second, { name: 'ReexecError', code: 'ERR_GONS_POOL_CLOSED' }, 'no new start for the other: the pool is closed');
+    await closing;
+  });
+
   t.test('options and calls are checked before anything starts', async (t) => {
     const bad = (o: unknown) => () => createNamespacePool(o as never);
     t.throws(bad({ maxx: 2 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', message: /"maxx" \(did you mean "max"\?\)/ });
