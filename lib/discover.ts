@@ -123,7 +123,8 @@ export function listNamespaces(types?: NamespaceType | readonly NamespaceType[])
 
   const list = [...found.values()];
   for (const info of list) {
-    const owner = addon.nsOwner(firstPath.get(info)!);
+    // A bind mount outlives any process: ask through it when there is one.
+    const owner = addon.nsOwner(info.mounts[0] ?? firstPath.get(info)!);
     // Checked against the identity seen: a pid reused since the scan names another namespace.
     if ('ownerIno' in owner && owner.dev === info.dev && owner.ino === info.ino) {
       info.owner = { dev: owner.ownerDev, ino: owner.ownerIno };
