@@ -10,3 +10,4 @@ export { status } from './status';
 export { enterTargetRoot, leaveTargetRoot, hasTargetRoot } from './root';
 export { validateNamespaces } from './validate';
 export { type Target } from './target';
+export { type NamespaceInfo, listNamespaces } from './discover';

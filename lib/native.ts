@@ -33,6 +33,8 @@ interface Addon {
   recvFds(sock: number, count: number): number[] | { errno: number; syscall: string };
   fdFlags(fd: number): number | { errno: number; syscall: string };
   dupFd(fd: number): number | { errno: number; syscall: string };
+  nsScan(types: string[]): Buffer | { errno: number; syscall: string };
+  nsOwner(path: string): { dev: number; ino: number; ownerDev: number; ownerIno: number } | { errno: number; syscall: string };
 }
 
 function packageRoot(from: string): string {

@@ -3,6 +3,7 @@
 // the hook was preloaded, and never links against it.
 #include <nan.h>
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <string>
 #include <vector>
 
 #include "preinit.h"
@@ -104,6 +106,91 @@ NAN_METHOD(NsType) {
   v8::Local<v8::Object> o = Nan::New<v8::Object>();
   Set(o, "nstype", Nan::New(type));
   info.GetReturnValue().Set(o);
+}
+
+// nsOwner(path): { ino, dev, ownerIno, ownerDev }: the namespace file's own
+// identity (from the opened fd, so the two belong together) and that of the
+// user namespace owning it (NS_GET_USERNS); or { errno, syscall }. The
+// kernel refuses (EPERM) when the owner is outside the caller's user
+// namespace, e.g. for the initial user namespace itself.
+NAN_METHOD(NsOwner) {
+  if (info.Length() < 1 || !info[0]->IsString()) {
+    Nan::ThrowTypeError("nsOwner: path must be a string");
+    return;
+  }
+  Nan::Utf8String path(info[0]);
+  // O_NONBLOCK: a path swapped for a FIFO must not hang us; it fails the ioctl instead.
+  int fd = *path ? open(*path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK) : (errno = EINVAL, -1);
+  if (fd < 0) {
+    info.GetReturnValue().Set(Failure(errno, "open"));
+    return;
+  }
+  struct stat self, owner;
+  const char *failed = fstat(fd, &self) != 0 ? "fstat" : nullptr;
+  int ufd = failed ? -1 : ioctl(fd, NS_GET_USERNS);
+  if (!failed && ufd < 0) failed = "ioctl";
+  if (!failed && fstat(ufd, &owner) != 0) failed = "fstat";
+  int err = errno;
+  if (ufd >= 0) close(ufd);
+  close(fd);
+  if (failed) {
+    info.GetReturnValue().Set(Failure(err, failed));
+    return;
+  }
+  v8::Local<v8::Object> o = Nan::New<v8::Object>();
+  Set(o, "dev", Nan::New(static_cast<double>(self.st_dev)));
+  Set(o, "ino", Nan::New(static_cast<double>(self.st_ino)));
+  Set(o, "ownerDev", Nan::New(static_cast<double>(owner.st_dev)));
+  Set(o, "ownerIno", Nan::New(static_cast<double>(owner.st_ino)));
+  info.GetReturnValue().Set(o);
+}
+
+// nsScan(types): one pass over /proc for discovery, in C because it is
+// thousands of stat calls (Node's statSync costs ~2.5x as much CPU). For each
+// process, fstatat each named entry of its /proc/<pid>/ns; a process that
+// vanishes or may not be inspected is skipped from its first failure on.
+// Returns a Buffer of records of four float64: pid, index into types, st_dev,
+// st_ino (float64 holds them exactly: nsfs inodes are 32-bit proc inums).
+NAN_METHOD(NsScan) {
+  if (info.Length() < 1 || !info[0]->IsArray()) {
+    Nan::ThrowTypeError("nsScan: types must be an array of strings");
+    return;
+  }
+  v8::Local<v8::Array> list = info[0].As<v8::Array>();
+  std::vector<std::string> types;
+  for (uint32_t i = 0; i < list->Length(); i++) {
+    Nan::Utf8String name(Nan::Get(list, i).ToLocalChecked());
+    if (*name == nullptr || strchr(*name, '/') != nullptr) {
+      Nan::ThrowTypeError("nsScan: invalid type name");
+      return;
+    }
+    types.emplace_back(*name);
+  }
+  DIR *proc = opendir("/proc");
+  if (proc == nullptr) {
+    info.GetReturnValue().Set(Failure(errno, "opendir"));
+    return;
+  }
+  std::vector<double> out;
+  char path[64];
+  for (struct dirent *e; (e = readdir(proc)) != nullptr;) {
+    char *end;
+    long pid = strtol(e->d_name, &end, 10);
+    if (*end != '\0' || pid <= 0) continue;  // self, sys, ...
+    snprintf(path, sizeof path, "/proc/%ld/ns", pid);
+    int dir = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) continue;  // gone
+    for (size_t i = 0; i < types.size(); i++) {
+      struct stat st;
+      if (fstatat(dir, types[i].c_str(), &st, 0) != 0) break;  // gone, a zombie, or not ours
+      out.insert(out.end(), {static_cast<double>(pid), static_cast<double>(i), static_cast<double>(st.st_dev),
+                             static_cast<double>(st.st_ino)});
+    }
+    close(dir);
+  }
+  closedir(proc);
+  info.GetReturnValue().Set(
+      Nan::CopyBuffer(reinterpret_cast<const char *>(out.data()), out.size() * sizeof(double)).ToLocalChecked());
 }
 
 // strerror(errno): the C library's text, so messages match the hook's.
@@ -285,6 +372,8 @@ NAN_MODULE_INIT(Init) {
   Nan::SetMethod(target, "leaveTargetRoot", LeaveTargetRoot);
   Nan::SetMethod(target, "nsType", NsType);
   Nan::SetMethod(target, "confine", Confine);
+  Nan::SetMethod(target, "nsOwner", NsOwner);
+  Nan::SetMethod(target, "nsScan", NsScan);
 }
 
 }  // namespace

@@ -77,11 +77,12 @@ t.test('the root handoff needs the hook', async (t) => {
 t.test('the public API of gons, gons/reexec and gons/testing', async (t) => {
   const names = (m: object) => Object.keys(m).filter((k) => (m as Record<string, unknown>)[k] !== undefined).sort();
   t.same(names(gons), [
-    'NamespaceSwitchError', 'enterTargetRoot', 'hasTargetRoot', 'leaveTargetRoot', 'namespaceEnv', 'namespaceTypes',
+    'NamespaceSwitchError', 'enterTargetRoot', 'hasTargetRoot', 'leaveTargetRoot', 'listNamespaces', 'namespaceEnv', 'namespaceTypes',
     'preinitPath', 'status', 'validateNamespaces',
   ]);
   t.same(names(reexec), [
-    'AbortError', 'NamespaceWorker', 'ReexecError', 'checkAction', 'openNamespaceWorker', 'register', 'runAction', 'runReexecAction',
+    'AbortError', 'NamespacePool', 'NamespaceWorker', 'ReexecError', 'checkAction', 'createNamespacePool', 'openNamespaceWorker', 'register',
+    'runAction', 'runReexecAction',
   ]);
   t.same(names(testing), ['createNamespaces']);
 });

@@ -1,0 +1,468 @@
+/**
+ * A bounded pool of namespace workers, for programs that visit many
+ * namespaces (every container of a host): at most `max` warm workers live at
+ * once; a worker is reused while the same namespaces (by identity: device and
+ * inode) are asked for again; the least recently used idle one makes room for
+ * new namespaces; idle ones end after `idleTimeout`. Calls beyond capacity
+ * wait in a FIFO queue. Built on the public worker API only.
+ */
+import { EventEmitter } from 'node:events';
+import { readdirSync, statSync } from 'node:fs';
+import createDebug from 'debug';
+import { NamespaceSwitchError } from '../lib/errors';
+import { addon } from '../lib/native';
+import { type Namespace, type NamespaceType, envVarOf, isNamespaceType, namespaceTypes, parseNamespaceType } from '../lib/namespaces';
+import { checkKeys } from '../lib/options';
+import type { Target } from '../lib/target';
+import { validateNamespaces } from '../lib/validate';
+import { AbortError, ReexecError } from './errors';
+import { checkActionName, lookup } from './registry';
+import { type NamespaceWorker, type NamespaceWorkerOptions, openNamespaceWorker } from './worker';
+
+const log = createDebug('gons:pool');
+
+/** Options of `createNamespacePool`. */
+export interface NamespacePoolOptions {
+  /** Most workers alive at once (default 4); each holds ~50 MiB. */
+  max?: number;
+  /** Milliseconds an idle worker stays before it ends (default 30,000). */
+  idleTimeout?: number;
+  /** Module the workers re-execute instead of the main script (see `runReexecAction`). */
+  entry?: string | URL;
+  /** Extra environment for the workers. */
+  env?: Record<string, string>;
+  /** Where the workers' stdout and stderr go (see `runReexecAction`). */
+  output?: 'stderr' | 'ignore';
+}
+
+/** Where a pool call runs: namespaces by path (gons's shape), or those of a process. */
+export type PoolWhere = { namespaces: Namespace[] } | { target: Target };
+
+/** Options of one pool call; both apply while the call waits in the queue too. */
+export interface PoolRunOptions {
+  /** Milliseconds; then the call rejects with code `ETIMEDOUT`. */
+  timeout?: number;
+  /** Aborting rejects the call with an `AbortError`. */
+  signal?: AbortSignal;
+}
+
+/** Why a worker of the pool ended. */
+export type PoolWorkerEndReason = 'idle' | 'evicted' | 'crashed' | 'abandoned' | 'closed';
+
+/** Payload of the pool's `'workerStart'` event. */
+export interface PoolWorkerStart {
+  pid: number;
+  /** The identities of the worker's namespaces, e.g. `net=4:4026532281,uts=4:4026532280`. */
+  key: string;
+}
+
+/** Payload of the pool's `'workerExit'` event. */
+export interface PoolWorkerExit extends PoolWorkerStart {
+  reason: PoolWorkerEndReason;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+const MAX_TIMEOUT_MS = 0x7fffffff;
+const WHERE = 'gons/reexec: NamespacePool.run';
+
+/** One worker of the pool, from its start to its exit. */
+interface Slot {
+  key: string;
+  state: 'starting' | 'ready' | 'ending' | 'ended';
+  worker?: NamespaceWorker;
+  /** The worker, once started; rejects when the start failed. */
+  ready: Promise<NamespaceWorker>;
+  /** Aborts the start when every call waiting for it has left. */
+  start: AbortController;
+  /** The call whose `where` the worker was started with. */
+  opener: Request;
+  /** Pool calls dispatched to it and not yet settled. */
+  calls: number;
+  lastUsed: number;
+  idleTimer?: NodeJS.Timeout;
+  /** A call that timed out or was aborted still runs in the child: end it once idle. */
+  abandoned: boolean;
+  endReason?: PoolWorkerEndReason;
+  /** Calls put back at the queue's head after a failed start, to keep their order. */
+  requeued: number;
+}
+
+/** One pool call. */
+interface Request {
+  key: string;
+  where: PoolWhere;
+  action: string;
+  param: unknown;
+  settled: boolean;
+  /** Whether it was handed to the worker (then a timeout leaves it running there). */
+  sent: boolean;
+  /** Tells the worker to drop the call when it times out or is aborted. */
+  cancel: AbortController;
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+}
+
+function invalid(message: string, code = 'ERR_INVALID_ARG_VALUE'): TypeError {
+  return Object.assign(new TypeError(message), { code });
+}
+
+/** `dev:ino` of a namespace file; one we cannot stat is a `NamespaceSwitchError` naming it. */
+function identity(path: string, envVar: string): string {
+  try {
+    const st = statSync(path);
+    return `${st.dev}:${st.ino}`;
+  } catch (err) {
+    const errno = -((err as NodeJS.ErrnoException).errno as number);
+    throw new NamespaceSwitchError(`package gons: cannot inspect namespace ${JSON.stringify(path)}: ${addon.strerror(errno)}`, {
+      envVar, path, syscall: 'stat', errno,
+    });
+  }
+}
+
+/** Our own namespaces' identities (pid: the one our children get), to skip the shared ones as the hook does. */
+function ownIdentity(type: NamespaceType): string {
+  return identity(`/proc/self/ns/${type === 'pid' ? 'pid_for_children' : type}`, envVarOf(type));
+}
+
+/**
+ * The identity of where a call runs: `type=dev:ino` of each namespace not
+ * shared with us, sorted, so that other paths to the same namespaces (or a
+ * process in them) map to the same worker. A path that resolves only inside
+ * the target (no `!`, after a mount namespace) counts by its text.
+ */
+export function whereKey(where: PoolWhere): string {
+  checkKeys(WHERE, 'where', where, ['namespaces', 'target']);
+  const w = (where ?? {}) as { namespaces?: Namespace[]; target?: Target };
+  if ((w.namespaces === undefined) === (w.target === undefined)) {
+    throw invalid(`${WHERE}: where must be { namespaces } or { target }`);
+  }
+  const parts: string[] = [];
+  if (w.namespaces !== undefined) {
+    validateNamespaces(w.namespaces);
+    let afterMnt = false;
+    for (const ns of w.namespaces) {
+      const { type, early } = parseNamespaceType(ns.type);
+      if (!early && afterMnt) {
+        parts.push(`${type}@${ns.path}`);
+      } else {
+        const id = identity(ns.path, envVarOf(type));
+        if (id !== ownIdentity(type)) parts.push(`${type}=${id}`);
+      }
+      if (type === 'mnt') afterMnt = true;
+    }
+  } else {
+    checkKeys(WHERE, 'target', w.target, ['pid', 'types']);
+    const { pid, types = 'all' } = w.target!;
+    if (!Number.isSafeInteger(pid) || pid <= 0) throw invalid(`${WHERE}: target.pid must be a positive integer, not ${String(pid)}`);
+    if (types !== 'all' && (!Array.isArray(types) || types.length === 0 || !types.every(isNamespaceType) || new Set(types).size !== types.length)) {
+      throw invalid(`${WHERE}: target.types must be 'all' or a list of distinct namespace types, not ${JSON.stringify(types)}`);
+    }
+    const have = new Set(readdirSync('/proc/self/ns'));
+    for (const type of namespaceTypes.filter((t) => (types === 'all' ? have.has(t) : types.includes(t)))) {
+      const id = identity(`/proc/${pid}/ns/${type}`, 'gons_target_pidfd');
+      if (id !== ownIdentity(type)) parts.push(`${type}=${id}`);
+    }
+  }
+  return parts.sort().join(',');
+}
+
+/**
+ * A bounded pool of warm namespace workers; see `createNamespacePool`.
+ * Emits `'workerStart'` ({@link PoolWorkerStart}) once a worker is ready and
+ * `'workerExit'` ({@link PoolWorkerExit}) once one has ended.
+ */
+export class NamespacePool extends EventEmitter {
+  private readonly max: number;
+  private readonly idleTimeout: number;
+  private readonly workerOptions: Pick<NamespaceWorkerOptions, 'entry' | 'env' | 'output'>;
+  /** Every worker whose process may be alive: starting, ready or ending. */
+  private readonly live = new Set<Slot>();
+  /** The usable (starting or ready) worker of each identity. */
+  private readonly byKey = new Map<string, Slot>();
+  private queue: Request[] = [];
+  private pumpScheduled = false;
+  private closed: Promise<void> | undefined;
+  private allGone: (() => void) | undefined;
+
+  /** @internal Use `createNamespacePool`. */
+  constructor(options: NamespacePoolOptions = {}) {
+    super();
+    checkKeys('gons/reexec: createNamespacePool', 'option', options, ['max', 'idleTimeout', 'entry', 'env', 'output']);
+    const { max = 4, idleTimeout = 30_000, entry, env, output } = options;
+    if (!Number.isSafeInteger(max) || max < 1) throw invalid(`gons/reexec: createNamespacePool: max must be a positive integer, not ${String(max)}`);
+    if (!(typeof idleTimeout === 'number' && idleTimeout > 0 && idleTimeout <= MAX_TIMEOUT_MS)) {
+      throw invalid(`gons/reexec: createNamespacePool: idleTimeout must be a positive number of milliseconds, at most ${MAX_TIMEOUT_MS}`);
+    }
+    if (entry !== undefined && typeof entry !== 'string' && !(entry instanceof URL)) {
+      throw invalid('gons/reexec: createNamespacePool: entry must be a path or a file: URL');
+    }
+    checkKeys('gons/reexec: createNamespacePool', 'env', env, Object.keys(env ?? {}));
+    for (const [key, value] of Object.entries(env ?? {})) {
+      if (typeof value !== 'string' || key === '' || key.includes('=') || key.includes('\0') || value.includes('\0')) {
+        throw invalid(`gons/reexec: createNamespacePool: invalid env entry ${JSON.stringify(key)}`);
+      }
+    }
+    if (output !== undefined && output !== 'stderr' && output !== 'ignore') {
+      throw invalid("gons/reexec: createNamespacePool: output must be 'stderr' or 'ignore'");
+    }
+    this.max = max;
+    this.idleTimeout = idleTimeout;
+    this.workerOptions = { entry, env, output };
+  }
+
+  /** Workers alive now (starting, ready or ending). */
+  get size(): number {
+    return this.live.size;
+  }
+
+  /** Calls waiting in the queue. */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /**
+   * Runs the registered action in the namespaces `where` names, in a warm
+   * worker there (started if need be), and resolves to its result. Rejects
+   * with the action's error, the worker's (`ERR_GONS_WORKER_EXITED`, a
+   * `NamespaceSwitchError` from its start), `ETIMEDOUT`, an `AbortError`,
+   * or `ERR_GONS_POOL_CLOSED`.
+   */
+  run<R = unknown>(where: PoolWhere, action: string, param?: unknown, opts: PoolRunOptions = {}): Promise<R> {
+    let key: string;
+    try {
+      if (this.closed) throw new ReexecError(`${WHERE}: the pool is closed`, { action, code: 'ERR_GONS_POOL_CLOSED' });
+      checkActionName(action, 'NamespacePool.run');
+      if (!lookup(action)) {
+        throw new ReexecError(`${WHERE}: attempting to run unregistered action ${JSON.stringify(action)}`, { action, code: 'ERR_GONS_UNREGISTERED_ACTION' });
+      }
+      checkKeys(WHERE, 'option', opts, ['timeout', 'signal']);
+      const { timeout, signal } = opts;
+      if (timeout !== undefined && !(typeof timeout === 'number' && timeout > 0 && timeout <= MAX_TIMEOUT_MS)) {
+        throw Object.assign(new RangeError(`${WHERE}: action "${action}": timeout must be a positive number of milliseconds, at most ${MAX_TIMEOUT_MS}`), {
+          code: 'ERR_OUT_OF_RANGE',
+        });
+      }
+      if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid(`${WHERE}: signal must be an AbortSignal`, 'ERR_INVALID_ARG_TYPE');
+      key = whereKey(where);
+      if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return new Promise<R>((resolve, reject) => {
+      const { timeout, signal } = opts;
+      const onAbort = () => expire(new AbortError(undefined, { cause: signal?.reason }));
+      const timer = timeout === undefined ? undefined : setTimeout(
+        () => expire(new ReexecError(`${WHERE}: action ${JSON.stringify(action)} timed out after ${timeout} ms`, { action, code: 'ETIMEDOUT' })),
+        timeout,
+      );
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const done = () => {
+        req.settled = true;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const req: Request = {
+        key, where, action, param, settled: false, sent: false, cancel: new AbortController(),
+        resolve: (v) => {
+          if (req.settled) return;
+          done();
+          resolve(v as R);
+        },
+        reject: (e) => {
+          if (req.settled) return;
+          done();
+          reject(e);
+        },
+      };
+      const expire = (err: Error) => {
+        req.reject(err);
+        const queued = this.queue.indexOf(req);
+        if (queued >= 0) this.queue.splice(queued, 1);
+        req.cancel.abort(); // a dispatched call: the worker drops it (and a start nobody waits for is aborted)
+      };
+      this.queue.push(req);
+      this.schedulePump();
+    });
+  }
+
+  /** Pumps once the caller's synchronous code has run, so that several run() calls queue in order first. */
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    queueMicrotask(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  /** Hands queued calls to workers in FIFO order; the first that must wait for capacity holds the rest. */
+  private pump(): void {
+    while (this.queue.length > 0) {
+      const req = this.queue[0];
+      let slot = this.byKey.get(req.key);
+      if (!slot) {
+        if (this.live.size >= this.max) {
+          this.makeRoom();
+          return;
+        }
+        slot = this.startSlot(req);
+      }
+      this.queue.shift();
+      this.dispatch(req, slot);
+    }
+  }
+
+  /** At capacity: end the least recently used idle worker, unless one is already ending (its exit frees a place). */
+  private makeRoom(): void {
+    let lru: Slot | undefined;
+    for (const slot of this.live) {
+      if (slot.state === 'ending') return;
+      if (slot.state === 'ready' && slot.calls === 0 && (!lru || slot.lastUsed < lru.lastUsed)) lru = slot;
+    }
+    if (lru) this.end(lru, 'evicted');
+  }
+
+  private startSlot(opener: Request): Slot {
+    const start = new AbortController();
+    const where = 'namespaces' in opener.where ? { namespaces: opener.where.namespaces } : { target: opener.where.target };
+    const slot: Slot = {
+      key: opener.key, state: 'starting', start, opener, calls: 0, lastUsed: performance.now(), abandoned: false, requeued: 0,
+      ready: openNamespaceWorker({ ...where, ...this.workerOptions, signal: start.signal }),
+    };
+    this.live.add(slot);
+    this.byKey.set(slot.key, slot);
+    log('starting a worker for %s', slot.key);
+    slot.ready.then((worker) => {
+      slot.worker = worker;
+      slot.state = 'ready';
+      worker.once('exit', (code: number | null, signal: NodeJS.Signals | null) => this.exited(slot, code, signal));
+      log('worker %d ready for %s', worker.pid, slot.key);
+      this.emit('workerStart', { pid: worker.pid, key: slot.key } satisfies PoolWorkerStart);
+      if (slot.calls === 0) this.idle(slot);
+    }, () => {
+      // openNamespaceWorker has ended the child: its place is free.
+      slot.state = 'ended';
+      this.forget(slot);
+    });
+    return slot;
+  }
+
+  private dispatch(req: Request, slot: Slot): void {
+    slot.calls++;
+    slot.lastUsed = performance.now();
+    clearTimeout(slot.idleTimer);
+    slot.worker?.ref();
+    let left = false;
+    const leave = () => {
+      if (left) return;
+      left = true;
+      slot.calls--;
+      slot.lastUsed = performance.now();
+      if (slot.calls === 0) {
+        if (slot.state === 'starting') slot.start.abort(); // nobody waits for it any more
+        else this.idle(slot);
+      }
+      this.schedulePump();
+    };
+    req.cancel.signal.addEventListener('abort', () => {
+      // Timed out or aborted: before the worker has it, the call just leaves; after, it still runs in the child.
+      if (req.sent) slot.abandoned = true;
+      else leave();
+    }, { once: true });
+    slot.ready.then((worker) => {
+      if (req.settled) return;
+      req.sent = true;
+      worker.run(req.action, req.param, { signal: req.cancel.signal }).then(req.resolve, req.reject).finally(leave);
+    }, (err) => {
+      leave();
+      if (req.settled) return;
+      if (req === slot.opener) {
+        req.reject(err);
+      } else if (this.closed) {
+        req.reject(this.closedError(req));
+      } else {
+        // The start failed for the `where` of another call with the same identity: this one tries its own.
+        this.queue.splice(slot.requeued++, 0, req);
+      }
+    });
+  }
+
+  /** A worker with no calls: ends it if it must, else lets it wait (not keeping this process alive) for idleTimeout. */
+  private idle(slot: Slot): void {
+    if (slot.state !== 'ready') return;
+    if (slot.abandoned) return this.end(slot, 'abandoned');
+    if (this.closed) return this.end(slot, 'closed');
+    slot.worker!.unref();
+    clearTimeout(slot.idleTimer);
+    slot.idleTimer = setTimeout(() => this.end(slot, 'idle'), this.idleTimeout);
+    slot.idleTimer.unref();
+  }
+
+  private end(slot: Slot, reason: PoolWorkerEndReason): void {
+    if (slot.state !== 'ready') return;
+    slot.state = 'ending';
+    slot.endReason = reason;
+    clearTimeout(slot.idleTimer);
+    if (this.byKey.get(slot.key) === slot) this.byKey.delete(slot.key);
+    log('ending worker %d (%s)', slot.worker!.pid, reason);
+    slot.worker!.ref(); // an idle worker was unref'd: whoever awaits close() must see it exit
+    // An abandoned call may never settle: no waiting for it.
+    void (reason === 'abandoned' ? slot.worker!.kill() : slot.worker!.close());
+  }
+
+  private exited(slot: Slot, code: number | null, signal: NodeJS.Signals | null): void {
+    const reason = slot.endReason ?? 'crashed';
+    slot.state = 'ended';
+    log('worker %d exited (%s)', slot.worker!.pid, reason);
+    this.forget(slot);
+    this.emit('workerExit', { pid: slot.worker!.pid, key: slot.key, reason, code, signal } satisfies PoolWorkerExit);
+  }
+
+  private forget(slot: Slot): void {
+    clearTimeout(slot.idleTimer);
+    this.live.delete(slot);
+    if (this.byKey.get(slot.key) === slot) this.byKey.delete(slot.key);
+    if (this.live.size === 0) this.allGone?.();
+    this.schedulePump();
+  }
+
+  private closedError(req: Request): ReexecError {
+    return new ReexecError(`${WHERE}: the pool was closed`, { action: req.action, code: 'ERR_GONS_POOL_CLOSED' });
+  }
+
+  /**
+   * Ends the pool: queued calls reject with `ERR_GONS_POOL_CLOSED`, new ones
+   * are refused, calls already in a worker finish, then every worker ends.
+   * Resolves once all of them have exited. Idempotent.
+   */
+  close(): Promise<void> {
+    this.closed ??= (async () => {
+      const queued = this.queue;
+      this.queue = [];
+      for (const req of queued) req.reject(this.closedError(req));
+      const gone = new Promise<void>((resolve) => (this.allGone = resolve));
+      for (const slot of this.live) {
+        if (slot.state === 'ready' && slot.calls === 0) this.end(slot, 'closed');
+        // Busy ones end when their calls are done; starting ones once started and done (see idle()).
+      }
+      if (this.live.size > 0) await gone;
+    })();
+    return this.closed;
+  }
+
+  /** `await using pool = createNamespacePool(...)` closes it at scope end. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/**
+ * Creates a pool of at most `max` warm namespace workers. `pool.run(where,
+ * action, param, opts)` runs a registered action in the namespaces `where`
+ * names, reusing a worker already there. Workers are re-executed copies of
+ * this program (or of `entry`), as for `openNamespaceWorker`.
+ */
+export function createNamespacePool(options?: NamespacePoolOptions): NamespacePool {
+  return new NamespacePool(options);
+}

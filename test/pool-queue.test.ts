@@ -1,0 +1,285 @@
+/** createNamespacePool: the queue, eviction, crashes, timeouts, close() and option checks. */
+import { existsSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { type NamespacePool, type PoolWorkerExit, type PoolWorkerStart, checkAction, createNamespacePool, register } from '../reexec/index';
+import { whereKey } from '../reexec/pool';
+import { createNamespaces, type Namespaces } from '../reexec/testing';
+import { eventually, needsRoot } from './fixtures/helpers';
+import { children } from './fixtures/hygiene';
+
+/** The workers' entry: plain JS on the compiled package (a TypeScript child takes seconds more to start). */
+const entry = join(__dirname, 'fixtures', 'pool-entry.cjs');
+// The parent checks action names against its own registry: the same actions as the entry's.
+register('where', () => ({ hostname: hostname(), net: statSync('/proc/self/ns/net').ino, pid: process.pid }));
+register('pid', () => process.pid);
+register('echo', (p: unknown) => p);
+register('wait-for', async (file: string) => {
+  while (!existsSync(file)) await new Promise((r) => setTimeout(r, 20));
+  return 'opened';
+});
+register('delayed-echo', async ({ value, ms }: { value: unknown; ms: number }) => {
+  await new Promise((r) => setTimeout(r, ms));
+  return value;
+});
+register('kill9', () => process.kill(process.pid, 'SIGKILL'));
+
+type Where = { hostname: string; net: number; pid: number };
+type T = { testdir(): string; teardown(fn: () => unknown): void };
+
+/** This process's children that run Node: the pool's workers (holders run unshare and sh). */
+function workerProcesses(): number[] {
+  return children().filter((c) => {
+    try {
+      return c.state !== 'Z' && readlinkSync(`/proc/${c.pid}/exe`) === process.execPath;
+    } catch {
+      return false;
+    }
+  }).map((c) => c.pid);
+}
+
+/** Records the pool's events and the most worker processes seen alive at once (sampled from /proc). */
+function watch(pool: NamespacePool) {
+  const started: PoolWorkerStart[] = [];
+  const exited: PoolWorkerExit[] = [];
+  let peak = 0;
+  const sample = () => (peak = Math.max(peak, workerProcesses().length));
+  pool.on('workerStart', (s: PoolWorkerStart) => {
+    started.push(s);
+    sample();
+  });
+  pool.on('workerExit', (e: PoolWorkerExit) => exited.push(e));
+  const timer = setInterval(sample, 5);
+  return {
+    started, exited,
+    peak: () => (sample(), peak),
+    stop: () => clearInterval(timer),
+    /** Resolves once `n` workers have exited in all. */
+    exits: (n: number) => eventually(() => {
+      if (exited.length < n) throw new Error(`${exited.length} of ${n} workers exited`);
+      return exited;
+    }, 60000),
+  };
+}
+
+/** A file whose creation lets 'wait-for' actions finish. */
+function gate(t: T) {
+  const file = join(t.testdir(), 'open');
+  return { file, open: () => writeFileSync(file, '') };
+}
+
+async function holders(t: T, n: number, prefix: string): Promise<Namespaces[]> {
+  return Promise.all(Array.from({ length: n }, (_, i) => createNamespaces(t, ['net', 'uts'], { hostname: `${prefix}-${i}` })));
+}
+
+// Worker starts take seconds each on a loaded machine, and these tests start dozens.
+t.setTimeout(1_200_000);
+
+void checkAction().then(() => {
+  t.test('a crashed worker fails only its calls and is replaced for the next one', { skip: needsRoot }, async (t) => {
+    const [a, b] = await holders(t, 2, 'crash');
+    const pool = createNamespacePool({ entry });
+    t.teardown(() => pool.close());
+    const w = watch(pool);
+    t.teardown(w.stop);
+    const first = await pool.run<number>({ namespaces: a.namespaces() }, 'pid');
+    const longCall = pool.run({ namespaces: a.namespaces() }, 'delayed-echo', { value: 1, ms: 600000 });
+    const crash = pool.run({ namespaces: a.namespaces() }, 'kill9');
+    const other = pool.run<Where>({ namespaces: b.namespaces() }, 'where');
+    for (const p of [longCall, crash]) await t.rejects(p, { name: 'ReexecError', code: 'ERR_GONS_WORKER_EXITED', signal: 'SIGKILL' });
+    t.equal((await other).hostname, 'crash-1', 'the other worker is not concerned');
+    const [exit] = await w.exits(1);
+    t.match(exit, { pid: first, reason: 'crashed', signal: 'SIGKILL' });
+    const again = await pool.run<number>({ namespaces: a.namespaces() }, 'pid');
+    t.not(again, first, 'a new worker for the next call');
+  });
+
+  t.test('at capacity the least recently used idle worker makes room', { skip: needsRoot }, async (t) => {
+    const [a, b, c] = await holders(t, 3, 'lru');
+    const pool = createNamespacePool({ entry, max: 2 });
+    t.teardown(() => pool.close());
+    const w = watch(pool);
+    t.teardown(w.stop);
+    const pidA = await pool.run<number>({ namespaces: a.namespaces() }, 'pid');
+    const pidB = await pool.run<number>({ namespaces: b.namespaces() }, 'pid');
+    t.equal(await pool.run<number>({ namespaces: a.namespaces() }, 'pid'), pidA, 'a again: b is now the least recently used');
+    await pool.run({ namespaces: c.namespaces() }, 'pid');
+    const [exit] = await w.exits(1);
+    t.match(exit, { pid: pidB, reason: 'evicted' });
+    t.equal(await pool.run<number>({ namespaces: a.namespaces() }, 'pid'), pidA, 'a stayed');
+    t.ok(w.peak() <= 2);
+  });
+
+  t.test('calls beyond capacity wait in FIFO order; timeout and abort apply while they wait', { skip: needsRoot }, async (t) => {
+    const ns = await holders(t, 5, 'fifo');
+    const pool = createNamespacePool({ entry, max: 1 });
+    t.teardown(() => pool.close());
+    const w = watch(pool);
+    t.teardown(w.stop);
+    const g = gate(t);
+    const held = pool.run({ namespaces: ns[0].namespaces() }, 'wait-for', g.file);
+    const timedOut = pool.run({ namespaces: ns[1].namespaces() }, 'pid', undefined, { timeout: 300 });
+    const ac = new AbortController();
+    const aborted = pool.run({ namespaces: ns[2].namespaces() }, 'pid', undefined, { signal: ac.signal });
+    const order: number[] = [];
+    const rest = [1, 3, 4].map((i) => pool.run<Where>({ namespaces: ns[i].namespaces() }, 'where').then((r) => {
+      order.push(i);
+      return r.hostname;
+    }));
+    t.equal(pool.queued, 6, 'all queued behind the first');
+    await t.rejects(timedOut, { name: 'ReexecError', code: 'ETIMEDOUT', action: 'pid' }, 'a timeout while queued');
+    ac.abort();
+    await t.rejects(aborted, { name: 'AbortError', code: 'ABORT_ERR' }, 'an abort while queued');
+    t.equal(pool.queued, 3, 'they left the queue');
+    g.open();
+    t.equal(await held, 'opened');
+    t.same(await Promise.all(rest), ['fifo-1', 'fifo-3', 'fifo-4']);
+    t.same(order, [1, 3, 4], 'served in the order asked');
+    t.equal(w.started.length, 4, 'no worker for the calls that left');
+    t.ok(w.peak() <= 1);
+  });
+
+  t.test('a call that times out in a worker gets that worker ended once idle; the next call gets a new one', { skip: needsRoot }, async (t) => {
+    const [a] = await holders(t, 1, 'abandon');
+    const pool = createNamespacePool({ entry });
+    t.teardown(() => pool.close());
+    const w = watch(pool);
+    t.teardown(w.stop);
+    const pid = await pool.run<number>({ namespaces: a.namespaces() }, 'pid');
+    await t.rejects(pool.run({ namespaces: a.namespaces() }, 'delayed-echo', { value: 1, ms: 600000 }, { timeout: 500 }), { code: 'ETIMEDOUT' });
+    const [exit] = await w.exits(1);
+    t.match(exit, { pid, reason: 'abandoned', signal: 'SIGKILL' });
+    const ac = new AbortController();
+    const call = pool.run({ namespaces: a.namespaces() }, 'delayed-echo', { value: 1, ms: 600000 }, { signal: ac.signal });
+    await eventually(() => {
+      if (w.started.length < 2) throw new Error('not started yet');
+    }, 60000);
+    await new Promise((r) => setImmediate(r));
+    ac.abort();
+    await t.rejects(call, { name: 'AbortError' });
+    const [, second] = await w.exits(2);
+    t.match(second, { pid: w.started[1].pid, reason: 'abandoned' }, 'an abort alike');
+  });
+
+  t.test('a start nobody waits for any more is given up', async (t) => {
+    const pool = createNamespacePool({ entry: join(__dirname, 'fixtures', 'never-checks.ts'), output: 'ignore' });
+    t.teardown(() => pool.close());
+    await t.rejects(pool.run({ namespaces: [] }, 'echo', 1, { timeout: 1500 }), { code: 'ETIMEDOUT' });
+    await eventually(() => {
+      if (pool.size !== 0 || workerProcesses().length !== 0) throw new Error('the starting worker is still there');
+    }, 60000);
+    t.pass('its child was ended');
+  });
+
+  t.test('close(): queued calls rejected, calls in workers finish, then every worker ends; await using', async (t) => {
+    const pool = createNamespacePool({ entry, max: 1 });
+    const g = gate(t);
+    const held = pool.run({ namespaces: [] }, 'wait-for', g.file);
+    await eventually(() => {
+      if (pool.size !== 1 || pool.queued !== 0 || workerProcesses().length !== 1) throw new Error('not started yet');
+    }, 60000);
+    const starting = createNamespacePool({ entry });
+    const startingCall = starting.run({ namespaces: [] }, 'echo', 'started, then closed');
+    await new Promise((r) => setImmediate(r));
+    const closingStarting = starting.close();
+    const closing = pool.close();
+    await t.rejects(pool.run({ namespaces: [] }, 'echo', 1), { name: 'ReexecError', code: 'ERR_GONS_POOL_CLOSED' }, 'refused after close()');
+    t.equal(pool.close(), closing, 'idempotent');
+    g.open();
+    t.equal(await held, 'opened', 'the call in its worker finished');
+    t.equal(await startingCall, 'started, then closed', 'so did one whose worker was starting');
+    await Promise.all([closing, closingStarting]);
+    t.same(workerProcesses(), [], 'no worker left');
+    let pid = 0;
+    {
+      await using scoped = createNamespacePool({ entry });
+      pid = await scoped.run<number>({ namespaces: [] }, 'pid');
+    }
+    t.notOk(workerProcesses().includes(pid), 'await using closed it');
+  });
+
+  t.test('queued calls get ERR_GONS_POOL_CLOSED', { skip: needsRoot }, async (t) => {
+    const other = await createNamespaces(t, ['uts']);
+    const pool = createNamespacePool({ entry, max: 1 });
+    const g = gate(t);
+    const held = pool.run({ namespaces: [] }, 'wait-for', g.file);
+    const queued = pool.run({ target: { pid: other.pid, types: ['uts'] } }, 'echo', 'x');
+    await new Promise((r) => setImmediate(r));
+    const closing = pool.close();
+    await t.rejects(queued, { name: 'ReexecError', code: 'ERR_GONS_POOL_CLOSED', action: 'echo', message: /the pool was closed/ });
+    g.open();
+    t.equal(await held, 'opened');
+    await closing;
+  });
+
+  t.test('a start that fails after close() leaves the other calls for those namespaces rejected as closed', { skip: needsRoot }, async (t) => {
+    const h = await createNamespaces(t, ['mnt']);
+    // The net path resolves inside the mount namespace, where it does not exist: the child's hook fails, seconds later.
+    const where = { namespaces: [{ type: '!mnt', path: h.paths.mnt }, { type: 'net', path: '/nonexistent/gons-net' }] } as const;
+    const pool = createNamespacePool({ entry, output: 'ignore' });
+    const first = pool.run({ namespaces: [...where.namespaces] }, 'echo', 1).catch((e: unknown) => e);
+    const second = pool.run({ namespaces: [...where.namespaces] }, 'echo', 2).catch((e: unknown) => e);
+    await new Promise((r) => setImmediate(r)); // both handed to the one starting worker
+    const closing = pool.close();
+    t.match(await first, { name: 'NamespaceSwitchError', envVar: 'gons_net' }, 'the start fails for the call it was for');
+    t.match(await second, { name: 'ReexecError', code: 'ERR_GONS_POOL_CLOSED' }, 'no new start for the other: the pool is closed');
+    await closing;
+  });
+
+  t.test('options and calls are checked before anything starts', async (t) => {
+    const bad = (o: unknown) => () => createNamespacePool(o as never);
+    t.throws(bad({ maxx: 2 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', message: /"maxx" \(did you mean "max"\?\)/ });
+    t.throws(bad('4'), { code: 'ERR_INVALID_ARG_TYPE' });
+    for (const max of [0, 1.5, '2']) t.throws(bad({ max }), { code: 'ERR_INVALID_ARG_VALUE', message: /max must be a positive integer/ });
+    for (const idleTimeout of [0, -1, 2 ** 31, '5']) t.throws(bad({ idleTimeout }), { code: 'ERR_INVALID_ARG_VALUE', message: /idleTimeout/ });
+    t.throws(bad({ entry: 5 }), { code: 'ERR_INVALID_ARG_VALUE', message: /entry/ });
+    t.throws(bad({ env: { A: 1 } }), { code: 'ERR_INVALID_ARG_VALUE', message: /env entry "A"/ });
+    t.throws(bad({ env: { 'A=B': 'x' } }), { code: 'ERR_INVALID_ARG_VALUE' });
+    t.throws(bad({ env: 'A=B' }), { code: 'ERR_INVALID_ARG_TYPE' });
+    t.throws(bad({ output: 'stdout' }), { code: 'ERR_INVALID_ARG_VALUE', message: /output/ });
+    t.doesNotThrow(bad({ max: 2, idleTimeout: 10, entry: new URL('file:///x.js'), env: { A: 'b' }, output: 'ignore' }));
+
+    const pool = createNamespacePool({ entry });
+    t.teardown(() => pool.close());
+    const none = { namespaces: [] };
+    const cases: Array<[unknown, string, unknown, Record<string, unknown>]> = [
+      [{}, 'echo', undefined, { code: 'ERR_INVALID_ARG_VALUE', message: /where must be \{ namespaces \} or \{ target \}/ }],
+      [undefined, 'echo', undefined, { code: 'ERR_INVALID_ARG_VALUE' }],
+      [{ namespaces: [], target: { pid: 1 } }, 'echo', undefined, { code: 'ERR_INVALID_ARG_VALUE' }],
+      [{ nameSpaces: [] }, 'echo', undefined, { code: 'ERR_INVALID_ARG_VALUE', message: /"nameSpaces" \(did you mean "namespaces"\?\)/ }],
+      [{ target: { pid: 0 } }, 'echo', undefined, { code: 'ERR_INVALID_ARG_VALUE', message: /target.pid/ }],
+      [{ target: { pid: 1, types: [] } }, 'echo', undefined, { code: 'ERR_INVALID_ARG_VALUE', message: /target.types/ }],
+      [{ target: { pid: 1, types: ['net', 'net'] } }, 'echo', undefined, { code: 'ERR_INVALID_ARG_VALUE', message: /target.types/ }],
+      [{ target: { pid: 1, tpyes: ['net'] } }, 'echo', undefined, { code: 'ERR_INVALID_ARG_VALUE', message: /"tpyes"/ }],
+      [{ target: { pid: 0x3fffffff } }, 'echo', undefined, { name: 'NamespaceSwitchError', code: 'ENOENT', envVar: 'gons_target_pidfd', syscall: 'stat' }],
+      [{ namespaces: [{ type: 'net', path: '/nonexistent' }] }, 'echo', undefined, { name: 'NamespaceSwitchError', code: 'ENOENT', envVar: 'gons_net' }],
+      [{ namespaces: [{ type: 'nett', path: '/proc/self/ns/net' }] }, 'echo', undefined, { code: 'ERR_INVALID_ARG_VALUE' }],
+      [none, 'not-registered', undefined, { code: 'ERR_GONS_UNREGISTERED_ACTION' }],
+      [none, '', undefined, { code: 'ERR_INVALID_ARG_VALUE' }],
+      [none, 'echo', { timeOut: 5 }, { code: 'ERR_INVALID_ARG_VALUE', message: /"timeOut" \(did you mean "timeout"\?\)/ }],
+      [none, 'echo', { timeout: 0 }, { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }],
+      [none, 'echo', { timeout: 2 ** 31 }, { code: 'ERR_OUT_OF_RANGE' }],
+      [none, 'echo', { signal: 'stop' }, { code: 'ERR_INVALID_ARG_TYPE' }],
+      [none, 'echo', { signal: AbortSignal.abort('why') }, { name: 'AbortError', cause: 'why' }],
+    ];
+    for (const [where, action, opts, err] of cases) {
+      await t.rejects(pool.run(where as never, action, 1, opts as never), err as never, `${JSON.stringify(where)} ${action} ${JSON.stringify(opts)}`);
+    }
+    t.equal(pool.size, 0, 'no worker was started');
+    t.equal(await pool.run(none, 'echo', 'fine', { timeout: 600000 }), 'fine', 'a valid call still runs');
+  });
+
+  t.test('whereKey: namespaces by identity, shared ones left out, paths inside a target by their text', { skip: needsRoot }, async (t) => {
+    const h = await createNamespaces(t, ['mnt', 'net', 'uts'], { hostname: 'key' });
+    const id = (p: string) => `${statSync(p).dev}:${statSync(p).ino}`;
+    const all = `mnt=${id(h.paths.mnt)},net=${id(h.paths.net)},uts=${id(h.paths.uts)}`;
+    t.equal(whereKey({ namespaces: h.namespaces() }), all);
+    t.equal(whereKey({ target: { pid: h.pid } }), all, 'a target: the types it does not share with us');
+    t.equal(whereKey({ namespaces: [...h.namespaces(), { type: '!ipc', path: '/proc/self/ns/ipc' }] }), all, 'ours left out');
+    t.equal(whereKey({ namespaces: [] }), '');
+    t.equal(whereKey({ target: { pid: process.pid } }), '', 'ourselves');
+    t.equal(whereKey({ namespaces: [{ type: 'mnt', path: h.paths.mnt }, { type: 'net', path: '/proc/self/ns/net' }] }),
+      `mnt=${id(h.paths.mnt)},net@/proc/self/ns/net`, 'a path that resolves inside the target counts by its text');
+  });
+});

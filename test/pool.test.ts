@@ -1,0 +1,174 @@
+/** createNamespacePool: many real namespaces visited with a bounded number of warm workers. */
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { type NamespacePool, type PoolWorkerExit, type PoolWorkerStart, checkAction, createNamespacePool, register } from '../reexec/index';
+import { createNamespaces, type Namespaces } from '../reexec/testing';
+import { eventually, needsRoot } from './fixtures/helpers';
+import { children, openFds } from './fixtures/hygiene';
+
+/** The workers' entry: plain JS on the compiled package (a TypeScript child takes seconds more to start). */
+const entry = join(__dirname, 'fixtures', 'pool-entry.cjs');
+// The parent checks action names against its own registry: the same actions as the entry's.
+register('where', () => ({ hostname: hostname(), net: statSync('/proc/self/ns/net').ino, pid: process.pid }));
+register('pid', () => process.pid);
+register('echo', (p: unknown) => p);
+register('wait-for', async (file: string) => {
+  while (!existsSync(file)) await new Promise((r) => setTimeout(r, 20));
+  return 'opened';
+});
+register('delayed-echo', async ({ value, ms }: { value: unknown; ms: number }) => {
+  await new Promise((r) => setTimeout(r, ms));
+  return value;
+});
+register('kill9', () => process.kill(process.pid, 'SIGKILL'));
+
+const ino = (path: string) => statSync(path).ino;
+type Where = { hostname: string; net: number; pid: number };
+type T = { testdir(): string; teardown(fn: () => unknown): void };
+
+/** This process's children that run Node: the pool's workers (holders run unshare and sh). */
+function workerProcesses(): number[] {
+  return children().filter((c) => {
+    try {
+      return c.state !== 'Z' && readlinkSync(`/proc/${c.pid}/exe`) === process.execPath;
+    } catch {
+      return false;
+    }
+  }).map((c) => c.pid);
+}
+
+/** Records the pool's events and the most worker processes seen alive at once (sampled from /proc). */
+function watch(pool: NamespacePool) {
+  const started: PoolWorkerStart[] = [];
+  const exited: PoolWorkerExit[] = [];
+  let peak = 0;
+  const sample = () => (peak = Math.max(peak, workerProcesses().length));
+  pool.on('workerStart', (s: PoolWorkerStart) => {
+    started.push(s);
+    sample();
+  });
+  pool.on('workerExit', (e: PoolWorkerExit) => exited.push(e));
+  const timer = setInterval(sample, 5);
+  return {
+    started, exited,
+    peak: () => (sample(), peak),
+    stop: () => clearInterval(timer),
+    /** Resolves once `n` workers have exited in all. */
+    exits: (n: number) => eventually(() => {
+      if (exited.length < n) throw new Error(`${exited.length} of ${n} workers exited`);
+      return exited;
+    }, 60000),
+  };
+}
+
+/** A file whose creation lets 'wait-for' actions finish. */
+function gate(t: T) {
+  const file = join(t.testdir(), 'open');
+  return { file, open: () => writeFileSync(file, '') };
+}
+
+async function holders(t: T, n: number, prefix: string): Promise<Namespaces[]> {
+  return Promise.all(Array.from({ length: n }, (_, i) => createNamespaces(t, ['net', 'uts'], { hostname: `${prefix}-${i}` })));
+}
+
+// Worker starts take seconds each on a loaded machine, and these tests start dozens.
+t.setTimeout(1_200_000);
+
+void checkAction().then(() => {
+  t.test('30 network namespaces with max 4: right answers, at most 4 workers alive, warm ones reused, nothing left', { skip: needsRoot }, async (t) => {
+    const ns = await holders(t, 30, 'pool');
+    const fds = openFds();
+    const pool = createNamespacePool({ entry, max: 4, idleTimeout: 600_000 }); // no idle ends here: the warm ones must stay for the second visit
+    const w = watch(pool);
+    t.teardown(() => {
+      w.stop();
+      return pool.close();
+    });
+    const answers = await Promise.all(ns.map((h) => pool.run<Where>({ namespaces: h.namespaces() }, 'where')));
+    answers.forEach((a, i) => {
+      t.equal(a.hostname, `pool-${i}`, `namespace ${i}: its hostname`);
+      t.equal(a.net, ino(ns[i].paths.net), `namespace ${i}: its net namespace`);
+    });
+    t.ok(w.peak() <= 4 && w.peak() >= 1, `at most 4 workers alive at once (peak ${w.peak()})`);
+    t.equal(w.started.length, 30, 'one worker per namespace');
+    t.ok(pool.size <= 4);
+    t.ok(w.exited.every((e) => e.reason === 'evicted'), 'the others made room');
+
+    // Those still warm serve again, however the same namespaces are named.
+    const warm = ns.map((h, i) => ({ h, i, pid: answers[i].pid })).filter(({ pid }) => workerProcesses().includes(pid));
+    t.ok(warm.length >= 1 && warm.length <= 4, `${warm.length} warm workers`);
+    for (const { h, i, pid } of warm) {
+      t.equal((await pool.run<Where>({ namespaces: h.namespaces() }, 'where')).pid, pid, `namespace ${i}: same worker`);
+      const other = [{ type: 'net', path: `/proc/${h.pid}/task/${h.pid}/ns/net` }, { type: 'uts', path: `/proc/${h.pid}/task/${h.pid}/ns/uts` }] as const;
+      t.equal((await pool.run<Where>({ namespaces: [...other] }, 'where')).pid, pid, `namespace ${i}: same worker by other paths`);
+      t.equal((await pool.run<Where>({ target: { pid: h.pid } }, 'where')).pid, pid, `namespace ${i}: same worker as a target`);
+    }
+    t.equal(w.started.length, 30, 'no worker started for them');
+
+    await pool.close();
+    t.same(workerProcesses(), [], 'no worker left');
+    t.ok(w.exited.length === 30 && w.exited.slice(-warm.length).every((e) => e.reason === 'closed'), 'all ended');
+    t.equal(await eventually(() => {
+      if (openFds() !== fds) throw new Error(`${openFds()} fds open, ${fds} before`);
+      return openFds();
+    }, 30000), fds, 'no fd left open');
+  });
+
+  t.test('idle workers end after idleTimeout, and do not keep the pool busy', { skip: needsRoot }, async (t) => {
+    const ns = await holders(t, 3, 'idle');
+    const pool = createNamespacePool({ entry, max: 4, idleTimeout: 300 });
+    t.teardown(() => pool.close());
+    const w = watch(pool);
+    t.teardown(w.stop);
+    await Promise.all(ns.map((h) => pool.run({ namespaces: h.namespaces() }, 'pid')));
+    const exits = await w.exits(3);
+    t.same(exits.map((e) => e.reason), ['idle', 'idle', 'idle']);
+    t.same(exits.map((e) => e.pid).sort(), w.started.map((s) => s.pid).sort());
+    t.equal(pool.size, 0);
+    t.same(workerProcesses(), []);
+    t.match(await pool.run<Where>({ namespaces: ns[0].namespaces() }, 'where'), { hostname: 'idle-0' }, 'a new one serves later');
+  });
+
+  t.test('a target that exits mid-way fails only its own call', { skip: needsRoot }, async (t) => {
+    const ns = await holders(t, 4, 'mid');
+    const [doomed] = await holders(t, 1, 'doomed');
+    const pool = createNamespacePool({ entry, max: 2 });
+    t.teardown(() => pool.close());
+    const g = gate(t);
+    // Two gated calls hold both workers; the target's call waits behind them.
+    const held = ns.slice(0, 2).map((h) => pool.run({ namespaces: h.namespaces() }, 'wait-for', g.file));
+    const target = pool.run<Where>({ target: { pid: doomed.pid, types: ['net', 'uts'] } }, 'where').catch((err: unknown) => err);
+    const after = ns.slice(2).map((h) => pool.run<Where>({ target: { pid: h.pid } }, 'where'));
+    await doomed.close();
+    g.open();
+    t.same(await Promise.all(held), ['opened', 'opened']);
+    t.match(await target, { name: 'NamespaceSwitchError', envVar: 'gons_target_pidfd' }, 'its call fails');
+    t.same((await Promise.all(after)).map((a) => a.hostname), ['mid-2', 'mid-3'], 'the others are served');
+  });
+
+  t.test('a failed start rejects only the call it was for; another call for the same namespaces starts its own', { skip: needsRoot }, async (t) => {
+    const [h] = await holders(t, 1, 'shared');
+    const sleeper = spawn('nsenter', [`--net=${h.paths.net}`, 'sleep', '1000'], { stdio: 'ignore' });
+    t.teardown(() => { sleeper.kill('SIGKILL'); });
+    await eventually(() => {
+      if (ino(`/proc/${sleeper.pid}/ns/net`) !== ino(h.paths.net)) throw new Error('not in the namespace yet');
+    }, 30000);
+    const pool = createNamespacePool({ entry });
+    t.teardown(() => pool.close());
+    const viaTarget = pool.run<Where>({ target: { pid: sleeper.pid!, types: ['net'] } }, 'where');
+    const viaPath = pool.run<Where>({ namespaces: [{ type: '!net', path: h.paths.net }] }, 'where');
+    // Same namespaces, so one worker for both, started for the target; which dies before the pool
+    // gets to start it (the pool starts workers after the caller's synchronous code).
+    sleeper.kill('SIGKILL');
+    const until = Date.now() + 30000;
+    while (!/State:\s+Z/.test(readFileSync(`/proc/${sleeper.pid}/status`, 'utf8')) && Date.now() < until) {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+    }
+    await t.rejects(viaTarget, { name: 'NamespaceSwitchError' }, 'the call whose target is gone fails');
+    t.equal((await viaPath).net, ino(h.paths.net), 'the other one is served');
+  });
+
+});
