@@ -10,6 +10,7 @@ import { hasTargetRoot, enterTargetRoot, leaveTargetRoot } from '../lib/root';
 import { hookState, status } from '../lib/status';
 import { isNamespaceType } from '../lib/namespaces';
 import { CHILD_FD, FrameReader, encodeFrame, writeFrame } from './channel';
+import { settleCompileCache } from './compile-cache';
 import { ReexecError, toWire } from './errors';
 import { ACTION_ENV, READY_ACTION, type Reply, type Request } from './protocol';
 import { lookup } from './registry';
@@ -116,6 +117,7 @@ async function serve(): Promise<void> {
   if (!status() && hasTargetRoot()) {
     // Back on the original root before Node writes coverage or other exit data.
     process.prependListener('exit', leaveTargetRoot);
+    settleCompileCache();
     enterTargetRoot();
   }
   const reader = new FrameReader();
