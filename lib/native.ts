@@ -21,6 +21,8 @@ interface Addon {
   hookState(): HookState | null;
   enterTargetRoot(): number;
   leaveTargetRoot(): number;
+  /** `_exit(code)`: no exit handlers of Node's run, so nothing more is written. */
+  exitNow(code: number): never;
   strerror(errno: number): string;
   claimChannel(fd: number): number;
   closeFd(fd: number): number;

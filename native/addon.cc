@@ -63,6 +63,14 @@ int CallRootFn(const char *symbol) {
 NAN_METHOD(EnterTargetRoot) { info.GetReturnValue().Set(CallRootFn(GONS_PREINIT_ENTER_SYMBOL)); }
 NAN_METHOD(LeaveTargetRoot) { info.GetReturnValue().Set(CallRootFn(GONS_PREINIT_LEAVE_SYMBOL)); }
 
+// exitNow(code): ends the process with _exit(2), running none of Node's exit
+// handlers: they would write files (the compile cache), and a child that could
+// not leave a target's root would write them inside the container.
+NAN_METHOD(ExitNow) {
+  int code = Nan::To<int32_t>(info[0]).FromMaybe(1);
+  _exit(code & 0xff);
+}
+
 // nsType(path): { nstype } from the kernel (NS_GET_NSTYPE), or { errno, syscall }.
 NAN_METHOD(NsType) {
   if (info.Length() < 1 || !info[0]->IsString()) {
@@ -149,6 +157,7 @@ NAN_MODULE_INIT(Init) {
   Nan::SetMethod(target, "enterTargetRoot", EnterTargetRoot);
   Nan::SetMethod(target, "leaveTargetRoot", LeaveTargetRoot);
   Nan::SetMethod(target, "nsType", NsType);
+  Nan::SetMethod(target, "exitNow", ExitNow);
 }
 
 }  // namespace

@@ -19,6 +19,7 @@ import { lstatSync, mkdirSync, realpathSync, type Stats, writeSync } from 'node:
 import * as nodeModule from 'node:module';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import createDebug from 'debug';
+import { addon } from '../lib/native';
 import { leaveTargetRoot } from '../lib/root';
 import { checkKeys } from '../lib/options';
 
@@ -158,9 +159,10 @@ export function compileCacheEnv(
  * In the child, just before it moves into a target's root: writes what Node
  * compiled so far (still on the host's root), keeps the variable from the
  * processes the action starts in the target, and makes sure Node's write at
- * exit happens on the host's root or not at all — when the way back fails
- * (e.g. the action dropped its privileges), the process ends with SIGKILL
- * before Node could write into the container.
+ * exit happens on the host's root or not at all: when the way back fails
+ * (e.g. the action dropped its privileges) the process ends with `_exit(1)`
+ * before Node's exit handlers run. (Not `process.kill(process.pid)`: Node runs
+ * its exit handlers, and so writes the cache, before it signals itself.)
  */
 export function settleCompileCache(): void {
   if (!compileCacheSupported || api.getCompileCacheDir!() === undefined) return;
@@ -173,8 +175,8 @@ function backOnHostRoot(): void {
   try {
     leaveTargetRoot();
   } catch (err) {
-    writeSync(2, `gons/reexec: ${(err as Error).message}; ending with SIGKILL, so that Node does not write its compile cache inside the target\n`);
+    writeSync(2, `gons/reexec: ${(err as Error).message}; exiting at once, so that Node does not write its compile cache inside the target\n`);
     /* c8 ignore next -- the process ends here, before it could write its coverage */
-    process.kill(process.pid, 'SIGKILL');
+    addon.exitNow(1);
   }
 }
