@@ -23,6 +23,8 @@ interface Addon {
   leaveTargetRoot(): number;
   /** The hook's serve-time confinement step: 1 confined, 0 not asked, -errno. */
   confine(): number;
+  /** `_exit(code)`: no exit handlers of Node's run, so nothing more is written. */
+  exitNow(code: number): never;
   strerror(errno: number): string;
   claimChannel(fd: number): number;
   closeFd(fd: number): number;

@@ -11,6 +11,7 @@ import { hookState, status } from '../lib/status';
 import { confineChild, confineError } from '../lib/confine';
 import { isNamespaceType } from '../lib/namespaces';
 import { CHILD_FD, FrameReader, encodeFrame, writeFrame } from './channel';
+import { settleCompileCache } from './compile-cache';
 import { ReexecError, toWire } from './errors';
 import { HANDLE_FD, type Extracted, extractHandles, sendHandles } from './handles';
 import { ACTION_ENV, READY_ACTION, type Reply, type Request } from './protocol';
@@ -158,6 +159,7 @@ async function serve(): Promise<void> {
   if (!confined && !status() && hasTargetRoot()) {
     // Back on the original root before Node writes coverage or other exit data.
     process.prependListener('exit', leaveRoot);
+    settleCompileCache();
     enterTargetRoot();
   }
   const reader = new FrameReader();

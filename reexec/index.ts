@@ -6,6 +6,7 @@
 export { type Action, register } from './registry';
 export { checkAction, runAction } from './child';
 export { type ReexecOptions, runReexecAction } from './parent';
+export type { CompileCacheOption } from './compile-cache';
 export { AbortError, ReexecError } from './errors';
 export { type NamespaceWorkerOptions, type RunOptions, NamespaceWorker, openNamespaceWorker } from './worker';
 export type { Target } from '../lib/target';

@@ -16,6 +16,7 @@ import { CONFINE_ENV, confineValue } from '../lib/confine';
 import { validateNamespaces } from '../lib/validate';
 import { CHILD_FD, FrameReader, ProtocolError, checkMaxMessageBytes, encodeFrame, writeFrame } from './channel';
 import { isReexecChild, reexecEnabled } from './child';
+import { type CompileCacheOption, compileCacheEnv } from './compile-cache';
 import { AbortError, ReexecError, fromWire } from './errors';
 import { childExecArgv, sanitizeChildEnv } from './flags';
 import { HANDLE_FD, checkSlots, receiveFds, restoreHandles } from './handles';
@@ -50,6 +51,8 @@ export interface ReexecOptions {
   output?: 'stderr' | 'ignore';
   /** Bound of one message from the child, in bytes (default 256 MiB); a larger frame is `ERR_GONS_PROTOCOL`. */
   maxMessageBytes?: number;
+  /** The child's compile cache (Node ≥ 22.10): on by default, `false` turns it off, `{ directory }` chooses where. */
+  compileCache?: CompileCacheOption;
 }
 
 /** Node's timers take at most 2^31-1 ms; a longer timeout would fire at once. */
@@ -190,12 +193,12 @@ const handleSockets = new WeakMap<ChildProcess, number>();
  * Spawns the re-executed child with the channel on fd 3, a target's pidfd on
  * fd 4, and the handle channel on fd 5.
  */
-export function spawnReexec(action: string, o: Pick<ReexecOptions, 'env' | 'entry'>, prepared: PreparedReexec): ChildProcess {
+export function spawnReexec(action: string, o: Pick<ReexecOptions, 'env' | 'entry' | 'compileCache'>, prepared: PreparedReexec): ChildProcess {
   let pair: number[] | undefined;
   try {
     const args = reexecCommand(o.entry);
     log('re-executing %s for action %s with %o', args.at(-1), action, prepared.env);
-    const env = sanitizeChildEnv(reexecEnv(action, prepared.env, o.env));
+    const env = compileCacheEnv(sanitizeChildEnv(reexecEnv(action, prepared.env, o.env)), o);
     const made = addon.socketPair();
     /* c8 ignore next -- only fd exhaustion makes socketpair fail */
     if (!Array.isArray(made)) throw Object.assign(new Error(`gons/reexec: cannot make the handle channel: ${addon.strerror(made.errno)}`), { errno: -made.errno, syscall: made.syscall });

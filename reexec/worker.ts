@@ -23,7 +23,7 @@ const log = createDebug('gons:worker');
  * Options of `openNamespaceWorker`; `timeout` and `signal` bound the start
  * (an entry that never calls `checkAction()` would never answer).
  */
-export type NamespaceWorkerOptions = Pick<ReexecOptions, 'namespaces' | 'target' | 'env' | 'entry' | 'output' | 'timeout' | 'signal' | 'maxMessageBytes' | 'confine'>;
+export type NamespaceWorkerOptions = Pick<ReexecOptions, 'namespaces' | 'target' | 'env' | 'entry' | 'output' | 'timeout' | 'signal' | 'maxMessageBytes' | 'confine' | 'compileCache'>;
 
 /** Options of one worker call. */
 export interface RunOptions {
