@@ -21,6 +21,7 @@ interface Addon {
   hookState(): HookState | null;
   enterTargetRoot(): number;
   leaveTargetRoot(): number;
+  sealTargetRoot(): number;
   /** The hook's serve-time confinement step: 1 confined, 0 not asked, -errno. */
   confine(): number;
   /** `_exit(code)`: no exit handlers of Node's run, so nothing more is written. */

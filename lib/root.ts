@@ -11,6 +11,7 @@ import { namespaceKinds } from './namespaces';
 import { refuseLoads } from './loads';
 
 let savedCwd: string | undefined;
+let sealed = false;
 
 /** True when the hook joined a mount namespace, so there is a target root to enter. */
 export function hasTargetRoot(): boolean {
@@ -58,8 +59,34 @@ export function enterTargetRoot(): void {
   process.chdir('/');
 }
 
-/** Moves root and cwd back to where Node started. Idempotent. */
+/**
+ * Moves root and cwd to the target's root for good: the hook closes every fd
+ * back to the host's root, so no path — not even one through
+ * `/proc/self/fd` that a container plants for an action to follow — reaches
+ * the host's filesystem from this process any more. Idempotent.
+ */
+export function sealTargetRoot(): void {
+  if (sealed) return;
+  settleLazyReads();
+  refuseLoads(true);
+  const err = addon.sealTargetRoot();
+  if (err !== 0) {
+    if (savedCwd === undefined) refuseLoads(false);
+    throw rootError('seal the root of the joined mount namespace', err);
+  }
+  sealed = true;
+  savedCwd = undefined;
+  process.chdir('/');
+}
+
+/** True once `sealTargetRoot()` closed the way back. */
+export function isTargetRootSealed(): boolean {
+  return sealed;
+}
+
+/** Moves root and cwd back to where Node started. Idempotent; after `sealTargetRoot()` there is no way back. */
 export function leaveTargetRoot(): void {
+  if (sealed) throw rootError('return to the original root', 2 /* ENOENT: sealed */);
   if (savedCwd === undefined) return;
   const err = addon.leaveTargetRoot();
   // Fails after an action dropped the privileges chroot needs.

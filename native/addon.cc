@@ -67,6 +67,7 @@ int CallRootFn(const char *symbol) {
 
 NAN_METHOD(EnterTargetRoot) { info.GetReturnValue().Set(CallRootFn(GONS_PREINIT_ENTER_SYMBOL)); }
 NAN_METHOD(LeaveTargetRoot) { info.GetReturnValue().Set(CallRootFn(GONS_PREINIT_LEAVE_SYMBOL)); }
+NAN_METHOD(SealTargetRoot) { info.GetReturnValue().Set(CallRootFn(GONS_PREINIT_SEAL_SYMBOL)); }
 
 // confine(): the hook's serve-time confinement step; 1 confined, 0 not asked, or -errno (-ENOSYS without the hook).
 NAN_METHOD(Confine) {
@@ -378,6 +379,7 @@ NAN_MODULE_INIT(Init) {
   Nan::SetMethod(target, "hookState", HookStateJs);
   Nan::SetMethod(target, "enterTargetRoot", EnterTargetRoot);
   Nan::SetMethod(target, "leaveTargetRoot", LeaveTargetRoot);
+  Nan::SetMethod(target, "sealTargetRoot", SealTargetRoot);
   Nan::SetMethod(target, "nsType", NsType);
   Nan::SetMethod(target, "confine", Confine);
   Nan::SetMethod(target, "nsOwner", NsOwner);

@@ -281,18 +281,9 @@ EXPORT int gons_preinit_confine(void)
     if (confine_stage < 0)
         return -EPERM;
     confine_stage = -1;
-    if (target_root_fd >= 0 && !gons_preinit_state.root_moved) {
-        int r = chroot_to(target_root_fd);
-        if (r != 0)
-            return r;
-        gons_preinit_state.root_moved = 1;
-    }
-    int *fds[] = {&orig_root_fd, &orig_cwd_fd, &target_root_fd};
-    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
-        if (*fds[i] >= 0 && close(*fds[i]) != 0)
-            return -errno;
-        *fds[i] = -1;
-    }
+    int sealed = seal_target_root();
+    if (sealed != 0)
+        return sealed;
     if (confine_saved_uid_pending) {
         /* glibc applies this to every thread; the kernel clears the sets of each (PR_SET_KEEPCAPS is per thread). */
         if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0 || setresuid(-1, -1, c->uid[2]) != 0 ||

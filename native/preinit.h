@@ -43,6 +43,8 @@ struct gons_preinit_state {
  * it failed (for good: the process must run nothing).
  */
 #define GONS_PREINIT_CONFINE_SYMBOL "gons_preinit_confine"
+/* int gons_preinit_seal_target_root(void): enter the target root and close every fd back to the host; 0 or -errno. */
+#define GONS_PREINIT_SEAL_SYMBOL "gons_preinit_seal_target_root"
 
 typedef int (*gons_preinit_root_fn)(void);
 

@@ -6,7 +6,7 @@
 import { Socket } from 'node:net';
 import createDebug from 'debug';
 import { addon } from '../lib/native';
-import { hasTargetRoot, enterTargetRoot, leaveTargetRoot } from '../lib/root';
+import { enterTargetRoot, hasTargetRoot, isTargetRootSealed, leaveTargetRoot, sealTargetRoot } from '../lib/root';
 import { hookState, status } from '../lib/status';
 import { confineChild, confineError } from '../lib/confine';
 import { isNamespaceType } from '../lib/namespaces';
@@ -157,10 +157,15 @@ async function serve(): Promise<void> {
   // Confined: on the target root for good, with no way back (nothing to leave at exit).
   const confined = !status() && confineChild();
   if (!confined && !status() && hasTargetRoot()) {
-    // Back on the original root before Node writes coverage or other exit data.
-    process.prependListener('exit', leaveRoot);
     settleCompileCache();
-    enterTargetRoot();
+    if (process.env.NODE_V8_COVERAGE) {
+      // A coverage run (tap, c8): keep the way back, to write the coverage at exit on the original root.
+      process.prependListener('exit', leaveRoot);
+      enterTargetRoot();
+    } else {
+      // Otherwise no way back to the host's filesystem is left for an action to be tricked into.
+      sealTargetRoot();
+    }
   }
   const reader = new FrameReader();
   const pending = new Set<Promise<void>>();
@@ -178,7 +183,7 @@ async function serve(): Promise<void> {
     });
     await Promise.all(pending);
   } finally {
-    leaveRoot();
+    if (!isTargetRootSealed()) leaveRoot();
   }
   await new Promise<void>((resolve) => sock.end(resolve));
   log('served; parent closed the channel');

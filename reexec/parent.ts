@@ -59,6 +59,12 @@ export interface ReexecOptions {
 export const MAX_TIMEOUT_MS = 0x7fffffff;
 /** How long a child may linger after its reply before it is killed (gons parity). */
 export const LINGER_MS = 1000;
+/**
+ * In a coverage run (NODE_V8_COVERAGE set, as tap and c8 do) a child writes
+ * its coverage as it exits, which on a loaded machine can take longer than
+ * the linger: it gets this long instead, or its coverage would be lost.
+ */
+export const COVERAGE_LINGER_MS = 20_000;
 /** Grace between SIGTERM and SIGKILL when a call is timed out or aborted. */
 export const KILL_GRACE_MS = 1000;
 /** How much of the child's stderr an error keeps. */
@@ -436,7 +442,7 @@ export async function runReexecAction<R = unknown>(name: string, options: Reexec
       reply = msg;
       // The result counts from now on; a child that lingers is killed (gons parity).
       disarm();
-      setTimeout(() => child.kill('SIGKILL'), LINGER_MS).unref();
+      setTimeout(() => child.kill('SIGKILL'), process.env.NODE_V8_COVERAGE ? COVERAGE_LINGER_MS : LINGER_MS).unref();
       resolve(msg);
     }, resolve);
   });

@@ -21,7 +21,7 @@ t.test('the hook is plain C: libc only, no Node, V8 or libuv symbols', async (t)
   t.notMatch(undef, /node|v8|uv_|napi|Nan/i);
   const defined = execFileSync('nm', ['-D', '--defined-only', preinitPath], { encoding: 'utf8' });
   t.same(defined.trim().split('\n').map((l) => l.split(' ').at(-1)).sort(),
-    ['dlerror', 'dlmopen', 'dlopen', 'gons_preinit_confine', 'gons_preinit_enter_target_root', 'gons_preinit_leave_target_root', 'gons_preinit_state',
+    ['dlerror', 'dlmopen', 'dlopen', 'gons_preinit_confine', 'gons_preinit_enter_target_root', 'gons_preinit_leave_target_root', 'gons_preinit_seal_target_root', 'gons_preinit_state',
       'sigaction', 'signal'], 'its own interface and the interposed libc functions');
   const needed = execFileSync('readelf', ['-d', preinitPath], { encoding: 'utf8' }).match(/\(NEEDED\).*\[(.*)\]/g);
   t.same(needed?.map((l) => l.replace(/.*\[(.*)\]/, '$1')), ['libc.so.6']);
