@@ -88,7 +88,8 @@ async function handle(req: Request): Promise<Reply> {
   }
   const failed = status() ?? confineError();
   if (failed) {
-    return { id: req.id, switchError: { ...failed, errno: -failed.errno, message: failed.message } };
+    const { message, envVar, path, syscall, errno } = failed;
+    return { id: req.id, switchError: { message, envVar, path, syscall, errno: -errno } };
   }
   if (req.action === READY_ACTION) return { id: req.id, result: process.pid };
   const action = lookup(req.action);
@@ -147,6 +148,14 @@ function leaveRoot(): void {
   }
 }
 
+/**
+ * A coverage run writes files at exit that must land on the original root:
+ * Node's own (`NODE_V8_COVERAGE`: c8, tap) and tap's process info.
+ */
+export function coverageRun(): boolean {
+  return process.env.NODE_V8_COVERAGE !== undefined || process.env._TAPJS_PROCESSINFO_COVERAGE_ === '1';
+}
+
 /** Serves every request until the parent closes its end, on the target root when a mount namespace was joined. */
 async function serve(): Promise<void> {
   for (const [fd, what] of [[CHILD_FD, 'channel'], [HANDLE_FD, 'handle channel']] as const) {
@@ -158,13 +167,15 @@ async function serve(): Promise<void> {
   const confined = !status() && confineChild();
   if (!confined && !status() && hasTargetRoot()) {
     settleCompileCache();
-    if (process.env.NODE_V8_COVERAGE) {
-      // A coverage run (tap, c8): keep the way back, to write the coverage at exit on the original root.
+    if (coverageRun()) {
+      // Keep the way back, to write the coverage at exit on the original root.
       process.prependListener('exit', leaveRoot);
       enterTargetRoot();
     } else {
-      // Otherwise no way back to the host's filesystem is left for an action to be tricked into.
+      // No way back to the host's filesystem is left for an action to be tricked into. Whatever Node or a
+      // tool would write at exit would land in the container's filesystem: end without exit handlers.
       sealTargetRoot();
+      process.prependListener('exit', (code) => addon.exitNow(code));
     }
   }
   const reader = new FrameReader();

@@ -20,7 +20,7 @@ import * as nodeModule from 'node:module';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import createDebug from 'debug';
 import { addon } from '../lib/native';
-import { isTargetRootSealed, leaveTargetRoot } from '../lib/root';
+import { leaveTargetRoot } from '../lib/root';
 import { checkKeys } from '../lib/options';
 
 const log = createDebug('gons:reexec');
@@ -173,11 +173,7 @@ export function settleCompileCache(): void {
 }
 /* c8 ignore stop */
 
-function backOnHostRoot(code: number): void {
-  /* c8 ignore start -- run by the tests, but these processes end here, before they could write their coverage */
-  // Sealed on the target's root (the default outside coverage runs): end before Node's exit handlers write.
-  if (isTargetRootSealed()) addon.exitNow(code);
-  /* c8 ignore stop */
+function backOnHostRoot(): void {
   try {
     leaveTargetRoot();
   } catch (err) {

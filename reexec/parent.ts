@@ -15,7 +15,7 @@ import { type Target, resolveTarget } from '../lib/target';
 import { CONFINE_ENV, confineValue } from '../lib/confine';
 import { validateNamespaces } from '../lib/validate';
 import { CHILD_FD, FrameReader, ProtocolError, checkMaxMessageBytes, encodeFrame, writeFrame } from './channel';
-import { isReexecChild, reexecEnabled } from './child';
+import { coverageRun, isReexecChild, reexecEnabled } from './child';
 import { type CompileCacheOption, compileCacheEnv } from './compile-cache';
 import { AbortError, ReexecError, fromWire } from './errors';
 import { childExecArgv, sanitizeChildEnv } from './flags';
@@ -442,7 +442,7 @@ export async function runReexecAction<R = unknown>(name: string, options: Reexec
       reply = msg;
       // The result counts from now on; a child that lingers is killed (gons parity).
       disarm();
-      setTimeout(() => child.kill('SIGKILL'), process.env.NODE_V8_COVERAGE ? COVERAGE_LINGER_MS : LINGER_MS).unref();
+      setTimeout(() => child.kill('SIGKILL'), coverageRun() ? COVERAGE_LINGER_MS : LINGER_MS).unref();
       resolve(msg);
     }, resolve);
   });

@@ -6,7 +6,8 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import createDebug from 'debug';
 import { checkKeys } from '../lib/options';
@@ -28,6 +29,12 @@ export interface CreateNamespacesOptions {
    * not visible through the overlay; a file directly in `/` is refused.
    */
   files?: Record<string, string>;
+  /**
+   * Directories covered by an empty tmpfs inside the new mount namespace
+   * (needs `mnt`), e.g. to make a target that lacks the program; `files` may
+   * then add files to them.
+   */
+  hide?: string[];
   /** Seconds added to the monotonic and boot-time clocks of the new time namespace (needs `time`). */
   clockOffset?: number;
 }
@@ -47,25 +54,31 @@ export interface Namespaces {
 /** The part of a test that `createNamespaces` uses: tap's `t.teardown` or node:test's `t.after`. */
 export type Teardownable = { teardown(fn: () => unknown): void } | { after(fn: () => unknown): void };
 
-const optionKeys = ['user', 'hostname', 'files', 'clockOffset'] as const;
+const optionKeys = ['user', 'hostname', 'files', 'hide', 'clockOffset'] as const;
 
 function usage(message: string): TypeError {
   return Object.assign(new TypeError(`gons/testing: createNamespaces: ${message}`), { code: 'ERR_INVALID_ARG_VALUE' });
 }
 
-// The holder: set the hostname, lay an overlay over each file's directory
-// (lower: the directory itself, kept open as fd 3 before a tmpfs covers it;
-// upper: that tmpfs), report ready, then wait for its stdin to close (so it
-// ends with its parent).
+// The holder: set the hostname, cover the `hide` directories with empty
+// tmpfs, lay an overlay over each file's directory (lower: the directory;
+// upper: a directory of its own on a tmpfs mounted on the stage, an empty
+// directory made for it, so nothing needs a directory it covers), report
+// ready, then wait for its stdin to close (so it ends with its parent).
 const HOLDER_SCRIPT = `set -e
 if [ -n "$GONS_HOSTNAME" ]; then hostname "$GONS_HOSTNAME"; fi
-for d in "$@"; do
-  exec 3<"$d"
-  mount -t tmpfs -o mode=0755 gons-testing "$d"
-  mkdir "$d/upper" "$d/work"
-  mount -t overlay -o "lowerdir=/proc/self/fd/3,upperdir=$d/upper,workdir=$d/work" gons-testing "$d"
-  exec 3<&-
-done
+while [ "$1" != -- ]; do mount -t tmpfs -o mode=0755 gons-testing "$1"; shift; done
+shift
+if [ $# -gt 0 ]; then
+  mount -t tmpfs -o mode=0700 gons-testing "$GONS_STAGE"
+  i=0
+  for d in "$@"; do mkdir "$GONS_STAGE/u$i" "$GONS_STAGE/w$i"; i=$((i+1)); done
+  i=0
+  for d in "$@"; do
+    mount -t overlay -o "lowerdir=$d,upperdir=$GONS_STAGE/u$i,workdir=$GONS_STAGE/w$i" gons-testing "$d"
+    i=$((i+1))
+  done
+fi
 echo ready
 read _ || true`;
 
@@ -76,7 +89,14 @@ function unshareArgs(types: NamespaceType[], o: CreateNamespacesOptions): string
   return [...args, '--fork', '--kill-child'];
 }
 
-function checkOptions(types: NamespaceType[], o: CreateNamespacesOptions): string[] {
+/** Paths an overlay's options can carry: absolute, without the characters that separate its options. */
+function checkDir(what: string, dir: string): void {
+  if (typeof dir !== 'string' || !isAbsolute(dir)) throw usage(`${what} ${JSON.stringify(dir)} is not absolute`);
+  if (/[,:\\\n]/.test(dir)) throw usage(`${what} ${JSON.stringify(dir)} contains a character mount options cannot carry (",", ":", "\\" or a newline)`);
+}
+
+/** Checks the options; returns the directories to hide and the directories to lay files over. */
+function checkOptions(types: NamespaceType[], o: CreateNamespacesOptions): { hide: string[]; dirs: string[] } {
   checkKeys('gons/testing: createNamespaces', 'option', o, optionKeys);
   for (const t of types) if (!isNamespaceType(t)) throw usage(`unknown namespace type ${JSON.stringify(t)}`);
   if (o.hostname !== undefined && !types.includes('uts')) throw usage('hostname needs a uts namespace');
@@ -85,12 +105,25 @@ function checkOptions(types: NamespaceType[], o: CreateNamespacesOptions): strin
   }
   const files = Object.keys(o.files ?? {});
   if (files.length && !types.includes('mnt')) throw usage('files need a mnt namespace');
+  if (o.hide !== undefined && !(Array.isArray(o.hide) && types.includes('mnt'))) throw usage('hide needs a mnt namespace and a list of directories');
+  for (const h of o.hide ?? []) {
+    checkDir('hidden directory', h);
+    if (h === '/') throw usage('hiding / would hide /proc too');
+  }
   for (const f of files) {
-    if (!isAbsolute(f)) throw usage(`file path ${JSON.stringify(f)} is not absolute`);
+    checkDir('file path', f);
     // An overlay over / would hide every mount below it, /proc included.
     if (dirname(f) === '/') throw usage(`file path ${JSON.stringify(f)} is directly in /: put it in a directory, e.g. /etc or /tmp`);
   }
-  return [...new Set(files.map((f) => dirname(f)))].sort();
+  return { hide: [...new Set(o.hide ?? [])].sort(), dirs: [...new Set(files.map((f) => dirname(f)))].sort() };
+}
+
+/** Where the overlays' upper layers live: a new empty directory under a base that none of them covers. */
+function makeStage(dirs: string[]): string {
+  const covered = (base: string) => dirs.some((d) => base === d || base.startsWith(`${d}/`) || d.startsWith(`${base}/`));
+  const base = [tmpdir(), '/var/tmp', '/dev/shm', '/run'].find((b) => existsSync(b) && !covered(b));
+  if (!base) throw usage(`files in ${JSON.stringify(dirs)} leave no directory for the overlays' upper layers`);
+  return mkdtempSync(join(base, 'gons-testing-'));
 }
 
 function holderPid(unsharePid: number): number {
@@ -133,11 +166,13 @@ export async function createNamespaces(
   if (types.length !== wanted.size || types.length === 0) {
     throw usage(`invalid namespace types ${JSON.stringify(typesArg)}`);
   }
-  const dirs = checkOptions(types, options);
+  const { hide, dirs } = checkOptions(types, options);
+  const stage = dirs.length ? makeStage(dirs) : '';
+  const removeStage = () => stage && rmSync(stage, { recursive: true, force: true });
 
-  const unshare = spawn('unshare', [...unshareArgs(types, options), 'sh', '-c', HOLDER_SCRIPT, 'gons-holder', ...dirs], {
+  const unshare = spawn('unshare', [...unshareArgs(types, options), 'sh', '-c', HOLDER_SCRIPT, 'gons-holder', ...hide, '--', ...dirs], {
     stdio: ['pipe', 'pipe', 'pipe'],
-    env: { ...process.env, GONS_HOSTNAME: options.hostname ?? '' },
+    env: { ...process.env, GONS_HOSTNAME: options.hostname ?? '', GONS_STAGE: stage },
   });
   let stderr = '';
   unshare.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -153,6 +188,7 @@ export async function createNamespaces(
         unshare.stdin.end();
         await exited;
       }
+      removeStage();
       log('closed namespaces of holder %d', pid);
     })();
     return closed;
@@ -190,6 +226,7 @@ export async function createNamespaces(
     }
   } catch (err) {
     unshare.kill('SIGKILL');
+    removeStage();
     throw err;
   }
   // A forgotten close() must not keep this process alive; the holder ends with it anyway.

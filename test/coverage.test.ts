@@ -48,7 +48,7 @@ checkAction().then(() => {
       t.equal(await eventually(() => childCount(Number(err.code)), LONG), 1);
     });
     t.test('an action in a mount namespace whose filesystem lacks the project', { skip: needsRoot }, async (t) => {
-      const ns = await createNamespaces(t, ['mnt'], { files: { [join(projectRoot, 'not-the-project.txt')]: '' } });
+      const ns = await createNamespaces(t, ['mnt'], { hide: [projectRoot] });
       const r = (await runReexecAction('covered', { param: 'foreign', namespaces: ns.namespaces() })) as { pid: number };
       t.equal(await eventually(() => childCount(r.pid), LONG), 1);
     });

@@ -198,7 +198,7 @@ t.test('root handoff: Node starts from its own root while in a mount namespace t
   const only = join(projectRoot, 'gons-target-only.txt');
   const pkg = join(projectRoot, 'package.json');
   const hostname = '/etc/hostname';
-  const mnt = await createNamespaces(t, ['mnt'], { files: { [only]: 'only in the target' } });
+  const mnt = await createNamespaces(t, ['mnt'], { hide: [projectRoot], files: { [only]: 'only in the target' } });
   t.equal(execFileSync('nsenter', ['-t', String(mnt.pid), '-m', 'ls', '-A', projectRoot], { encoding: 'utf8' }).trim(),
     'gons-target-only.txt', 'the target does not contain the project');
   const r = hookedReport({ gons_mnt: mnt.paths.mnt }, { files: [only, pkg, hostname], enterRoot: true });

@@ -1,6 +1,6 @@
 /** gons/testing: createNamespaces' checks, failures and clean-up. */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -115,4 +115,28 @@ t.test('works under node --test: createNamespaces(t, …) closes with t.after', 
   const pid = Number(readFileSync(holderFile, 'utf8'));
   t.ok(pid > 0);
   await gone(pid, 30000);
+});
+
+t.test('hide covers directories with an empty tmpfs; files may go there; any directory, /usr/bin too', { skip: needsRoot }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'gons-hide-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'host-only'), 'x');
+  const ns = await createNamespaces(t, ['mnt'], { hide: [dir], files: { [join(dir, 'inside')]: 'in', '/usr/bin/gons-testing-tool': 'tool' } });
+  const root = `/proc/${ns.pid}/root`;
+  t.same(readdirSync(`${root}${dir}`), ['inside'], 'the hidden directory holds only the file given');
+  t.equal(readFileSync(`${root}/usr/bin/gons-testing-tool`, 'utf8'), 'tool');
+  t.ok(existsSync(`${root}/usr/bin/mkdir`), 'the rest of /usr/bin is still there');
+  t.same(readdirSync(dir), ['host-only'], 'the host keeps its directory as it was');
+  t.notOk(existsSync('/usr/bin/gons-testing-tool'));
+  const stage = /upperdir=([^,]+)\/u0/.exec(readFileSync(`/proc/${ns.pid}/mountinfo`, 'utf8'))?.[1];
+  t.ok(stage && existsSync(stage), `the overlays' upper layers live on a stage (${stage})`);
+  await ns.close();
+  t.notOk(existsSync(stage!), 'closing removes the stage');
+});
+
+t.test('paths that mount options cannot carry, and hide without a mount namespace, are refused', async (t) => {
+  await t.rejects(createNamespaces(['mnt'], { files: { '/tmp/a,b/x': '' } }), { code: 'ERR_INVALID_ARG_VALUE', message: /a character mount options cannot carry/ });
+  await t.rejects(createNamespaces(['mnt'], { hide: ['relative'] }), { code: 'ERR_INVALID_ARG_VALUE', message: /is not absolute/ });
+  await t.rejects(createNamespaces(['mnt'], { hide: ['/'] }), { code: 'ERR_INVALID_ARG_VALUE', message: /hiding \/ would hide \/proc/ });
+  await t.rejects(createNamespaces(['net'], { hide: ['/tmp'] }), { code: 'ERR_INVALID_ARG_VALUE', message: /hide needs a mnt namespace/ });
 });
