@@ -4,7 +4,7 @@
  * The targets are real: own mount and pid namespaces on a pivot_root'ed
  * tmpfs, reduced capability sets, a non-zero uid, a user namespace.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +14,7 @@ import t, { type Test } from 'tap';
 import { checkAction, openNamespaceWorker, runReexecAction } from '../reexec/index';
 import { containerTarget, type ContainerOptions } from './fixtures/confine-target';
 import { type ConfineReport, creds } from './fixtures/confine-actions';
-import { hookedReport, isRoot, needsRoot, plainEnv, projectRoot } from './fixtures/helpers';
+import { asNobody, hookedReport, isRoot, needsRoot, plainEnv, projectRoot } from './fixtures/helpers';
 import './fixtures/actions';
 import './fixtures/confine-actions';
 
@@ -105,7 +105,7 @@ void checkAction().then(() => {
   t.test('as nobody: a target in a user namespace nobody made', async (t) => {
     const env = plainEnv();
     const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), join(__dirname, 'fixtures', 'confine-nobody.ts')];
-    const res = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, ...args], { env, encoding: 'utf8' });
+    const res = asNobody(process.execPath, args, env);
     t.equal(res.status, 0, 'exits normally', { stderr: res.stderr });
     const r = JSON.parse(res.stdout) as { self: Record<string, string>; target: Record<string, string> };
     t.same({ ...r.self, NoNewPrivs: '0' }, r.target, "the holder's credentials");

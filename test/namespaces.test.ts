@@ -81,8 +81,8 @@ t.test('the public API of gons, gons/reexec and gons/testing', async (t) => {
     'preinitPath', 'status', 'validateNamespaces',
   ]);
   t.same(names(reexec), [
-    'AbortError', 'NamespacePool', 'NamespaceWorker', 'ReexecError', 'checkAction', 'createNamespacePool', 'openNamespaceWorker', 'register',
-    'runAction', 'runReexecAction',
+    'AbortError', 'NamespacePool', 'NamespaceWorker', 'ReexecError', 'TransferredFd', 'checkAction', 'connectIn', 'createNamespacePool', 'listenIn',
+    'openIn', 'openNamespaceWorker', 'register', 'runAction', 'runReexecAction', 'transferFd',
   ]);
   t.same(names(testing), ['createNamespaces']);
 });
