@@ -774,6 +774,69 @@ EXPORT int gons_preinit_seal_target_root(void)
 /* gons_confine: the target's credentials (a section of its own). */
 #include "confine.c"
 
+/*
+ * /proc/<pid>/environ shows the environment block as it was at exec, however
+ * the environment changes later, and it holds the parent's whole environment.
+ * Measured on Linux 6.18: a process in a container that shares the child's uid
+ * reads it despite non-dumpable. So every string in that block moves to the
+ * heap, environ points at the copies, and the block is cleared. The block's
+ * bounds come from /proc/self/stat (env_start, env_end: fields 50 and 51).
+ */
+static void scrub_exec_environ(void)
+{
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    char *buf = NULL;
+    size_t cap = 0, len = 0;
+    for (;;) {
+        if (len + 1 >= cap) {
+            char *grown = realloc(buf, cap = cap ? cap * 2 : 1024);
+            if (!grown)
+                break;
+            buf = grown;
+        }
+        ssize_t n = read(fd, buf + len, cap - len - 1);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    unsigned long start = 0, end = 0;
+    char *fields = buf ? (buf[len] = 0, strrchr(buf, ')')) : NULL;
+    /* After ")" comes field 3; env_start and env_end are fields 50 and 51. */
+    for (int field = 2; fields && field < 51; field++) {
+        fields = strchr(fields + 1, ' ');
+        if (fields && field + 1 == 50)
+            start = strtoul(fields + 1, NULL, 10);
+        if (fields && field + 1 == 51)
+            end = strtoul(fields + 1, NULL, 10);
+    }
+    free(buf);
+    if (!start || end <= start)
+        return;
+    size_t count = 0;
+    for (char **e = environ; *e; e++)
+        count++;
+    char **copy = calloc(count + 1, sizeof(char *));
+    if (!copy)
+        return;
+    for (size_t i = 0; i < count; i++) {
+        unsigned long at = (unsigned long)environ[i];
+        copy[i] = (at >= start && at < end) ? strdup(environ[i]) : environ[i];
+        if (!copy[i]) {
+            /* Out of memory: keep the block as it is rather than lose variables. */
+            for (size_t j = 0; j < i; j++)
+                if (copy[j] != environ[j])
+                    free(copy[j]);
+            free(copy);
+            return;
+        }
+    }
+    environ = copy;
+    memset((void *)start, 0, end - start);
+}
+
 GONS_PREINIT_CONSTRUCTOR static void gons_preinit(void)
 {
     /* Under setuid or file capabilities the environment is not ours to trust. */
@@ -785,6 +848,7 @@ GONS_PREINIT_CONSTRUCTOR static void gons_preinit(void)
     if (keep_fds)
         keep_only_fds(keep_fds);
     ignore_sigusr1();
+    scrub_exec_environ();
 
     char *order = dup_env("gons_order");
     char *preserve = dup_env("gons_preserve_credentials");

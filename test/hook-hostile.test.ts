@@ -197,3 +197,15 @@ __attribute__((constructor)) static void planted(void) { int fd = open("/etc/gon
     'process.dlopen inside the target root throws the refusal');
   t.equal(r.dlopened?.after, 'loaded', 'after leaving the root, loading works again');
 });
+
+t.test("the exec-time environment block is cleared: /proc/<pid>/environ shows none of the parent's variables", async (t) => {
+  // What any reader of /proc/<pid>/environ gets: the block's bytes as they are now.
+  const probe = `const b = require('node:fs').readFileSync('/proc/self/environ', 'latin1');
+    process.stdout.write(JSON.stringify({ inBlock: b.includes('hunter2'), nonZero: b.replace(/\\0/g, '').length, env: process.env.GONS_TEST_SECRET,
+      grandchild: require('node:child_process').execFileSync('sh', ['-c', 'printf %s "$GONS_TEST_SECRET"'], { encoding: 'utf8' }) }));`;
+  const run = (env: NodeJS.ProcessEnv) => JSON.parse(execFileSync(process.execPath, ['-e', probe], { env, encoding: 'utf8' }));
+  const env = { ...plainEnv(), GONS_TEST_SECRET: 'hunter2' };
+  t.match(run(env), { inBlock: true }, 'without the hook the block holds the variable (the threat)');
+  t.same(run({ ...env, LD_PRELOAD: preinitPath }), { inBlock: false, nonZero: 0, env: 'hunter2', grandchild: 'hunter2' },
+    'with the hook: cleared, while the process and its children still have their environment');
+});
