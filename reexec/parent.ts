@@ -13,6 +13,7 @@ import { addon, preinitPath } from '../lib/native';
 import { type Namespace, type NamespaceType, namespaceEnv } from '../lib/namespaces';
 import { type Target, resolveTarget } from '../lib/target';
 import { CONFINE_ENV, confineValue } from '../lib/confine';
+import { checkKeys } from '../lib/options';
 import { validateNamespaces } from '../lib/validate';
 import { CHILD_FD, FrameReader, ProtocolError, checkMaxMessageBytes, encodeFrame, writeFrame } from './channel';
 import { coverageRun, isReexecChild, reexecEnabled } from './child';
@@ -90,8 +91,18 @@ export function checkCallable(name: string, where: string): void {
   }
 }
 
-/** Checks the options every re-execution shares. */
-export function checkReexecOptions(name: string, o: ReexecOptions): void {
+/** The keys of `runReexecAction`'s options; a worker's and a worker call's are subsets. */
+export const reexecOptionKeys = ['namespaces', 'target', 'confine', 'param', 'env', 'entry', 'timeout', 'signal', 'output', 'maxMessageBytes', 'compileCache'] as const;
+
+/**
+ * Checks the options every re-execution shares. Unknown keys are refused
+ * (fail closed: a misspelt `namespaces` must never run the action in the
+ * host's namespaces), and so are those of `target` and of each namespace entry.
+ */
+export function checkReexecOptions(name: string, o: ReexecOptions, keys: readonly string[] = reexecOptionKeys, where = 'runReexecAction'): void {
+  checkKeys(`gons/reexec: ${where}`, 'option', o, keys);
+  checkKeys(`gons/reexec: ${where}`, 'target option', o.target, ['pid', 'types']);
+  if (Array.isArray(o.namespaces)) for (const ns of o.namespaces) checkKeys(`gons/reexec: ${where}`, 'namespace entry', ns, ['type', 'path']);
   if (o.timeout !== undefined && !(typeof o.timeout === 'number' && o.timeout > 0 && o.timeout <= MAX_TIMEOUT_MS)) {
     throw Object.assign(new RangeError(`gons/reexec: action "${name}": timeout must be a positive number of milliseconds, at most ${MAX_TIMEOUT_MS}`), {
       code: 'ERR_OUT_OF_RANGE',

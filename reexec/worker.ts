@@ -25,6 +25,8 @@ const log = createDebug('gons:worker');
  */
 export type NamespaceWorkerOptions = Pick<ReexecOptions, 'namespaces' | 'target' | 'env' | 'entry' | 'output' | 'timeout' | 'signal' | 'maxMessageBytes' | 'confine' | 'compileCache'>;
 
+const workerOptionKeys = ['namespaces', 'target', 'confine', 'env', 'entry', 'output', 'timeout', 'signal', 'maxMessageBytes', 'compileCache'] as const;
+
 /** Options of one worker call. */
 export interface RunOptions {
   /** Milliseconds; then the call rejects with code `ETIMEDOUT` (the worker keeps running). */
@@ -159,7 +161,7 @@ export class NamespaceWorker extends EventEmitter {
   run<R = unknown>(action: string, param?: unknown, opts: RunOptions = {}): Promise<R> {
     try {
       checkActionName(action, 'NamespaceWorker.run');
-      checkReexecOptions(action, opts);
+      checkReexecOptions(action, opts, ['timeout', 'signal'], 'NamespaceWorker.run');
       if (!lookup(action)) {
         throw new ReexecError(`gons/reexec: NamespaceWorker.run: attempting to run unregistered action ${JSON.stringify(action)}`, {
           action, code: 'ERR_GONS_UNREGISTERED_ACTION',
@@ -223,7 +225,7 @@ export class NamespaceWorker extends EventEmitter {
  */
 export async function openNamespaceWorker(options: NamespaceWorkerOptions = {}): Promise<NamespaceWorker> {
   checkCallable('', 'openNamespaceWorker');
-  checkReexecOptions('', options);
+  checkReexecOptions('', options, workerOptionKeys, 'openNamespaceWorker');
   const child = spawnReexec(WORKER, options, prepareNamespaces(options));
   if (child.pid === undefined) throw (await childEnded(child)).error; // e.g. EMFILE: no stdio either
   const worker = new NamespaceWorker(child, options.output, options.maxMessageBytes);

@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { checkAction, runReexecAction, type ReexecOptions } from '../reexec/index';
+import { checkAction, openNamespaceWorker, runReexecAction, type ReexecOptions } from '../reexec/index';
 import { createNamespaces } from '../reexec/testing';
 import { isRoot } from './fixtures/helpers';
 import './fixtures/actions';
@@ -24,6 +24,13 @@ checkAction().then(async () => {
   const deadPid = dead?.pid ?? 2 ** 22 + 1;
   await dead?.close();
   const cases: Case[] = [
+    // Fail closed: a misspelt key would otherwise run the action in the host's namespaces.
+    ['misspelt namespaces', { nameSpaces: [{ type: 'uts', path: '/proc/self/ns/uts' }] } as never,
+      argErr('ERR_INVALID_ARG_VALUE', /unknown option key "nameSpaces" \(did you mean "namespaces"\?\)/)],
+    ['unknown option', { bogus: 1 } as never, argErr('ERR_INVALID_ARG_VALUE', /unknown option key "bogus"$/)],
+    ['misspelt target key', { target: { pid: 1, type: ['net'] } } as never, argErr('ERR_INVALID_ARG_VALUE', /unknown target option key "type" \(did you mean "types"\?\)/)],
+    ['extra namespace key', { namespaces: [{ type: 'uts', path: '/proc/self/ns/uts', early: true }] } as never,
+      argErr('ERR_INVALID_ARG_VALUE', /unknown namespace entry key "early"/)],
     ['missing path', { namespaces: [{ type: 'net', path: '/nonexistent/ns' }] }, nsErr('gons_net', 'ENOENT', /No such file or directory/)],
     ['directory', { namespaces: [{ type: 'net', path: '/proc' }] }, nsErr('gons_net', 'EINVAL', /not a namespace file/)],
     ['regular file', { namespaces: [{ type: 'uts', path: '/etc/hostname' }] }, nsErr('gons_uts', 'EINVAL', /not a namespace file/)],
@@ -76,5 +83,16 @@ checkAction().then(async () => {
       await t.rejects(runReexecAction(action as string, { param: marker, ...options }), expected as object as Error, name);
       t.notOk(existsSync(marker), `${name}: the action never ran`);
     }
+  });
+
+  t.test('workers and their calls refuse unknown keys too', async (t) => {
+    await t.rejects(openNamespaceWorker({ targt: { pid: process.pid } } as never), argErr('ERR_INVALID_ARG_VALUE', /openNamespaceWorker: unknown option key "targt" \(did you mean "target"\?\)/));
+    await t.rejects(openNamespaceWorker({ param: 1 } as never), argErr('ERR_INVALID_ARG_VALUE', /unknown option key "param"/));
+    const worker = await openNamespaceWorker();
+    t.teardown(() => worker.close());
+    const dir = t.testdir({});
+    await t.rejects(worker.run('mark', join(dir, 'm'), { timout: 5 } as never), argErr('ERR_INVALID_ARG_VALUE', /NamespaceWorker\.run: unknown option key "timout" \(did you mean "timeout"\?\)/));
+    t.notOk(existsSync(join(dir, 'm')), 'the action never ran');
+    await t.rejects(runReexecAction('mark', 'x' as never), argErr('ERR_INVALID_ARG_TYPE', /option must be an object/));
   });
 });

@@ -22,7 +22,10 @@ t.test('a link into /proc/self/fd reaches the host only while the way back is ke
   for (let n = 0; n < COUNT; n++) symlinkSync(`/proc/self/fd/${n}${hostDir}/written-${n}`, `/proc/${ns.pid}/root/etc/gons-seal-${n}`);
   const run = (env: NodeJS.ProcessEnv) => {
     const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), join(__dirname, 'fixtures', 'seal-parent.ts'), JSON.stringify([ns.pid, COUNT])];
-    const res = spawnSync(process.execPath, args, { env, encoding: 'utf8' });
+    // Through env(1): under coverage, tap's processinfo puts its instrumentation back into every process this
+    // test spawns, which would make the child a coverage run; env -u takes it out again before node starts.
+    const strip = env.NODE_V8_COVERAGE ? [] : ['-u', 'NODE_V8_COVERAGE', '-u', '_TAPJS_PROCESSINFO_COVERAGE_', '-u', 'NODE_OPTIONS'];
+    const res = spawnSync('env', [...strip, process.execPath, ...args], { env, encoding: 'utf8' });
     t.equal(res.status, 0, 'the parent exits 0', { stderr: res.stderr });
     return JSON.parse(res.stdout) as { wrote: number[]; fds: string[] };
   };
