@@ -102,7 +102,8 @@ export const reexecOptionKeys = ['namespaces', 'target', 'confine', 'param', 'en
 export function checkReexecOptions(name: string, o: ReexecOptions, keys: readonly string[] = reexecOptionKeys, where = 'runReexecAction'): void {
   checkKeys(`gons/reexec: ${where}`, 'option', o, keys);
   checkKeys(`gons/reexec: ${where}`, 'target option', o.target, ['pid', 'types']);
-  if (Array.isArray(o.namespaces)) for (const ns of o.namespaces) checkKeys(`gons/reexec: ${where}`, 'namespace entry', ns, ['type', 'path']);
+  // Entries that are not objects at all are validateNamespaces' to reject.
+  if (Array.isArray(o.namespaces)) for (const ns of o.namespaces) if (ns && typeof ns === 'object') checkKeys(`gons/reexec: ${where}`, 'namespace entry', ns, ['type', 'path']);
   if (o.timeout !== undefined && !(typeof o.timeout === 'number' && o.timeout > 0 && o.timeout <= MAX_TIMEOUT_MS)) {
     throw Object.assign(new RangeError(`gons/reexec: action "${name}": timeout must be a positive number of milliseconds, at most ${MAX_TIMEOUT_MS}`), {
       code: 'ERR_OUT_OF_RANGE',

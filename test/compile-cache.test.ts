@@ -273,7 +273,9 @@ void checkAction().then(() => {
     channel.write(frame[0]);
     channel.end(frame[1]);
     const [code, signal] = await once(child, 'exit');
-    t.not(code, 0, `the child could not return to the host root (${code ?? signal})`);
+    // With a cache it ends at once (_exit 1); without one it stays on the target's root and ends normally.
+    if (supported) t.not(code, 0, `the child could not return to the host root (${code ?? signal})`);
+    else t.equal(code, 0, 'the child could not return to the host root and ended normally');
     if (supported) t.match(stderr, /exiting at once, so that Node does not write its compile cache inside the target/, 'with the cache it ended before Node could write');
 
     t.same(filesBelow(target.root, ['usr', 'proc']), before, "nothing was written into the container's filesystem");
