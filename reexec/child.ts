@@ -117,7 +117,7 @@ async function reply(sock: Socket, action: string, message: Reply): Promise<void
   let handles: Extracted | undefined;
   try {
     if ('result' in message) {
-      handles = extractHandles(action, message.result);
+      handles = extractHandles(action, message.result, handleChannel);
       frame = encodeFrame(handles.fds.length ? { ...message, result: handles.value, handles: handles.slots } : message);
       if (handles.fds.length) sendHandles(action, handles);
     } else {
@@ -148,6 +148,9 @@ function leaveRoot(): void {
   }
 }
 
+/** Whether fd 5 is the handle channel (`serve()` claims it). */
+let handleChannel = false;
+
 /**
  * A coverage run writes files at exit that must land on the original root:
  * Node's own (`NODE_V8_COVERAGE`: c8, tap) and tap's process info.
@@ -158,10 +161,10 @@ export function coverageRun(): boolean {
 
 /** Serves every request until the parent closes its end, on the target root when a mount namespace was joined. */
 async function serve(): Promise<void> {
-  for (const [fd, what] of [[CHILD_FD, 'channel'], [HANDLE_FD, 'handle channel']] as const) {
-    const bad = addon.claimChannel(fd);
-    if (bad !== 0) throw new Error(`gons/reexec: re-executed child has no ${what} on fd ${fd}: ${addon.strerror(bad)}`);
-  }
+  const bad = addon.claimChannel(CHILD_FD);
+  if (bad !== 0) throw new Error(`gons/reexec: re-executed child has no channel on fd ${CHILD_FD}: ${addon.strerror(bad)}`);
+  // Without it (a child started by hand) results cannot carry handles; everything else works.
+  handleChannel = addon.claimChannel(HANDLE_FD) === 0;
   const sock = new Socket({ fd: CHILD_FD, readable: true, writable: true, allowHalfOpen: true });
   // Confined: on the target root for good, with no way back (nothing to leave at exit).
   const confined = !status() && confineChild();

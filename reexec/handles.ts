@@ -173,7 +173,7 @@ export interface Extracted {
  * closing every handle found, so a worker keeps no stray fds — for a handle
  * that cannot move, or too many.
  */
-export function extractHandles(action: string, result: unknown): Extracted {
+export function extractHandles(action: string, result: unknown, channel = true): Extracted {
   const found: Found[] = [];
   const refused: Refused[] = [];
   const seen = new Set<unknown>();
@@ -196,6 +196,7 @@ export function extractHandles(action: string, result: unknown): Extracted {
   walk(result, []);
   const release = () => found.forEach((f) => f.release());
   if (found.length > MAX_HANDLES) refused.push({ problem: `${found.length} handles, more than ${MAX_HANDLES}`, release: () => {} });
+  if (found.length > 0 && !channel) refused.push({ problem: 'handles, and this child has no handle channel (fd 5)', release: () => {} });
   if (refused.length > 0) {
     release();
     refused.forEach((r) => r.release());
