@@ -139,12 +139,17 @@ async function reply(sock: Socket, action: string, message: Reply): Promise<void
  * privileges (`process.setuid`) can no longer `chroot`. Its results stand,
  * the process stays on the target's root (module loads stay refused) and
  * ends normally; an exception here would come after the replies were sent.
+ * At exit (`code` given) a child still on the target's root ends at once:
+ * what Node or a tool writes at exit (coverage, say) would land in the
+ * container's filesystem.
  */
-function leaveRoot(): void {
+function leaveRoot(code?: number): void {
   try {
     leaveTargetRoot();
   } catch (err) {
     log('staying on the target\'s root: %s', (err as Error).message);
+    /* c8 ignore next -- the process ends here, before it could write its coverage */
+    if (typeof code === 'number') addon.exitNow(code);
   }
 }
 
@@ -197,7 +202,7 @@ async function serve(): Promise<void> {
     });
     await Promise.all(pending);
   } finally {
-    if (!isTargetRootSealed()) leaveRoot();
+    if (!isTargetRootSealed()) leaveRoot(undefined);
   }
   await new Promise<void>((resolve) => sock.end(resolve));
   log('served; parent closed the channel');
