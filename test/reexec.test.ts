@@ -349,11 +349,13 @@ void checkAction().then(() => {
       '--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${dir}`, '--heapsnapshot-signal=SIGUSR2',
       `--diagnostic-dir=${dir}`, '--cpu-prof', '--cpu-prof-dir', dir, `--redirect-warnings=${dir}/warnings.txt`,
     ];
-    const nodeOptions = `${process.env.NODE_OPTIONS ?? ''} --inspect=127.0.0.1:0 "--heap-prof" --heap-prof-dir "${dir}" --trace-event-file-pattern "${dir}/trace-\${pid}.log" --trace-events-enabled --max-old-space-size=200`;
+    // Tracing itself (--trace-events-enabled) stays out of the parent: Node's trace buffer crashes it now and then
+    // (SIGSEGV in NodeTraceBuffer::AddTraceEvent, seen on 20.20); the filter test below shows the flag is dropped.
+    const nodeOptions = `${process.env.NODE_OPTIONS ?? ''} --inspect=127.0.0.1:0 "--heap-prof" --heap-prof-dir "${dir}" --trace-event-file-pattern "${dir}/trace-\${pid}.log" --max-old-space-size=200`;
     const res = spawnSync(process.execPath, [...process.execArgv, ...risky, join(__dirname, 'fixtures', 'flags-parent.ts'), dir], {
       env: { ...process.env, NODE_OPTIONS: nodeOptions, NODE_REDIRECT_WARNINGS: `${dir}/warnings.txt` }, encoding: 'utf8',
     });
-    t.equal(res.status, 0, 'the parent ran', { stderr: res.stderr });
+    t.equal(res.status, 0, 'the parent ran', { stderr: res.stderr, signal: res.signal });
     const out = JSON.parse(res.stdout);
     t.same(out.seen.listening, [], 'nothing listens in the child\'s net namespace');
     t.same(out.written, [], 'no report, profile, snapshot or warnings file');
@@ -369,10 +371,12 @@ void checkAction().then(() => {
     t.same(parseNodeOptions('"a\\'), ['a'], 'a trailing backslash in a string');
     t.same(parseNodeOptions('  --a  "--b=x y" "q\\"\\\\" --c\\d "" "unterminated'), ['--a', '--b=x y', 'q"\\', '--c\\d', 'unterminated']);
     const args = ['--import', 'file:///a b.mjs', '--inspect-port', '9229', '--require=./r.js', '--max_old_space_size=64', '--no-warnings',
-      '--no-inspect', '-r', 'x', '--watch-path', 'src', '--experimental-network-inspection', '--enable-source-maps', 'stray'];
+      '--no-inspect', '-r', 'x', '--watch-path', 'src', '--experimental-network-inspection', '--enable-source-maps', '--trace-events-enabled',
+      '--trace-event-categories', 'v8', 'stray'];
     const dropped: string[] = [];
     t.same(filterFlags(args, dropped), ['--import', 'file:///a b.mjs', '--require=./r.js', '--max_old_space_size=64', '--no-warnings', '-r', 'x', '--enable-source-maps']);
-    t.same(dropped, ['--inspect-port', '9229', '--no-inspect', '--watch-path', 'src', '--experimental-network-inspection', 'stray']);
+    t.same(dropped, ['--inspect-port', '9229', '--no-inspect', '--watch-path', 'src', '--experimental-network-inspection', '--trace-events-enabled',
+      '--trace-event-categories', 'v8', 'stray']);
     t.same(parseNodeOptions(formatNodeOptions(args)), args, 'formatting round-trips');
     const env = sanitizeChildEnv({ NODE_OPTIONS: '--import "file:///a b.mjs" --cpu-prof --cpu-prof-dir /tmp', NODE_COMPILE_CACHE: '.', KEEP: '1' });
     t.same(env, { NODE_OPTIONS: '"--import" "file:///a b.mjs"', KEEP: '1' });
