@@ -603,16 +603,18 @@ static int same_file(const char *a, const struct stat *b)
 /*
  * Removes this library from LD_PRELOAD (keeping the user's other entries) so
  * that grandchildren do not inherit the hook. The dynamic loader already read
- * LD_PRELOAD, so changing it now has no effect on this process.
+ * LD_PRELOAD, so changing it now has no effect on this process. Our name may
+ * no longer stat: a parent whose path LD_PRELOAD cannot spell passes us as
+ * /proc/self/fd/N, and that fd is closed by now; the name still matches.
  */
 static void scrub_preload(void)
 {
     const char *preload = getenv("LD_PRELOAD");
     Dl_info info;
     struct stat self;
-    if (!preload || !dladdr((void *)&gons_preinit_state, &info) || !info.dli_fname ||
-        stat(info.dli_fname, &self) != 0)
+    if (!preload || !dladdr((void *)&gons_preinit_state, &info) || !info.dli_fname)
         return;
+    int have_self = stat(info.dli_fname, &self) == 0;
     char *copy = strdup(preload);
     char *kept = calloc(1, strlen(preload) + 1);
     if (!copy || !kept) {
@@ -622,7 +624,7 @@ static void scrub_preload(void)
     }
     char *save = NULL;
     for (char *e = strtok_r(copy, " :\t\n", &save); e; e = strtok_r(NULL, " :\t\n", &save)) {
-        if (strcmp(e, info.dli_fname) == 0 || same_file(e, &self))
+        if (strcmp(e, info.dli_fname) == 0 || (have_self && same_file(e, &self)))
             continue;
         if (*kept)
             strcat(kept, ":");

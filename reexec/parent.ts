@@ -4,6 +4,7 @@
  * the reply (or the child's death) into the call's result.
  */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Duplex, Readable } from 'node:stream';
@@ -181,6 +182,15 @@ export function reexecCommand(entry?: string | URL): string[] {
 }
 
 /**
+ * LD_PRELOAD cannot spell a path with white space or ":" (a checkout in
+ * "My Projects"): then the child inherits the hook on this fd and LD_PRELOAD
+ * names it as /proc/self/fd/6. The hook closes it first thing (gons_keep_fds
+ * does not list it) and scrubs the name from LD_PRELOAD.
+ */
+const HOOK_FD = 6;
+const preloadByFd = /[\s:]/.test(preinitPath);
+
+/**
  * The child's environment: ours without any `gons_*` variable, the caller's
  * extra variables, the namespace variables, the hook prepended to LD_PRELOAD.
  */
@@ -192,15 +202,7 @@ export function reexecEnv(action: string, nsEnv: Record<string, string>, extra: 
   env.gons_parent_pid = String(process.pid);
   // The hook closes every other inherited fd above 2: the channel (3), a target's pidfd (4) and the handle channel (5) stay.
   env.gons_keep_fds = [String(CHILD_FD), nsEnv.gons_target_pidfd, String(HANDLE_FD)].filter(Boolean).join(',');
-  /* c8 ignore start -- needs an installation under such a path */
-  if (/[\s:]/.test(preinitPath)) {
-    // LD_PRELOAD cannot name such a path: the child would run unswitched.
-    throw Object.assign(new Error(`gons: cannot preload the hook from ${JSON.stringify(preinitPath)}: LD_PRELOAD paths cannot contain white space or ":"`), {
-      code: 'ERR_GONS_HOOK_PATH',
-    });
-  }
-  /* c8 ignore stop */
-  env.LD_PRELOAD = [preinitPath, env.LD_PRELOAD].filter(Boolean).join(' ');
+  env.LD_PRELOAD = [preloadByFd ? `/proc/self/fd/${HOOK_FD}` : preinitPath, env.LD_PRELOAD].filter(Boolean).join(' ');
   return env;
 }
 
@@ -209,10 +211,11 @@ const handleSockets = new WeakMap<ChildProcess, number>();
 
 /**
  * Spawns the re-executed child with the channel on fd 3, a target's pidfd on
- * fd 4, and the handle channel on fd 5.
+ * fd 4, the handle channel on fd 5 and, where LD_PRELOAD needs it, the hook on fd 6.
  */
 export function spawnReexec(action: string, o: Pick<ReexecOptions, 'env' | 'entry' | 'compileCache'>, prepared: PreparedReexec): ChildProcess {
   let pair: number[] | undefined;
+  let hookFd: number | undefined;
   try {
     const args = reexecCommand(o.entry);
     log('re-executing %s for action %s with %o', args.at(-1), action, prepared.env);
@@ -222,6 +225,10 @@ export function spawnReexec(action: string, o: Pick<ReexecOptions, 'env' | 'entr
     if (!Array.isArray(made)) throw Object.assign(new Error(`gons/reexec: cannot make the handle channel: ${addon.strerror(made.errno)}`), { errno: -made.errno, syscall: made.syscall });
     pair = made;
     const stdio: StdioOptions = ['ignore', 'pipe', 'pipe', 'pipe', prepared.pidfd ?? 'ignore', pair[1]];
+    if (preloadByFd) {
+      hookFd = openSync(preinitPath, 'r');
+      stdio.push(hookFd);
+    }
     const child = spawn(process.execPath, args, { env, stdio });
     const parentEnd = pair[0];
     let open = true;
@@ -236,6 +243,7 @@ export function spawnReexec(action: string, o: Pick<ReexecOptions, 'env' | 'entr
     return child;
   } finally {
     pair?.forEach((fd) => addon.closeFd(fd));
+    if (hookFd !== undefined) closeSync(hookFd);
     prepared.close();
   }
 }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import t from 'tap';
 import {
-  asNobody, hookedReportWaiting, needsNobody, needsRoot, plainEnv, projectRoot, stageRoot, stagedHookedReportWaiting, whyNobodyCannot,
+  asNobody, hookedReportWaiting, inStage, needsNobody, needsRoot, plainEnv, projectRoot, stageRoot, stagedHookedReportWaiting, whyNobodyCannot,
 } from './fixtures/helpers';
 
 /** The modes of the checkout and each directory above it. */
@@ -86,6 +86,21 @@ t.test('the stage is removed when its process exits; a killed process\'s stage b
   t.equal(status, 0, 'nobody could list the stage');
   t.match(ls, /^package\.json$/m);
   t.equal(existsSync(stage), false, `${stage} is gone`);
+});
+
+t.test('a checkout whose path has a space and a ":" runs actions: the hook reaches the child by fd', { skip: needsRoot }, async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'gons stage:'));
+  t.teardown(() => rmSync(root, { recursive: true }));
+  const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), join(__dirname, 'fixtures', 'spaced-path.ts')];
+  const [file, argv, env] = inStage(process.execPath, args, plainEnv(), { nobody: false, root });
+  const res = spawnSync(file, argv, { env, encoding: 'utf8' });
+  t.equal(res.status, 0, 'the program ran', { stderr: res.stderr });
+  const out = JSON.parse(res.stdout);
+  t.equal(out.preinitPath, join(root, 'build', 'Release', 'gons_preinit.so'), 'the hook\'s path is one LD_PRELOAD cannot spell');
+  t.equal(out.inside.hostname, 'gons-spaced', 'the action ran in the target\'s uts namespace');
+  t.equal(out.inside.preload, null, 'the hook took itself out of LD_PRELOAD: nothing the action starts inherits it');
+  t.same(out.inside.hookFds, [], 'the child holds no fd to the hook');
+  t.same(out.parentHookFds, [], 'neither does the parent, after the spawn');
 });
 
 t.test('every test starts nobody through the stage: setpriv is spelled only in the helpers', async (t) => {
