@@ -188,11 +188,28 @@ async function serve(): Promise<void> {
   }
   const reader = new FrameReader();
   const pending = new Set<Promise<void>>();
+  const running = new Map<number, { action: string; settle: (r: Reply) => void }>();
+  // Node is about to exit with actions still running: their promises can never settle (nothing is left that could
+  // settle them). Say so, rather than leave the parent with a bare exit code (13 under a top-level await, else 0).
+  const onBeforeExit = () => {
+    for (const [id, { action, settle }] of running) {
+      settle({ id, error: toWire(new ReexecError(`gons/reexec: action ${JSON.stringify(action)} returned a promise that never settled: ` +
+        'nothing kept the child\'s event loop alive', { action, code: 'ERR_GONS_ACTION_UNSETTLED' })) });
+    }
+  };
+  process.on('beforeExit', onBeforeExit);
   try {
     await new Promise<void>((resolve, reject) => {
       sock.on('data', (chunk: Buffer) => {
         for (const req of reader.push(chunk) as Request[]) {
-          const p = handle(req).then((r) => reply(sock, req.action, r));
+          const answered = new Promise<Reply>((settle) => {
+            running.set(req.id, { action: req.action, settle });
+            handle(req).then(settle);
+          });
+          const p = answered.then((r) => {
+            running.delete(req.id);
+            return reply(sock, req.action, r);
+          });
           pending.add(p);
           p.then(() => pending.delete(p), reject);
         }
@@ -202,6 +219,7 @@ async function serve(): Promise<void> {
     });
     await Promise.all(pending);
   } finally {
+    process.off('beforeExit', onBeforeExit);
     if (!isTargetRootSealed()) leaveRoot(undefined);
   }
   await new Promise<void>((resolve) => sock.end(resolve));

@@ -343,6 +343,14 @@ void checkAction().then(() => {
     t.same(JSON.parse(res.stdout), { hostname: 'gons-nobody', uid: 0, inodesMatch: true });
   });
 
+  t.test('an action whose promise can never settle is reported as such, in CommonJS and ESM (top-level await) programs', async (t) => {
+    const unsettled = { code: 'ERR_GONS_ACTION_UNSETTLED', message: /action "unsettled" returned a promise that never settled: nothing kept the child's event loop alive/ };
+    await t.rejects(runReexecAction('unsettled'), unsettled);
+    const res = spawnSync(process.execPath, [join(__dirname, 'fixtures', 'unsettled-main.mjs')], { encoding: 'utf8' });
+    t.equal(res.status, 0, 'the ESM program ran', { stderr: res.stderr });
+    t.match(JSON.parse(res.stdout), unsettled);
+  });
+
   t.test('flags and variables that make Node listen or write files do not reach the child', { skip: needsRoot }, async (t) => {
     const dir = t.testdir({});
     const risky = [
