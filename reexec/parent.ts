@@ -4,7 +4,7 @@
  * the reply (or the child's death) into the call's result.
  */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, statSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Duplex, Readable } from 'node:stream';
@@ -133,6 +133,7 @@ export function checkReexecOptions(name: string, o: ReexecOptions, keys: readonl
       code: 'ERR_INVALID_ARG_VALUE',
     });
   }
+  if (o.entry !== undefined) checkEntry(name, o.entry);
 }
 
 /** The namespace part of a child's start: its gons_* variables and, for a target, the pidfd to pass. */
@@ -168,13 +169,42 @@ export function prepareNamespaces(o: Pick<ReexecOptions, 'namespaces' | 'target'
   return prepared;
 }
 
+/** An `entry` as the absolute path the child runs: a file: URL or a path, relative ones against the cwd. */
+function entryPath(entry: string | URL): string {
+  return entry instanceof URL || entry.startsWith('file:') ? fileURLToPath(entry) : resolvePath(entry);
+}
+
+/** Fails before anything is spawned on an `entry` that is not a file we can run (`ENOENT` with the path, …). */
+function checkEntry(name: string, entry: unknown): void {
+  if (typeof entry !== 'string' && !(entry instanceof URL)) {
+    throw Object.assign(new TypeError(`gons/reexec: action "${name}": entry must be a path or a file: URL`), { code: 'ERR_INVALID_ARG_TYPE' });
+  }
+  let path: string;
+  try {
+    path = entryPath(entry);
+  } catch (err) {
+    throw Object.assign(new TypeError(`gons/reexec: action "${name}": entry ${JSON.stringify(String(entry))}: ${(err as Error).message}`), {
+      code: 'ERR_INVALID_ARG_VALUE',
+    });
+  }
+  let isFile: boolean;
+  try {
+    isFile = statSync(path).isFile();
+  } catch (err) {
+    const { code, errno } = err as NodeJS.ErrnoException;
+    throw Object.assign(new Error(`gons/reexec: action "${name}": cannot run entry ${JSON.stringify(path)}: ${code}`), { code, errno, syscall: 'stat', path });
+  }
+  if (!isFile) {
+    throw Object.assign(new Error(`gons/reexec: action "${name}": cannot run entry ${JSON.stringify(path)}: not a file`), {
+      code: 'ERR_INVALID_ARG_VALUE', path,
+    });
+  }
+}
+
 /** The command line that re-executes this program: same Node, same flags (only the safe ones, see flags.ts), same main and args. */
 export function reexecCommand(entry?: string | URL): string[] {
   const flags = childExecArgv();
-  if (entry !== undefined) {
-    const file = entry instanceof URL || entry.startsWith('file:') ? fileURLToPath(entry) : resolvePath(entry);
-    return [...flags, file];
-  }
+  if (entry !== undefined) return [...flags, entryPath(entry)];
   if (process.argv[1] === undefined) {
     throw new TypeError('gons/reexec: this program has no main script to re-execute; pass options.entry');
   }
@@ -375,10 +405,13 @@ export function armDeadline(action: string, { timeout, signal }: { timeout?: num
   };
 }
 
-/** "was killed by SIGKILL; stderr: …": how a child ended, for error messages. */
-export function describeEnd({ code, signal }: ChildEnd, stderrTail: string): string {
+/**
+ * "was killed by SIGKILL": how a child ended, for error messages. They stay
+ * one line: what the child printed is the error's `stderr`.
+ */
+export function describeEnd({ code, signal }: ChildEnd, stderrTail: string, what = ''): string {
   const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-  return `${how}${stderrTail ? `; stderr: ${stderrTail.slice(-1024).trim()}` : ''}`;
+  return `${how}${what}${stderrTail.trim() ? ' (its stderr is in .stderr)' : ''}`;
 }
 
 /**
@@ -483,7 +516,7 @@ export async function runReexecAction<R = unknown>(name: string, options: Reexec
 
   if (stopped) throw stopped;
   const tail = stderr();
-  throw new ReexecError(`gons/reexec: child of action ${JSON.stringify(name)} ${describeEnd(end, tail)} without a result`, {
+  throw new ReexecError(`gons/reexec: child of action ${JSON.stringify(name)} ${describeEnd(end, tail, ' without a result')}`, {
     action: name, code: 'ERR_GONS_CHILD_DIED', exitCode: end.code, signal: end.signal, stderr: tail,
   });
 }

@@ -73,6 +73,11 @@ checkAction().then(async () => {
     ['target pid not an integer', { target: { pid: 1.5 } }, argErr('ERR_INVALID_ARG_VALUE')],
     ['target types unknown', { target: { pid: process.pid, types: ['foo' as 'net'] } }, argErr('ERR_INVALID_ARG_VALUE')],
     ['dead pid target', { target: { pid: deadPid } }, nsErr('gons_target_pidfd', 'ESRCH', /No such process/)],
+    ['entry that does not exist', { entry: 'no/such/entry.js' },
+      { code: 'ENOENT', syscall: 'stat', path: join(process.cwd(), 'no/such/entry.js'), message: /^gons\/reexec: action "mark": cannot run entry ".*\/no\/such\/entry\.js": ENOENT$/ }],
+    ['entry that is a directory', { entry: __dirname }, { code: 'ERR_INVALID_ARG_VALUE', path: __dirname, message: /: not a file$/ }],
+    ['entry not a path', { entry: 42 as never }, argErr('ERR_INVALID_ARG_TYPE', /entry must be a path or a file: URL/)],
+    ['entry an http: URL', { entry: new URL('http://example.com/x.js') }, argErr('ERR_INVALID_ARG_VALUE', /entry "http:\/\/example\.com\/x\.js": .*file/)],
     ['an aborted signal', { signal: AbortSignal.abort() }, { name: 'AbortError', code: 'ABORT_ERR' }],
   ];
 

@@ -182,6 +182,7 @@ void checkAction().then(() => {
   t.test('a child that dies without a result', async (t) => {
     await t.rejects(runReexecAction('exit3', { output: 'ignore' }), {
       code: 'ERR_GONS_CHILD_DIED', exitCode: 3, signal: null, stderr: /about to exit/,
+      message: 'gons/reexec: child of action "exit3" exited with code 3 without a result (its stderr is in .stderr)',
     });
     await t.rejects(runReexecAction('kill9', { output: 'ignore' }), { code: 'ERR_GONS_CHILD_DIED', exitCode: null, signal: 'SIGKILL' });
     const flood = (await runReexecAction('stderr-flood', { output: 'ignore' }).catch((e) => e)) as ReexecError;

@@ -82,7 +82,7 @@ void checkAction().then(() => {
 
     const exiting = await openNamespaceWorker({ output: 'ignore' });
     await t.rejects(exiting.run('exit3'), {
-      code: 'ERR_GONS_WORKER_EXITED', exitCode: 3, stderr: /about to exit/, message: /exited with code 3; stderr: about to exit/,
+      code: 'ERR_GONS_WORKER_EXITED', exitCode: 3, stderr: /about to exit/, message: /^gons\/reexec: namespace worker \d+ exited with code 3 \(its stderr is in \.stderr\)$/,
     });
   });
 
