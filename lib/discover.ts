@@ -10,6 +10,7 @@ import type { Target } from './target';
 
 /** One namespace as `listNamespaces` found it. */
 export interface NamespaceInfo {
+  /** Which kind of namespace it is. */
   type: NamespaceType;
   /** Device of the namespace file system (nsfs): with `ino` the namespace's identity. */
   dev: number;

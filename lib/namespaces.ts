@@ -29,7 +29,9 @@ export const namespaceTypes = Object.keys(namespaceKinds) as NamespaceType[];
  * before its own switch, so it resolves in the namespaces entered so far.
  */
 export interface Namespace {
+  /** The namespace's kind; a leading `!` joins it before the others, in gons's order (user first, say). */
   type: NamespaceType | `!${NamespaceType}`;
+  /** An absolute path to the namespace: `/proc/<pid>/ns/<type>`, or a file bind-mounted from one. */
   path: string;
 }
 

@@ -11,6 +11,7 @@ import { type Namespace, type NamespaceType, isNamespaceType, namespaceTypes } f
 
 /** A process whose namespaces to join. */
 export interface Target {
+  /** The process whose namespaces to join, e.g. a container's init; a live process, checked through a pidfd. */
   pid: number;
   /** Which of its namespaces; `'all'` (the default) means every one that differs from ours, like `nsenter --all`. */
   types?: NamespaceType[] | 'all';

@@ -94,7 +94,7 @@ async function handle(req: Request): Promise<Reply> {
   if (req.action === READY_ACTION) return { id: req.id, result: process.pid };
   const action = lookup(req.action);
   if (!action) {
-    const err = new ReexecError(`unregistered gons/reexec re-execution action ${JSON.stringify(req.action)}`, {
+    const err = new ReexecError(`unregistered gons/reexec re-execution action ${JSON.stringify(req.action)}: register actions at the top level of the main module, before checkAction()`, {
       action: req.action,
       code: 'ERR_GONS_UNREGISTERED_ACTION',
     });

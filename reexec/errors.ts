@@ -39,6 +39,7 @@ export class ReexecError extends Error {
 
 /** Rejection for an aborted call, as Node's own APIs make it (`code` `ABORT_ERR`). */
 export class AbortError extends Error {
+  /** Always `ABORT_ERR`, as Node's own aborted calls. */
   readonly code = 'ABORT_ERR';
   constructor(message = 'The operation was aborted', options?: { cause?: unknown }) {
     super(message, options);

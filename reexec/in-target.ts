@@ -18,21 +18,33 @@ export type Where = NamespaceWorker | Omit<ReexecOptions, 'param'>;
 
 /** `net.connect` options that cross the channel: TCP (`host`, `port`) or a unix socket (`path`, resolved in the target's root). */
 export interface ConnectInOptions {
+  /** Host to connect to, resolved inside the target (its /etc/hosts and DNS); default `localhost`. */
   host?: string;
+  /** TCP port; give this or `path`. */
   port?: number;
+  /** A Unix socket path in the target's filesystem (or an abstract name in its net namespace, starting with NUL). */
   path?: string;
+  /** 4 or 6, to pick an address family when `host` resolves to both. */
   family?: number;
+  /** Local address to bind before connecting. */
   localAddress?: string;
+  /** Local port to bind before connecting. */
   localPort?: number;
 }
 
 /** `server.listen` options that cross the channel. */
 export interface ListenInOptions {
+  /** Address to listen on inside the target; default: every address of its net namespace. */
   host?: string;
+  /** TCP port; 0 (or absent, without `path`) picks a free one: read it from `server.address()`. */
   port?: number;
+  /** A Unix socket path in the target's filesystem to listen on. */
   path?: string;
+  /** Length of the pending-connections queue. */
   backlog?: number;
+  /** With an IPv6 `host`: IPv6 only, no IPv4-mapped connections. */
   ipv6Only?: boolean;
+  /** As in `server.listen`. */
   exclusive?: boolean;
 }
 

@@ -465,7 +465,10 @@ export function settleReply(action: string, reply: Reply): unknown {
 
 /**
  * Runs the registered action `name` in a re-spawned copy of this program,
- * inside `options.namespaces`, and resolves to its result.
+ * inside `options.namespaces` (or the namespaces of a running process,
+ * `options.target`), and resolves to its result. Rejects with a
+ * `NamespaceSwitchError` when a switch fails (the action never runs), else a
+ * `ReexecError` or an `AbortError`.
  */
 export async function runReexecAction<R = unknown>(name: string, options: ReexecOptions = {}): Promise<R> {
   checkActionName(name, 'runReexecAction');

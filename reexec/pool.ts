@@ -51,6 +51,7 @@ export type PoolWorkerEndReason = 'idle' | 'evicted' | 'crashed' | 'abandoned' |
 
 /** Payload of the pool's `'workerStart'` event. */
 export interface PoolWorkerStart {
+  /** The worker child's pid. */
   pid: number;
   /** The identities of the worker's namespaces, e.g. `net=4:4026532281,uts=4:4026532280`. */
   key: string;
@@ -58,8 +59,11 @@ export interface PoolWorkerStart {
 
 /** Payload of the pool's `'workerExit'` event. */
 export interface PoolWorkerExit extends PoolWorkerStart {
+  /** Why it ended: see `PoolWorkerEndReason`. */
   reason: PoolWorkerEndReason;
+  /** Its exit code, or null when a signal ended it. */
   code: number | null;
+  /** The signal that ended it, or null. */
   signal: NodeJS.Signals | null;
 }
 

@@ -81,8 +81,9 @@ t.test('the public API of gons, gons/reexec and gons/testing', async (t) => {
     'preinitPath', 'status', 'validateNamespaces',
   ]);
   t.same(names(reexec), [
-    'AbortError', 'NamespacePool', 'NamespaceWorker', 'ReexecError', 'TransferredFd', 'checkAction', 'connectIn', 'createNamespacePool', 'listenIn',
+    'AbortError', 'NamespacePool', 'NamespaceSwitchError', 'NamespaceWorker', 'ReexecError', 'TransferredFd', 'checkAction', 'connectIn', 'createNamespacePool', 'listenIn',
     'openIn', 'openNamespaceWorker', 'register', 'runAction', 'runReexecAction', 'transferFd',
   ]);
   t.same(names(testing), ['createNamespaces']);
+  t.equal(reexec.NamespaceSwitchError, gons.NamespaceSwitchError, 'gons/reexec re-exports the class its calls reject with');
 });

@@ -76,7 +76,7 @@ void checkAction().then(() => {
       const err = await runReexecAction('barx').catch((e: ReexecError) => e);
       t.type(err, ReexecError);
       t.match(err, { code: 'ERR_GONS_UNREGISTERED_ACTION', action: 'barx' });
-      t.match((err as ReexecError).cause, { message: 'unregistered gons/reexec re-execution action "barx"' });
+      t.match((err as ReexecError).cause, { message: 'unregistered gons/reexec re-execution action "barx": register actions at the top level of the main module, before checkAction()' });
     });
     t.test('rejects an invalid namespace reference', async (t) => {
       await t.rejects(runReexecAction('action', { namespaces: [{ type: 'net', path: '/foo' }] }), {

@@ -239,7 +239,7 @@ void checkAction().then(() => {
     t.equal(res.status, 0, 'exits normally', { stderr: res.stderr });
     t.same(JSON.parse(res.stdout), {
       name: 'NamespaceSwitchError', code: 'EACCES', syscall: 'stat',
-      message: `package gons: cannot inspect the net namespace of process ${process.pid}: Permission denied`,
+      message: `package gons: cannot inspect the net namespace of process ${process.pid}: Permission denied (not running as root: run as root, or in a user namespace that owns the target, e.g. createNamespaces(..., { user: true }))`,
     });
   });
 
