@@ -1,4 +1,5 @@
 import { NamespaceSwitchError } from './errors';
+import { type NamespaceType, namespaceKinds, namespaceTypes } from './namespaces';
 import { addon, type HookState } from './native';
 
 let state: HookState | null | undefined;
@@ -18,4 +19,10 @@ export function status(): NamespaceSwitchError | null {
   const st = hookState();
   if (!st || st.errno === 0) return null;
   return new NamespaceSwitchError(st.message, st);
+}
+
+/** The namespaces the hook joined at startup (from its state), in gons's order; for debug output. */
+export function joinedTypes(): NamespaceType[] {
+  const joined = hookState()?.joined ?? 0;
+  return namespaceTypes.filter((type) => (joined & namespaceKinds[type].flag) !== 0);
 }

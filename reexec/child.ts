@@ -7,7 +7,7 @@ import { Socket } from 'node:net';
 import createDebug from 'debug';
 import { addon } from '../lib/native';
 import { enterTargetRoot, hasTargetRoot, isTargetRootSealed, leaveTargetRoot, sealTargetRoot } from '../lib/root';
-import { hookState, status } from '../lib/status';
+import { hookState, joinedTypes, status } from '../lib/status';
 import { confineChild, confineError } from '../lib/confine';
 import { isNamespaceType } from '../lib/namespaces';
 import { CHILD_FD, FrameReader, encodeFrame, writeFrame } from './channel';
@@ -170,6 +170,7 @@ async function serve(): Promise<void> {
   if (bad !== 0) throw new Error(`gons/reexec: re-executed child has no channel on fd ${CHILD_FD}: ${addon.strerror(bad)}`);
   // Without it (a child started by hand) results cannot carry handles; everything else works.
   handleChannel = addon.claimChannel(HANDLE_FD) === 0;
+  log('child %d serving %s; the hook joined: %s', process.pid, startedFor, joinedTypes().join(',') || 'nothing');
   const sock = new Socket({ fd: CHILD_FD, readable: true, writable: true, allowHalfOpen: true });
   // Confined: on the target root for good, with no way back (nothing to leave at exit).
   const confined = !status() && confineChild();

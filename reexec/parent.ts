@@ -480,8 +480,18 @@ export async function runReexecAction<R = unknown>(name: string, options: Reexec
   const frame = encodeRequest('runReexecAction', 1, name, options.param);
   if (options.signal?.aborted) throw new AbortError(undefined, { cause: options.signal.reason });
 
+  const started = performance.now();
   const child = spawnReexec(name, options, prepareNamespaces(options));
   if (child.pid === undefined) throw (await childEnded(child)).error; // e.g. EMFILE: no stdio either
+  try {
+    return await callChild<R>(name, options, child, frame);
+  } finally {
+    log('action %s in child %d: settled after %d ms', name, child.pid, Math.round(performance.now() - started));
+  }
+}
+
+/** The one call of a one-shot child: send the request, read the reply or the child's end. */
+async function callChild<R>(name: string, options: ReexecOptions, child: ChildProcess, frame: Buffer[]): Promise<R> {
   const stderr = collectOutput(child, options.output);
   const channel = child.stdio[3] as Duplex;
   let reply: Received | undefined;

@@ -148,7 +148,9 @@ export class NamespaceWorker extends EventEmitter {
       });
       writeFrame(this.channel, frame).catch(fail);
     });
-    const settled = call.catch(() => undefined);
+    const started = performance.now();
+    const settled = call.then(() => 'ok', (err: { code?: string }) => err?.code ?? 'error');
+    void settled.then((how) => log('worker %d: call %d (%s) settled after %d ms: %s', this.pid, id, action, Math.round(performance.now() - started), how));
     this.inFlight.add(settled);
     void settled.then(() => this.inFlight.delete(settled));
     return call;

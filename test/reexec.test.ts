@@ -259,6 +259,17 @@ void checkAction().then(() => {
     t.match(res.stderr, /gons:reexec re-executing/);
   });
 
+  t.test('DEBUG=gons:* shows, per call, the child\'s pid, the namespaces its hook joined and how long the call took', { skip: needsRoot }, async (t) => {
+    const res = spawnSync(process.execPath, fixture('debug-parent.ts'), { encoding: 'utf8', env: { ...process.env, DEBUG: 'gons:*' } });
+    t.equal(res.status, 0, 'the parent ran', { stderr: res.stderr });
+    const { once, warm } = JSON.parse(res.stdout) as { once: number; warm: number };
+    // The pids are the children's own, as their pid namespace (the host's here) numbers them.
+    t.match(res.stderr, new RegExp(`gons:child child ${once} serving pid; the hook joined: net,uts`));
+    t.match(res.stderr, new RegExp(`gons:reexec action pid in child ${once}: settled after \\d+ ms`));
+    t.match(res.stderr, new RegExp(`gons:child child ${warm} serving \\(worker\\); the hook joined: net,uts`));
+    t.match(res.stderr, new RegExp(`gons:worker worker ${warm}: call \\d+ \\(pid\\) settled after \\d+ ms: ok`));
+  });
+
   t.test('no fds leak in the parent, and the child has only stdio and its channel', async (t) => {
     const before = readdirSync('/proc/self/fd').length;
     const seen = (await runReexecAction('environment', { env: { LD_PRELOAD: 'libm.so.6' } })) as {
