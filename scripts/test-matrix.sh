@@ -99,6 +99,12 @@ fetch_line() {
 }
 
 total_pass=0 total_fail=0 total_skip=0 status=0
+# The tests run compiled (dist/test): the same JavaScript serves every line; `npm test` compiles again for its own.
+if ! npm run --silent build:test >"$log_dir/build-test.log" 2>&1; then
+  cat "$log_dir/build-test.log"
+  echo "0 passed, 1 failed, 0 skipped"
+  exit 1
+fi
 [[ " $lines " == *" $sys_major "* ]] ||
   echo "warning: the machine's node ($("$sys_node" --version)) is not among the lines ($lines): coverage thresholds are not enforced"
 

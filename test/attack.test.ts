@@ -19,12 +19,12 @@ import './fixtures/attack/actions';
 import {
   type Container, type Lines, type Tools, buildTools, createContainer, filesMatching, missingTools, signalCounts, until,
 } from './fixtures/attack/target';
-import { needsRoot } from './fixtures/helpers';
+import { fixturePath, needsRoot } from './fixtures/helpers';
 
 /** The container's nsswitch.conf: its planted module first for every database. */
 const PLANTED_NSSWITCH = ['passwd', 'group', 'shadow', 'hosts', 'networks', 'protocols', 'services', 'ethers', 'rpc', 'netgroup', 'initgroups', 'aliases', 'gshadow']
   .map((db) => `${db}: gonsattack files\n`).join('');
-const parentFixture = join(__dirname, 'fixtures', 'attack', 'parent.ts');
+const parentFixture = fixturePath('attack', 'parent.ts');
 const skipContainer = needsRoot || missingTools();
 const SIGUSR1 = 10;
 const hostRootId = (): [number, number] => {
@@ -175,7 +175,7 @@ void checkAction().then(() => {
       });
 
       t.test('attack 1: one SIGUSR1 once the action runs, then the container drives the inspector', async (t) => {
-        c.put('/tmp/inspector-client.js', readFileSync(join(__dirname, 'fixtures', 'attack', 'inspector-client.js')));
+        c.put('/tmp/inspector-client.js', readFileSync(fixturePath('attack', 'inspector-client.js')));
         const seen = new Set(filesMatching(c.hostPath('/tmp'), /^victim-/));
         const gate = '/tmp/gate-usr1-late';
         const call = settle(runReexecAction<VictimState>('victim', { target, param: { gate }, timeout: 120000 }));

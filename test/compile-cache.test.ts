@@ -18,11 +18,11 @@ import { encodeFrame } from '../reexec/channel';
 import { checkCacheDirectory, compileCacheEnv, compileCacheSupported, defaultCacheDirectory } from '../reexec/compile-cache';
 import { checkAction, openNamespaceWorker, runReexecAction, type ReexecOptions } from '../reexec/index';
 import { prepareNamespaces, spawnReexec } from '../reexec/parent';
-import { eventually, isRoot, needsRoot } from './fixtures/helpers';
+import { eventually, fixturePath, isRoot, needsRoot } from './fixtures/helpers';
 import type { CacheState } from './fixtures/cache-entry';
 import './fixtures/cache-entry';
 
-const entry = join(__dirname, 'fixtures', 'cache-entry.ts');
+const entry = fixturePath('cache-entry.ts');
 const supported = compileCacheSupported;
 /** What the helpers need of a test. */
 type Teardown = { teardown(fn: () => unknown): void };

@@ -14,7 +14,7 @@ import t, { type Test } from 'tap';
 import { checkAction, openNamespaceWorker, runReexecAction } from '../reexec/index';
 import { containerTarget, type ContainerOptions } from './fixtures/confine-target';
 import { type ConfineReport, creds } from './fixtures/confine-actions';
-import { asNobody, hookedReport, isRoot, needsRoot, plainEnv, projectRoot } from './fixtures/helpers';
+import { asNobody, fixturePath, hookedReport, isRoot, needsRoot, plainEnv, projectRoot } from './fixtures/helpers';
 import './fixtures/actions';
 import './fixtures/confine-actions';
 
@@ -104,7 +104,7 @@ void checkAction().then(() => {
 
   t.test('as nobody: a target in a user namespace nobody made', async (t) => {
     const env = plainEnv();
-    const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), join(__dirname, 'fixtures', 'confine-nobody.ts')];
+    const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), fixturePath('confine-nobody.ts')];
     const res = asNobody(process.execPath, args, env);
     t.equal(res.status, 0, 'exits normally', { stderr: res.stderr });
     const r = JSON.parse(res.stdout) as { self: Record<string, string>; target: Record<string, string> };

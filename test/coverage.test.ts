@@ -30,7 +30,7 @@ function childCount(pid: number): number {
     const cov = JSON.parse(readFileSync(join(tapDir, 'coverage', `${info.uuid}.json`), 'utf8')) as {
       result: Array<{ url: string; functions: Array<{ functionName: string; ranges: Array<{ count: number }> }> }>;
     };
-    const script = cov.result.find((s) => s.url.endsWith('/test/fixtures/covered.ts'));
+    const script = cov.result.find((s) => s.url.endsWith('/test/fixtures/covered.js'));
     return script?.functions.find((f) => f.functionName === 'coveredOnlyInAChild')?.ranges[0].count ?? 0;
   }
   throw new Error(`no processinfo for child ${pid}`);

@@ -7,7 +7,7 @@ import t from 'tap';
 import { type NamespaceInfo, listNamespaces, namespaceTypes } from '../lib/index';
 import { nsfsMounts } from '../lib/discover';
 import { createNamespaces } from '../reexec/testing';
-import { asNobody, eventually, needsRoot, plainEnv } from './fixtures/helpers';
+import { asNobody, eventually, fixturePath, needsRoot, plainEnv } from './fixtures/helpers';
 
 const ino = (path: string) => statSync(path).ino;
 const ipWorks = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).status === 0;
@@ -129,7 +129,7 @@ t.test('zombies are skipped: a process without namespaces is not counted', { ski
 t.test('as nobody: what nobody may see, without errors', { skip: needsRoot }, async (t) => {
   const ns = await createNamespaces(t, ['net']);
   const netns = ipWorks ? ipNetns(t, `gons-nobody-${process.pid}`) : undefined;
-  const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), join(__dirname, 'fixtures', 'discover-nobody.ts')];
+  const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), fixturePath('discover-nobody.ts')];
   const res = asNobody(process.execPath, args, plainEnv());
   t.equal(res.status, 0, 'exits 0', { stderr: res.stderr });
   const { pid, list } = JSON.parse(res.stdout) as { pid: number; list: NamespaceInfo[] };

@@ -5,9 +5,9 @@
 import { join } from 'node:path';
 import t from 'tap';
 import ts from 'typescript';
+import { projectRoot } from './fixtures/helpers';
 
-const root = join(__dirname, '..');
-const entries = ['dist/lib/index.d.ts', 'dist/reexec/index.d.ts', 'dist/reexec/testing.d.ts'].map((f) => join(root, f));
+const entries = ['dist/lib/index.d.ts', 'dist/reexec/index.d.ts', 'dist/reexec/testing.d.ts'].map((f) => join(projectRoot, f));
 
 t.test('every export and every public member in the .d.ts has a doc comment', async (t) => {
   const program = ts.createProgram(entries, { strict: true, skipLibCheck: true, noEmit: true });

@@ -11,7 +11,7 @@ import { prepareNamespaces, spawnReexec } from '../reexec/parent';
 import { READY_ACTION } from '../reexec/protocol';
 import { createNamespaces } from '../reexec/testing';
 import { children, settledChildren } from './fixtures/hygiene';
-import { needsRoot, plainEnv } from './fixtures/helpers';
+import { needsRoot, plainEnv, projectRoot } from './fixtures/helpers';
 import { LONG, startedPid } from './fixtures/waits';
 import './fixtures/actions';
 
@@ -20,7 +20,7 @@ checkAction().then(() => {
   t.test('load: sequential, 50 concurrent and warm calls; all correct, nothing left behind', async (t) => {
     // `npm run stress`, smaller, in a plain Node: tap's per-child instrumentation would dominate 50 cold starts.
     const env = plainEnv();
-    const res = spawnSync(process.execPath, [join(__dirname, '..', 'dist', 'bench', 'stress.js'), '10,50,5000'], { env, encoding: 'utf8' });
+    const res = spawnSync(process.execPath, [join(projectRoot, 'dist', 'bench', 'stress.js'), '10,50,5000'], { env, encoding: 'utf8' });
     t.equal(res.status, 0, 'stress exits 0', { stderr: res.stderr });
     const figures = JSON.parse(res.stdout.slice(0, res.stdout.lastIndexOf('}') + 1));
     t.match(figures, { wrongResults: 0, zombies: 0, strayChildren: 0, fdDelta: 0, concurrent: { calls: 50 }, warm: { calls: 5000 } });

@@ -19,7 +19,7 @@ import {
   type NamespaceWorker, TransferredFd, checkAction, connectIn, listenIn, openIn, openNamespaceWorker, register, runReexecAction, transferFd,
 } from '../reexec/index';
 import { createNamespaces, type Namespaces } from '../reexec/testing';
-import { asNobody, eventually, needsRoot, pidFrom, plainEnv } from './fixtures/helpers';
+import { asNobody, eventually, fixturePath, needsRoot, pidFrom, plainEnv } from './fixtures/helpers';
 
 /** What `handles:bad` returns, by name: each a handle that cannot move. */
 const bad: Record<string, () => unknown> = {
@@ -270,7 +270,7 @@ void checkAction().then(() => {
   });
 
   t.test('as nobody, in a user namespace', { skip: needsRoot }, async (t) => {
-    const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), join(__dirname, 'fixtures', 'handles-nobody.ts')];
+    const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), fixturePath('handles-nobody.ts')];
     const res = asNobody(process.execPath, args, plainEnv());
     t.equal(res.status, 0, 'exits 0', { stderr: res.stderr });
     t.same(JSON.parse(res.stdout || '{}'), { connected: 'hello from inside', served: 'served here', file: 'only in the namespace' });

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { preinitPath } from '../lib/index';
 import { createNamespaces } from '../reexec/testing';
-import { hookedReport, needsRoot, plainEnv, projectRoot, type ReportOptions } from './fixtures/helpers';
+import { fixturePath, hookedReport, needsRoot, plainEnv, projectRoot, type ReportOptions } from './fixtures/helpers';
 import type { HookOptions, HookReport } from './fixtures/report';
 
 /** Runs report.ts with the hook, `vars` and the hook-specific options. */
@@ -117,7 +117,7 @@ t.test('SIGUSR1 from inside the container never opens the inspector', { skip: ne
 /** Runs report.ts from a shell that opened fd 300 (and 3) without close-on-exec. */
 function reportWithInheritedFds(vars: Record<string, string>, opts: ReportOptions = {}): HookReport {
   const res = spawnSync('bash', ['-c', 'exec 300</etc 3</var; exec "$@"', 'bash', process.execPath, ...process.execArgv,
-    join(__dirname, 'fixtures', 'report.ts'), JSON.stringify(opts)], { env: { ...process.env, LD_PRELOAD: preinitPath, ...vars }, encoding: 'utf8' });
+    fixturePath('report.ts'), JSON.stringify(opts)], { env: { ...process.env, LD_PRELOAD: preinitPath, ...vars }, encoding: 'utf8' });
   if (res.status !== 0) throw new Error(`report child failed (${res.status ?? res.signal}): ${res.stderr}`);
   return JSON.parse(res.stdout) as HookReport;
 }
@@ -150,7 +150,7 @@ t.test('gons_keep_fds end to end: an action never sees what its parent inherited
   const uts = await createNamespaces(t, ['uts'], { hostname: 'gons-keep-fds' });
   for (const target of [[], [String(uts.pid)]]) {
     const res = spawnSync('bash', ['-c', 'exec 300</etc; exec "$@"', 'bash', process.execPath, ...process.execArgv,
-      join(__dirname, 'fixtures', 'keep-fds.ts'), ...target], { encoding: 'utf8' });
+      fixturePath('keep-fds.ts'), ...target], { encoding: 'utf8' });
     t.equal(res.status, 0, res.stderr);
     const listing = JSON.parse(res.stdout) as string;
     const fds = [...listing.matchAll(/ (\d+) -> (.*)$/gm)].map((m) => Number(m[1]));

@@ -11,7 +11,9 @@ import t, { type Test } from 'tap';
 import { namespaceTypes, preinitPath, type NamespaceType } from '../lib/index';
 import { addon } from '../lib/native';
 import { createNamespaces, type CreateNamespacesOptions } from '../reexec/testing';
-import { asNobody, hookedReport, needsNobody, needsRoot, projectRoot, plainEnv, spawnAsNobody, stagedHookedReport, stagedHookedReportWaiting } from './fixtures/helpers';
+import {
+  asNobody, fixturePath, hookedReport, needsNobody, needsRoot, plainEnv, projectRoot, spawnAsNobody, stagedHookedReport, stagedHookedReportWaiting,
+} from './fixtures/helpers';
 
 const ino = (path: string) => statSync(path).ino;
 const own = hookedReport({});
@@ -285,7 +287,7 @@ t.test('under secure execution the hook does nothing', { skip: needsNobody() }, 
   chmodSync(dir, 0o755);
   chmodSync(node, 0o755);
   execFileSync('setcap', ['cap_net_bind_service+ep', node]);
-  const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), join(__dirname, 'fixtures', 'report.ts')];
+  const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), fixturePath('report.ts')];
   const env = { PATH: process.env.PATH, LD_PRELOAD: basename(lib), gons_uts: '/nonexistent' };
   const res = asNobody(node, args, env);
   t.equal(res.status, 0, 'the child exits normally', { stderr: res.stderr });
@@ -295,7 +297,7 @@ t.test('under secure execution the hook does nothing', { skip: needsNobody() }, 
 });
 
 t.test('as an unprivileged user: joins an unprivileged user namespace with its own net, uts and mnt', { skip: needsNobody() }, async (t) => {
-  const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), join(__dirname, 'fixtures', 'unprivileged.ts')];
+  const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), fixturePath('unprivileged.ts')];
   const env = plainEnv();
   const res = asNobody(process.execPath, args, env);
   t.equal(res.status, 0, 'the child exits normally', { stderr: res.stderr });

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import t from 'tap';
 import {
-  asNobody, hookedReportWaiting, inStage, needsNobody, needsRoot, plainEnv, projectRoot, stageRoot, stagedHookedReportWaiting, whyNobodyCannot,
+  asNobody, fixturePath, hookedReportWaiting, inStage, needsNobody, needsRoot, plainEnv, projectRoot, stagedHookedReportWaiting, stageRoot, whyNobodyCannot,
 } from './fixtures/helpers';
 
 /** The modes of the checkout and each directory above it. */
@@ -37,7 +37,7 @@ t.test('nobody sees the checkout at the stage, and not where it lives', { skip: 
 });
 
 t.test('a nobody child given the checkout\'s own paths fails there: the stage is as hostile as a 0700 home', { skip: needsNobody() }, async (t) => {
-  const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), join(__dirname, 'fixtures', 'unprivileged-reexec.ts')];
+  const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), fixturePath('unprivileged-reexec.ts')];
   const old = asNobody(process.execPath, args, plainEnv(), { rewrite: false });
   t.not(old.status, 0, 'it does not start');
   t.match(old.stderr, /ERR_MODULE_NOT_FOUND|Cannot find module|EACCES|permission denied/i);
@@ -79,7 +79,7 @@ t.test('a staged hooked child differs from a plain one only in its mount namespa
 t.test('the stage is removed when its process exits; a killed process\'s stage by the next one', { skip: needsNobody() }, async (t) => {
   const dead = spawnSync('true').pid;
   const stale = mkdtempSync(join(tmpdir(), `gons-stage-${dead}-`));
-  const res = spawnSync(process.execPath, [...process.execArgv, join(__dirname, 'fixtures', 'unprivileged-stage.ts')], { encoding: 'utf8' });
+  const res = spawnSync(process.execPath, [...process.execArgv, fixturePath('unprivileged-stage.ts')], { encoding: 'utf8' });
   t.equal(existsSync(stale), false, 'the stage of a dead process is gone');
   t.equal(res.status, 0, { stderr: res.stderr });
   const { stage, status, ls } = JSON.parse(res.stdout);
@@ -91,7 +91,7 @@ t.test('the stage is removed when its process exits; a killed process\'s stage b
 t.test('a checkout whose path has a space and a ":" runs actions: the hook reaches the child by fd', { skip: needsRoot }, async (t) => {
   const root = mkdtempSync(join(tmpdir(), 'gons stage:'));
   t.teardown(() => rmSync(root, { recursive: true }));
-  const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), join(__dirname, 'fixtures', 'spaced-path.ts')];
+  const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), fixturePath('spaced-path.ts')];
   const [file, argv, env] = inStage(process.execPath, args, plainEnv(), { nobody: false, root });
   const res = spawnSync(file, argv, { env, encoding: 'utf8' });
   t.equal(res.status, 0, 'the program ran', { stderr: res.stderr });
@@ -104,13 +104,14 @@ t.test('a checkout whose path has a space and a ":" runs actions: the hook reach
 });
 
 t.test('every test starts nobody through the stage: setpriv is spelled only in the helpers', async (t) => {
-  const files = (readdirSync(__dirname, { recursive: true }) as string[]).filter((f) => /\.(ts|mjs|cjs)$/.test(f));
+  const sources = join(projectRoot, 'test');
+  const files = (readdirSync(sources, { recursive: true }) as string[]).filter((f) => /\.(ts|mjs|cjs)$/.test(f));
   t.ok(files.includes(join('fixtures', 'helpers.ts')));
   const exempt = [join('fixtures', 'helpers.ts'), 'layout.test.ts'];
   // setpriv may set a container's credentials (its processes run from the host's /usr, not from the checkout);
   // what must go through the stage is this checkout's node run as another user.
   const byHand = /setpriv'?,\s*\[[^\]]*(process\.execPath|'node')/;
-  t.same(files.filter((f) => !exempt.includes(f) && byHand.test(readFileSync(join(__dirname, f), 'utf8'))), [],
+  t.same(files.filter((f) => !exempt.includes(f) && byHand.test(readFileSync(join(sources, f), 'utf8'))), [],
     'a test that runs the checkout as nobody through setpriv itself would depend on where the checkout lives');
 });
 

@@ -6,11 +6,11 @@ import t from 'tap';
 import { type NamespacePool, type PoolWorkerExit, type PoolWorkerStart, checkAction, createNamespacePool, register } from '../reexec/index';
 import { whereKey } from '../reexec/pool';
 import { createNamespaces, type Namespaces } from '../reexec/testing';
-import { eventually, needsRoot } from './fixtures/helpers';
+import { eventually, fixturePath, needsRoot } from './fixtures/helpers';
 import { children } from './fixtures/hygiene';
 
 /** The workers' entry: plain JS on the compiled package (a TypeScript child takes seconds more to start). */
-const entry = join(__dirname, 'fixtures', 'pool-entry.cjs');
+const entry = fixturePath('pool-entry.cjs');
 // The parent checks action names against its own registry: the same actions as the entry's.
 register('where', () => ({ hostname: hostname(), net: statSync('/proc/self/ns/net').ino, pid: process.pid }));
 register('pid', () => process.pid);
@@ -163,7 +163,7 @@ void checkAction().then(() => {
   });
 
   t.test('a start nobody waits for any more is given up', async (t) => {
-    const pool = createNamespacePool({ entry: join(__dirname, 'fixtures', 'never-checks.ts'), output: 'ignore' });
+    const pool = createNamespacePool({ entry: fixturePath('never-checks.ts'), output: 'ignore' });
     t.teardown(() => pool.close());
     await t.rejects(pool.run({ namespaces: [] }, 'echo', 1, { timeout: 1500 }), { code: 'ETIMEDOUT' });
     await eventually(() => {

@@ -7,7 +7,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import type { Duplex } from 'node:stream';
 import t from 'tap';
 import { NamespaceSwitchError } from '../lib/index';
@@ -16,13 +16,13 @@ import { encodeFrame } from '../reexec/channel';
 import { prepareNamespaces, reexecCommand, spawnReexec } from '../reexec/parent';
 import { filterFlags, formatNodeOptions, parseNodeOptions, sanitizeChildEnv } from '../reexec/flags';
 import { createNamespaces } from '../reexec/testing';
-import { asNobody, eventually, gone, needsNobody, needsRoot, plainEnv, projectRoot } from './fixtures/helpers';
+import { asNobody, eventually, fixturePath, gone, needsNobody, needsRoot, plainEnv, projectRoot } from './fixtures/helpers';
 import { settledChildren } from './fixtures/hygiene';
 import { LONG, startedPid } from './fixtures/waits';
 import './fixtures/actions';
 
-const actionsEntry = join(__dirname, 'fixtures', 'actions.ts');
-const fixture = (name: string) => [...process.execArgv, join(__dirname, 'fixtures', name)];
+const actionsEntry = fixturePath('actions.ts');
+const fixture = (name: string) => [...process.execArgv, fixturePath(name)];
 const ino = (path: string) => statSync(path).ino;
 
 
@@ -293,7 +293,7 @@ void checkAction().then(() => {
     const sigusr1 = process.allowedNodeEnvironmentFlags.has('--disable-sigusr1') ? ['--disable-sigusr1'] : [];
     t.same(cmd.slice(saved.length), ['--max-old-space-size=100', ...sigusr1, ...process.argv.slice(1)]);
     t.equal(reexecCommand(new URL(`file://${actionsEntry}`)).at(-1), actionsEntry);
-    t.equal(reexecCommand('test/fixtures/actions.ts').at(-1), actionsEntry, 'a relative entry is resolved');
+    t.equal(reexecCommand(relative(process.cwd(), actionsEntry)).at(-1), actionsEntry, 'a relative entry is resolved');
     const argv = [...process.argv];
     t.teardown(() => process.argv.splice(0, process.argv.length, ...argv));
     process.argv.splice(1);
@@ -313,7 +313,7 @@ void checkAction().then(() => {
 
   t.test('ESM and CommonJS main programs, using the package by name', async (t) => {
     for (const main of ['esm-main.mjs', 'cjs-main.cjs']) {
-      const res = spawnSync(process.execPath, [join(__dirname, 'fixtures', main)], { encoding: 'utf8' });
+      const res = spawnSync(process.execPath, [fixturePath(main)], { encoding: 'utf8' });
       t.equal(res.status, 0, main, { stderr: res.stderr });
       t.same(JSON.parse(res.stdout), { result: 'hello from ' + main, pid: 'different' }, main);
     }
@@ -349,7 +349,7 @@ void checkAction().then(() => {
 
   t.test('as nobody: an unprivileged user namespace with net and uts', { skip: needsNobody() }, async (t) => {
     const env = plainEnv();
-    const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), join(__dirname, 'fixtures', 'unprivileged-reexec.ts')];
+    const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), fixturePath('unprivileged-reexec.ts')];
     const res = asNobody(process.execPath, args, env);
     t.equal(res.status, 0, 'exits normally', { stderr: res.stderr });
     t.same(JSON.parse(res.stdout), { hostname: 'gons-nobody', uid: 0, inodesMatch: true });
@@ -358,7 +358,7 @@ void checkAction().then(() => {
   t.test('an action whose promise can never settle is reported as such, in CommonJS and ESM (top-level await) programs', async (t) => {
     const unsettled = { code: 'ERR_GONS_ACTION_UNSETTLED', message: /action "unsettled" returned a promise that never settled: nothing kept the child's event loop alive/ };
     await t.rejects(runReexecAction('unsettled'), unsettled);
-    const res = spawnSync(process.execPath, [join(__dirname, 'fixtures', 'unsettled-main.mjs')], { encoding: 'utf8' });
+    const res = spawnSync(process.execPath, [fixturePath('unsettled-main.mjs')], { encoding: 'utf8' });
     t.equal(res.status, 0, 'the ESM program ran', { stderr: res.stderr });
     t.match(JSON.parse(res.stdout), unsettled);
   });
@@ -372,7 +372,7 @@ void checkAction().then(() => {
     // Tracing itself (--trace-events-enabled) stays out of the parent: Node's trace buffer crashes it now and then
     // (SIGSEGV in NodeTraceBuffer::AddTraceEvent, seen on 20.20); the filter test below shows the flag is dropped.
     const nodeOptions = `${process.env.NODE_OPTIONS ?? ''} --inspect=127.0.0.1:0 "--heap-prof" --heap-prof-dir "${dir}" --trace-event-file-pattern "${dir}/trace-\${pid}.log" --max-old-space-size=200`;
-    const res = spawnSync(process.execPath, [...process.execArgv, ...risky, join(__dirname, 'fixtures', 'flags-parent.ts'), dir], {
+    const res = spawnSync(process.execPath, [...process.execArgv, ...risky, fixturePath('flags-parent.ts'), dir], {
       env: { ...process.env, NODE_OPTIONS: nodeOptions, NODE_REDIRECT_WARNINGS: `${dir}/warnings.txt` }, encoding: 'utf8',
     });
     t.equal(res.status, 0, 'the parent ran', { stderr: res.stderr, signal: res.signal });
@@ -406,7 +406,7 @@ void checkAction().then(() => {
   t.test('the library reads nothing lazily from the target: a FIFO at its /etc/localtime, DEBUG=gons:*', { skip: needsRoot }, async (t) => {
     // A plain Node in a minimal environment: tap's (TZ, colors for debug) would keep Node from reading /etc/localtime.
     const env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
-    const res = spawnSync(process.execPath, [join(__dirname, 'fixtures', 'tz-main.cjs')], { env, encoding: 'utf8' });
+    const res = spawnSync(process.execPath, [fixturePath('tz-main.cjs')], { env, encoding: 'utf8' });
     t.equal(res.status, 0, 'the program ran', { stderr: res.stderr });
     t.equal(JSON.parse(res.stdout), 'done');
   });
@@ -428,7 +428,7 @@ void checkAction().then(() => {
     const files = { [`${dir}/evil.cjs`]: 'module.exports = "code from the target";', [`${dir}/evil.mjs`]: 'export default "code from the target";' };
     const loads = [['require', `${dir}/evil.cjs`], ['import', `${dir}/evil.mjs`], ['import', `${dir}/evil.cjs`]];
     for (const main of ['load-main.cjs', 'load-main.mjs']) {
-      const res = spawnSync(process.execPath, [join(__dirname, 'fixtures', main), JSON.stringify(files), JSON.stringify(loads)], { encoding: 'utf8' });
+      const res = spawnSync(process.execPath, [fixturePath(main), JSON.stringify(files), JSON.stringify(loads)], { encoding: 'utf8' });
       t.equal(res.status, 0, main, { stderr: res.stderr });
       const out = JSON.parse(res.stdout);
       for (const [how, path] of loads) {

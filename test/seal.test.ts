@@ -7,10 +7,9 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
-import { join } from 'node:path';
 import t from 'tap';
 import { createNamespaces } from '../reexec/testing';
-import { needsRoot, plainEnv } from './fixtures/helpers';
+import { fixturePath, needsRoot, plainEnv } from './fixtures/helpers';
 
 const COUNT = 32;
 
@@ -21,7 +20,7 @@ t.test('a link into /proc/self/fd reaches the host only while the way back is ke
   // The container plants the links in its own /etc (the overlay's upper layer; the host's /etc is untouched).
   for (let n = 0; n < COUNT; n++) symlinkSync(`/proc/self/fd/${n}${hostDir}/written-${n}`, `/proc/${ns.pid}/root/etc/gons-seal-${n}`);
   const run = (env: NodeJS.ProcessEnv) => {
-    const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), join(__dirname, 'fixtures', 'seal-parent.ts'), JSON.stringify([ns.pid, COUNT])];
+    const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), fixturePath('seal-parent.ts'), JSON.stringify([ns.pid, COUNT])];
     // Through env(1): under coverage, tap's processinfo puts its instrumentation back into every process this
     // test spawns, which would make the child a coverage run; env -u takes it out again before node starts.
     const strip = env.NODE_V8_COVERAGE ? [] : ['-u', 'NODE_V8_COVERAGE', '-u', '_TAPJS_PROCESSINFO_COVERAGE_', '-u', 'NODE_OPTIONS'];

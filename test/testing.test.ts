@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { createNamespaces } from '../reexec/testing';
 
-import { asNobody, gone, needsRoot, plainEnv } from './fixtures/helpers';
+import { asNobody, fixturePath, gone, needsRoot, plainEnv, projectRoot } from './fixtures/helpers';
 
 t.test('bad options are rejected before anything is started', async (t) => {
   const bad: Array<[string[], object?, RegExp?]> = [
@@ -85,7 +85,7 @@ t.test('files appear beside the directory\'s contents; the host stays untouched'
 
 t.test('files as nobody, in a user namespace', { skip: needsRoot }, async (t) => {
   const script = `
-    const { createNamespaces } = require(${JSON.stringify(join(__dirname, '..', 'dist', 'reexec', 'testing.js'))});
+    const { createNamespaces } = require(${JSON.stringify(join(projectRoot, 'dist', 'reexec', 'testing.js'))});
     const { readFileSync, readdirSync } = require('node:fs');
     createNamespaces(['mnt'], { user: true, files: { '/etc/gons-nobody': 'mine' } }).then(async (ns) => {
       const root = '/proc/' + ns.pid + '/root';
@@ -107,7 +107,7 @@ t.test('works under node --test: createNamespaces(t, …) closes with t.after', 
   const dir = mkdtempSync(join(tmpdir(), 'gons-node-test-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const holderFile = join(dir, 'holder');
-  const res = spawnSync(process.execPath, ['--test', join(__dirname, 'fixtures', 'node-test-runner.mjs')], {
+  const res = spawnSync(process.execPath, ['--test', fixturePath('node-test-runner.mjs')], {
     env: { ...plainEnv(), GONS_HOLDER_FILE: holderFile }, encoding: 'utf8',
   });
   t.equal(res.status, 0, 'node --test passes', { stdout: res.stdout, stderr: res.stderr });

@@ -11,7 +11,7 @@ import { prepareNamespaces, reexecCommand, reexecEnv, spawnReexec } from '../ree
 import { coverageRun } from '../reexec/child';
 import { READY_ACTION } from '../reexec/protocol';
 import { createNamespaces } from '../reexec/testing';
-import { asNobody, eventually, gone, needsNobody, needsRoot, plainEnv, projectRoot } from './fixtures/helpers';
+import { asNobody, eventually, fixturePath, gone, needsNobody, needsRoot, plainEnv, projectRoot } from './fixtures/helpers';
 import { settledChildren } from './fixtures/hygiene';
 import { LONG, startedPid } from './fixtures/waits';
 import './fixtures/actions';
@@ -118,7 +118,7 @@ void checkAction().then(() => {
     t.equal(worker.unref(), worker);
     t.equal(worker.ref(), worker);
     await worker.close();
-    const res = spawnSync(process.execPath, [...process.execArgv, join(__dirname, 'fixtures', 'unref-worker.ts')], { encoding: 'utf8', timeout: LONG });
+    const res = spawnSync(process.execPath, [...process.execArgv, fixturePath('unref-worker.ts')], { encoding: 'utf8', timeout: LONG });
     t.equal(res.status, 0, 'the program ended on its own', { stderr: res.stderr, signal: res.signal });
     t.match(res.stdout, /^worker \d+ open\n$/);
   });
@@ -136,7 +136,7 @@ void checkAction().then(() => {
   });
 
   t.test('the start of a worker can time out or be aborted; the child does not stay', async (t) => {
-    const entry = join(__dirname, 'fixtures', 'never-checks.ts');
+    const entry = fixturePath('never-checks.ts');
     await t.rejects(openNamespaceWorker({ entry, timeout: 1500, output: 'ignore' }), { code: 'ETIMEDOUT' });
     await t.rejects(openNamespaceWorker({ entry, signal: AbortSignal.timeout(1500), output: 'ignore' }), { name: 'AbortError' });
     t.same(await settledChildren(LONG), [], 'both children were killed');
@@ -234,7 +234,7 @@ void checkAction().then(() => {
 
   t.test('target: a process we may not inspect is an error, not a silent no-op', { skip: needsNobody() }, async (t) => {
     const env = plainEnv();
-    const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), join(__dirname, 'fixtures', 'nobody-target.ts'), String(process.pid)];
+    const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), fixturePath('nobody-target.ts'), String(process.pid)];
     const res = asNobody(process.execPath, args, env);
     t.equal(res.status, 0, 'exits normally', { stderr: res.stderr });
     t.same(JSON.parse(res.stdout), {
