@@ -1,77 +1,11 @@
 /** createNamespacePool: the queue, eviction, crashes, timeouts, close() and option checks. */
-import { existsSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { statSync } from 'node:fs';
 import t from 'tap';
-import { type NamespacePool, type PoolWorkerExit, type PoolWorkerStart, checkAction, createNamespacePool, register } from '../reexec/index';
+import { checkAction, createNamespacePool } from '../reexec/index';
 import { whereKey } from '../reexec/pool';
-import { createNamespaces, type Namespaces } from '../reexec/testing';
+import { createNamespaces } from '../reexec/testing';
 import { eventually, fixturePath, needsRoot } from './fixtures/helpers';
-import { children } from './fixtures/hygiene';
-
-/** The workers' entry: plain JS on the compiled package (a TypeScript child takes seconds more to start). */
-const entry = fixturePath('pool-entry.cjs');
-// The parent checks action names against its own registry: the same actions as the entry's.
-register('where', () => ({ hostname: hostname(), net: statSync('/proc/self/ns/net').ino, pid: process.pid }));
-register('pid', () => process.pid);
-register('echo', (p: unknown) => p);
-register('wait-for', async (file: string) => {
-  while (!existsSync(file)) await new Promise((r) => setTimeout(r, 20));
-  return 'opened';
-});
-register('delayed-echo', async ({ value, ms }: { value: unknown; ms: number }) => {
-  await new Promise((r) => setTimeout(r, ms));
-  return value;
-});
-register('kill9', () => process.kill(process.pid, 'SIGKILL'));
-
-type Where = { hostname: string; net: number; pid: number };
-type T = { testdir(): string; teardown(fn: () => unknown): void };
-
-/** This process's children that run Node: the pool's workers (holders run unshare and sh). */
-function workerProcesses(): number[] {
-  return children().filter((c) => {
-    try {
-      return c.state !== 'Z' && readlinkSync(`/proc/${c.pid}/exe`) === process.execPath;
-    } catch {
-      return false;
-    }
-  }).map((c) => c.pid);
-}
-
-/** Records the pool's events and the most worker processes seen alive at once (sampled from /proc). */
-function watch(pool: NamespacePool) {
-  const started: PoolWorkerStart[] = [];
-  const exited: PoolWorkerExit[] = [];
-  let peak = 0;
-  const sample = () => (peak = Math.max(peak, workerProcesses().length));
-  pool.on('workerStart', (s: PoolWorkerStart) => {
-    started.push(s);
-    sample();
-  });
-  pool.on('workerExit', (e: PoolWorkerExit) => exited.push(e));
-  const timer = setInterval(sample, 5);
-  return {
-    started, exited,
-    peak: () => (sample(), peak),
-    stop: () => clearInterval(timer),
-    /** Resolves once `n` workers have exited in all. */
-    exits: (n: number) => eventually(() => {
-      if (exited.length < n) throw new Error(`${exited.length} of ${n} workers exited`);
-      return exited;
-    }, 60000),
-  };
-}
-
-/** A file whose creation lets 'wait-for' actions finish. */
-function gate(t: T) {
-  const file = join(t.testdir(), 'open');
-  return { file, open: () => writeFileSync(file, '') };
-}
-
-async function holders(t: T, n: number, prefix: string): Promise<Namespaces[]> {
-  return Promise.all(Array.from({ length: n }, (_, i) => createNamespaces(t, ['net', 'uts'], { hostname: `${prefix}-${i}` })));
-}
+import { entry, gate, holders, type Where, watch, workerProcesses } from './fixtures/pool';
 
 // Worker starts take seconds each on a loaded machine, and these tests start dozens.
 t.setTimeout(1_200_000);
