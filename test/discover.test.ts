@@ -7,9 +7,8 @@ import t from 'tap';
 import { type NamespaceInfo, listNamespaces, namespaceTypes } from '../lib/index';
 import { nsfsMounts } from '../lib/discover';
 import { createNamespaces } from '../reexec/testing';
-import { asNobody, eventually, fixturePath, needsRoot, plainEnv } from './fixtures/helpers';
+import { asNobody, eventually, fixturePath, ino, needsRoot, plainEnv } from './fixtures/helpers';
 
-const ino = (path: string) => statSync(path).ino;
 const ipWorks = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).status === 0;
 const byIno = (list: NamespaceInfo[], type: string, i: number) => list.filter((n) => n.type === type && n.ino === i);
 

@@ -5,17 +5,16 @@
  */
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, copyFileSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import t, { type Test } from 'tap';
 import { namespaceTypes, preinitPath, type NamespaceType } from '../lib/index';
 import { addon } from '../lib/native';
 import { createNamespaces, type CreateNamespacesOptions } from '../reexec/testing';
 import {
-  asNobody, fixturePath, hookedReport, needsNobody, needsRoot, plainEnv, projectRoot, spawnAsNobody, stagedHookedReport, stagedHookedReportWaiting,
+  asNobody, fixturePath, hookedReport, ino, needsNobody, needsRoot, plainEnv, projectRoot, spawnAsNobody, stagedHookedReport, stagedHookedReportWaiting,
 } from './fixtures/helpers';
 
-const ino = (path: string) => statSync(path).ino;
 const own = hookedReport({});
 
 t.test('the hook is plain C: libc only, no Node, V8 or libuv symbols', async (t) => {

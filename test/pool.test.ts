@@ -1,13 +1,12 @@
 /** createNamespacePool: many real namespaces visited with a bounded number of warm workers. */
 import { spawn } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { checkAction, createNamespacePool } from '../reexec/index';
-import { eventually, needsRoot } from './fixtures/helpers';
+import { eventually, ino, needsRoot } from './fixtures/helpers';
 import { openFds } from './fixtures/hygiene';
 import { entry, gate, holders, type Where, watch, workerProcesses } from './fixtures/pool';
 
-const ino = (path: string) => statSync(path).ino;
 
 // Worker starts take seconds each on a loaded machine, and these tests start dozens.
 t.setTimeout(1_200_000);

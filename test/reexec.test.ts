@@ -6,7 +6,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { Duplex } from 'node:stream';
 import t from 'tap';
@@ -17,14 +17,13 @@ import { prepareNamespaces, reexecCommand, spawnReexec } from '../reexec/parent'
 import { coverageRun } from '../reexec/child';
 import { filterFlags, formatNodeOptions, parseNodeOptions, sanitizeChildEnv } from '../reexec/flags';
 import { createNamespaces } from '../reexec/testing';
-import { asNobody, eventually, fixturePath, gone, needsNobody, needsRoot, plainEnv, projectRoot } from './fixtures/helpers';
+import { asNobody, eventually, fixturePath, gone, ino, needsNobody, needsRoot, plainEnv, projectRoot } from './fixtures/helpers';
 import { settledChildren } from './fixtures/hygiene';
 import { LONG, startedPid } from './fixtures/waits';
 import './fixtures/actions';
 
 const actionsEntry = fixturePath('actions.ts');
 const fixture = (name: string) => [...process.execArgv, fixturePath(name)];
-const ino = (path: string) => statSync(path).ino;
 
 
 void checkAction().then(() => {

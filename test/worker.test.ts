@@ -11,12 +11,11 @@ import { prepareNamespaces, reexecCommand, reexecEnv, spawnReexec } from '../ree
 import { coverageRun } from '../reexec/child';
 import { READY_ACTION } from '../reexec/protocol';
 import { createNamespaces } from '../reexec/testing';
-import { asNobody, eventually, fixturePath, gone, needsNobody, needsRoot, plainEnv, projectRoot } from './fixtures/helpers';
+import { asNobody, eventually, fixturePath, gone, ino, needsNobody, needsRoot, plainEnv, projectRoot } from './fixtures/helpers';
 import { settledChildren } from './fixtures/hygiene';
 import { LONG, startedPid } from './fixtures/waits';
 import './fixtures/actions';
 
-const ino = (path: string) => statSync(path).ino;
 
 
 void checkAction().then(() => {
