@@ -5,12 +5,13 @@
  * the hook applies them before Node starts and finishes at serve time
  * (`confineChild`).
  */
+import { constants } from 'node:os';
 import { readFileSync, statSync } from 'node:fs';
 import { NamespaceSwitchError } from './errors';
 import { addon } from './native';
 import type { NamespaceType } from './namespaces';
 
-const ENOSYS = 38;
+const { ENOSYS } = constants.errno;
 const ESRCH = 3;
 
 /** The protocol variable that carries the target's credentials to the hook. */

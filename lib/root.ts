@@ -4,6 +4,7 @@
  * and cwd into the target mount namespace and back. Node caches its cwd, so
  * each move also tells Node the new one.
  */
+import { constants } from 'node:os';
 import { NamespaceSwitchError } from './errors';
 import { addon } from './native';
 import { hookState } from './status';
@@ -29,7 +30,7 @@ function rootError(op: string, errno: number): NamespaceSwitchError {
 }
 
 function errnoText(errno: number): string {
-  return errno === 38 ? 'the pre-init hook is not loaded' : addon.strerror(errno);
+  return errno === constants.errno.ENOSYS ? 'the pre-init hook is not loaded' : addon.strerror(errno);
 }
 
 /**

@@ -3,7 +3,7 @@
  * the process is pinned from the call on, and the hook joins the chosen
  * namespaces with one atomic `setns(pidfd, mask)`.
  */
-import { release } from 'node:os';
+import { constants, release } from 'node:os';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { NamespaceSwitchError } from './errors';
 import { addon } from './native';
@@ -88,7 +88,7 @@ export function resolveTarget(target: Target, pidfdSetns = kernelHasPidfdSetns()
   if (!pidfdAlive(opened.fd, pid)) {
     close();
     throw new NamespaceSwitchError(`package gons: process ${pid} exited while its namespaces were inspected: ${addon.strerror(3)}`, {
-      envVar: 'gons_target_pidfd', path: `/proc/${pid}`, syscall: 'pidfd_open', errno: 3,
+      envVar: 'gons_target_pidfd', path: `/proc/${pid}`, syscall: 'pidfd_open', errno: constants.errno.ESRCH,
     });
   }
   if (pidfdSetns && chosen.length > 0) return { pidfd: opened.fd, types: chosen, close };

@@ -4,6 +4,7 @@
  * joined, and exit when the parent closes the channel.
  */
 import { Socket } from 'node:net';
+import { constants } from 'node:os';
 import createDebug from 'debug';
 import { addon } from '../lib/native';
 import { enterTargetRoot, hasTargetRoot, isTargetRootSealed, leaveTargetRoot, sealTargetRoot } from '../lib/root';
@@ -83,7 +84,7 @@ async function handle(req: Request): Promise<Reply> {
   if (unswitched !== undefined && !hookState()) {
     return { id: req.id, switchError: {
       message: `package gons: the pre-init hook did not run, so ${unswitched} was not switched`,
-      envVar: unswitched, path: process.env[unswitched] ?? '', syscall: '', errno: 38 /* ENOSYS, as for the root handoff */,
+      envVar: unswitched, path: process.env[unswitched] ?? '', syscall: '', errno: constants.errno.ENOSYS /* as for the root handoff */,
     } };
   }
   const failed = status() ?? confineError();
