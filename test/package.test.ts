@@ -4,7 +4,7 @@
  * the native part was never built.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -20,6 +20,17 @@ t.test('the tarball holds what a consumer needs, and nothing else', async (t) =>
     'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/reexec/index.d.ts', 'dist/reexec/testing.d.ts']) {
     t.ok(files.includes(needed), `ships ${needed}`);
   }
+  // What the build reads: binding.gyp's sources and every file they #include, transitively (an install builds them).
+  const gyp = readFileSync(join(projectRoot, 'binding.gyp'), 'utf8');
+  const needed = [...gyp.matchAll(/"(native\/[^"]+\.(?:c|cc))"/g)].map((m) => m[1]);
+  for (let i = 0; i < needed.length; i++) {
+    for (const [, inc] of readFileSync(join(projectRoot, needed[i]), 'utf8').matchAll(/^#include "([^"]+)"/gm)) {
+      const file = join('native', inc);
+      if (!needed.includes(file)) needed.push(file);
+    }
+  }
+  t.ok(needed.length >= 4, `the build reads ${needed.join(', ')}`);
+  t.same(needed.filter((f) => !files.includes(f)), [], 'the tarball holds every source the install builds');
   t.same(files.filter((f) => /\.ts$/.test(f) && !f.endsWith('.d.ts')), [], 'no TypeScript sources');
   t.same(files.filter((f) => /^(native\/(fuzz|test)\/|test\/|bench\/|examples\/|scripts\/|tsconfig)/.test(f)), [], 'no fuzz corpus, drivers, tests or build config');
 });
