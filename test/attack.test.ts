@@ -14,6 +14,7 @@ import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import { checkAction, openNamespaceWorker, runReexecAction } from '../reexec/index';
+import { coverageRun } from '../reexec/child';
 import type { VictimState } from './fixtures/attack/actions';
 import './fixtures/attack/actions';
 import {
@@ -384,7 +385,8 @@ for (let fd = 0; fd < 64; fd++) { try { fs.writeFileSync('/proc/self/fd/' + fd +
       });
 
       t.test('beyond the list: an action\'s plain file access, redirected through /proc/self/fd/<host root fd>', {
-        todo: 'new hole, no fix yet: the child keeps an fd to the host root that its own /proc/self/fd reaches',
+        // The child seals the target's root before its first action; only a coverage run keeps the way back.
+        skip: coverageRun() ? 'a coverage run keeps the way back to the host root to write its coverage (test/seal.test.ts shows what that allows)' : false,
       }, async (t) => {
         // The container knows the child's fd numbers (they are the same every time) and plants links to them.
         const fds = hostRootFds.length ? hostRootFds : [5];
@@ -425,8 +427,8 @@ for (let fd = 0; fd < 64; fd++) { try { fs.writeFileSync('/proc/self/fd/' + fd +
           const what = `${p.what}${p.detail ? ` ${p.detail}` : ''}: ${p.ok ? 'allowed' : `refused (${p.errno})`}`;
           // A pidfd is no access by itself; listing fd numbers (not following them) is what the owner's uid allows.
           if (p.what === 'pidfd_open' || p.what === 'opendir fd') t.comment(what);
-          // Measured on Linux 6.18: a same-uid root without CAP_SYS_PTRACE reads a non-dumpable process's environ.
-          else if (p.what === 'read environ') t.notOk(p.ok, what, { todo: p.ok && 'new hole, no fix yet: non-dumpable does not hide environ here' });
+          // Measured on Linux 6.18: a same-uid root without CAP_SYS_PTRACE may read a non-dumpable process's environ;
+          // the hook cleared the exec-time block, so it finds nothing but NULs.
           else t.notOk(p.ok, what);
         }
         t.match(await settle(worker.run('whoami')), { ok: true, value: pid }, 'the worker still works');
