@@ -28,6 +28,8 @@ const PLANTED_NSSWITCH = ['passwd', 'group', 'shadow', 'hosts', 'networks', 'pro
 const parentFixture = fixturePath('attack', 'parent.ts');
 const skipContainer = needsRoot || missingTools();
 const SIGUSR1 = 10;
+/** What a Node process's comm reads: "node", or "MainThread" once Node >= 24 named its main thread. */
+const NODE_COMMS = 'node,MainThread';
 const hostRootId = (): [number, number] => {
   const st = statSync('/');
   return [st.dev, st.ino];
@@ -129,7 +131,8 @@ void checkAction().then(() => {
       });
 
       t.test('attack 1: SIGUSR1 barrage through a one-shot call\'s start-up and action', async (t) => {
-        const att = c.run(['/tmp/attacker', 'signal', String(SIGUSR1), 'node']);
+        const att = c.run(['/tmp/attacker', 'signal', String(SIGUSR1), NODE_COMMS]);
+        t.teardown(() => att.end());
         await att.waitFor((l) => l === 'ready');
         const gate = '/tmp/gate-usr1-oneshot';
         const call = settle(runReexecAction<VictimState>('victim', { target, param: { gate }, timeout: 120000 }));
@@ -152,7 +155,8 @@ void checkAction().then(() => {
       });
 
       t.test('attack 1: SIGUSR1 barrage through a worker\'s start-up and while it idles', async (t) => {
-        const att = c.run(['/tmp/attacker', 'signal', String(SIGUSR1), 'node']);
+        const att = c.run(['/tmp/attacker', 'signal', String(SIGUSR1), NODE_COMMS]);
+        t.teardown(() => att.end());
         await att.waitFor((l) => l === 'ready');
         const opened = await settle(openNamespaceWorker({ target, timeout: 120000 }));
         t.match(opened, { ok: true }, 'the worker starts', { outcome: opened });
@@ -209,7 +213,8 @@ void checkAction().then(() => {
       t.test('attack 1: SIGUSR1 barrage, target types pid+mnt (the child stays in the host\'s net namespace)', {
         skip: userns && 'the child keeps the host\'s user namespace: the container may not signal it, so there is nothing to attack',
       }, async (t) => {
-        const att = c.run(['/tmp/attacker', 'signal', String(SIGUSR1), 'node']);
+        const att = c.run(['/tmp/attacker', 'signal', String(SIGUSR1), NODE_COMMS]);
+        t.teardown(() => att.end());
         await att.waitFor((l) => l === 'ready');
         const gate = '/tmp/gate-usr1-pidmnt';
         const call = settle(runReexecAction<VictimState>('victim', { target: { pid: c.pid, types: ['pid', 'mnt'] }, param: { gate }, timeout: 120000 }));

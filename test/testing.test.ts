@@ -107,7 +107,7 @@ t.test('works under node --test: createNamespaces(t, …) closes with t.after', 
   const dir = mkdtempSync(join(tmpdir(), 'gons-node-test-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const holderFile = join(dir, 'holder');
-  const res = spawnSync(process.execPath, ['--test', fixturePath('node-test-runner.mjs')], {
+  const res = spawnSync(process.execPath, ['--test', '--test-reporter=tap', fixturePath('node-test-runner.mjs')], {
     env: { ...plainEnv(), GONS_HOLDER_FILE: holderFile }, encoding: 'utf8',
   });
   t.equal(res.status, 0, 'node --test passes', { stdout: res.stdout, stderr: res.stderr });
