@@ -106,8 +106,8 @@ fetch_line() {
 
 total_pass=0 total_fail=0 total_skip=0 status=0
 # The tests run compiled (dist/test): the same JavaScript serves every line; `npm test` compiles again for its own.
-# `tap build`: tap applies a change of its plugins (package.json) only from its next start; this is that start.
-if ! { npm run --silent build:test && npx tap build; } >"$log_dir/build-test.log" 2>&1; then
+# scripts/tap-build.mjs: `tap build` (tap applies a change of its plugins only from its next start) with relative links.
+if ! { npm run --silent build:test && node scripts/tap-build.mjs; } >"$log_dir/build-test.log" 2>&1; then
   cat "$log_dir/build-test.log"
   echo "0 passed, 1 failed, 0 skipped"
   exit 1
