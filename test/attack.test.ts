@@ -28,8 +28,8 @@ const PLANTED_NSSWITCH = ['passwd', 'group', 'shadow', 'hosts', 'networks', 'pro
 const parentFixture = fixturePath('attack', 'parent.ts');
 const skipContainer = needsRoot || missingTools();
 const SIGUSR1 = 10;
-/** What a Node process's comm reads: "node", or "MainThread" once Node >= 24 named its main thread. */
-const NODE_COMMS = 'node,MainThread';
+/** What a Node process's comm reads: "node", or once Node names its main thread "MainThread" (24) or "node-MainThread" (26). */
+const NODE_COMMS = 'node,MainThread,node-MainThread';
 const hostRootId = (): [number, number] => {
   const st = statSync('/');
   return [st.dev, st.ino];
