@@ -174,5 +174,6 @@ restore
 echo
 echo "== per Node version"
 [ -z "$lines_done" ] || echo "$lines_done"
+echo "(matrix wall time ${SECONDS} s)"
 echo "${total_pass} passed, ${total_fail} failed${total_skip:+, ${total_skip} skipped}"
 exit "$status"
