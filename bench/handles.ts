@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import net from 'node:net';
 import { checkAction, connectIn, openNamespaceWorker, register } from '../reexec/index';
-import { createNamespaces } from '../reexec/testing';
+import { createNamespaces } from '../testing/index';
 
 const MiB = 1024 * 1024;
 const PORT = 47311;

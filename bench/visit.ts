@@ -12,7 +12,7 @@ import { cpus, loadavg, release } from 'node:os';
 import { join } from 'node:path';
 import { listNamespaces } from '../lib/index';
 import { checkAction, createNamespacePool, openNamespaceWorker, runReexecAction } from '../reexec/index';
-import { createNamespaces } from '../reexec/testing';
+import { createNamespaces } from '../testing/index';
 import './visit-entry';
 
 const entry = join(__dirname, 'visit-entry.js');

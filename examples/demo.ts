@@ -7,7 +7,7 @@
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { checkAction, register, runReexecAction } from '../reexec/index';
-import { createNamespaces } from '../reexec/testing';
+import { createNamespaces } from '../testing/index';
 
 const onlyThere = '/tmp/gons-demo-only-here.txt';
 

@@ -3,11 +3,11 @@
  * before Node starts, with a pre-init hook loaded by `LD_PRELOAD`.
  * @packageDocumentation
  */
-export { type Namespace, type NamespaceType, namespaceEnv, namespaceTypes } from './namespaces';
+export { type Namespace, type NamespaceType, namespaceTypes } from './namespaces';
 export { NamespaceSwitchError } from './errors';
 export { preinitPath } from './native';
 export { status } from './status';
 export { enterTargetRoot, leaveTargetRoot, hasTargetRoot } from './root';
-export { validateNamespaces } from './validate';
+export { namespaceEnv, validateNamespaces } from './validate';
 export { type Target } from './target';
 export { type NamespaceInfo, listNamespaces } from './discover';

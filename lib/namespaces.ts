@@ -57,32 +57,3 @@ export function parseNamespaceType(type: unknown): { type: NamespaceType; early:
   }
   return { type: bare, early };
 }
-
-/**
- * The `gons_*` environment for joining `namespaces`, built as Go's
- * `RunReexecAction` does: one `gons_<type>` per entry (the `!` stripped from
- * the name) and `gons_order` listing the types in the given order, `!` kept.
- * An empty list yields an empty `gons_order`, which the hook reads as the
- * default order, as in gons.
- */
-export function namespaceEnv(namespaces: readonly Namespace[]): Record<string, string> {
-  if (!Array.isArray(namespaces)) {
-    throw Object.assign(new TypeError('namespaces must be an array of { type, path }'), {
-      code: 'ERR_INVALID_ARG_TYPE',
-    });
-  }
-  const env: Record<string, string> = {};
-  const order: string[] = [];
-  for (const ns of namespaces) {
-    const { type } = parseNamespaceType(ns?.type);
-    if (typeof ns.path !== 'string') {
-      throw Object.assign(new TypeError(`path of ${ns.type} namespace must be a string`), {
-        code: 'ERR_INVALID_ARG_TYPE',
-      });
-    }
-    env[envVarOf(type)] = ns.path;
-    order.push(ns.type);
-  }
-  env.gons_order = order.join(',');
-  return env;
-}

@@ -87,7 +87,7 @@ export function resolveTarget(target: Target, pidfdSetns = kernelHasPidfdSetns()
   // between, they described another process. Never run with what they chose.
   if (!pidfdAlive(opened.fd, pid)) {
     close();
-    throw new NamespaceSwitchError(`package gons: process ${pid} exited while its namespaces were inspected: ${addon.strerror(3)}`, {
+    throw new NamespaceSwitchError(`package gons: process ${pid} exited while its namespaces were inspected: ${addon.strerror(constants.errno.ESRCH)}`, {
       envVar: 'gons_target_pidfd', path: `/proc/${pid}`, syscall: 'pidfd_open', errno: constants.errno.ESRCH,
     });
   }

@@ -1,13 +1,43 @@
+/** Namespace lists as the user gives them: checked, and turned into the `gons_*` variables the hook reads. */
+import { constants } from 'node:os';
 import { isAbsolute } from 'node:path';
 import { NamespaceSwitchError } from './errors';
 import { addon } from './native';
 import { type Namespace, type NamespaceType, envVarOf, namespaceKinds, namespaceTypes, parseNamespaceType } from './namespaces';
 
-const EINVAL = 22;
-const ENOTTY = 25;
+const { EINVAL, ENOTTY } = constants.errno;
 
 function typeOfFlag(flag: number): NamespaceType | undefined {
   return namespaceTypes.find((t) => namespaceKinds[t].flag === flag);
+}
+
+/** The entries of a namespace list with their types parsed; anything but an array is a `TypeError`. */
+function parse(namespaces: readonly Namespace[]): Array<{ type: NamespaceType; early: boolean; ns: Namespace }> {
+  if (!Array.isArray(namespaces)) {
+    throw Object.assign(new TypeError('namespaces must be an array of { type, path }'), { code: 'ERR_INVALID_ARG_TYPE' });
+  }
+  return namespaces.map((ns) => ({ ...parseNamespaceType(ns?.type), ns }));
+}
+
+/**
+ * The `gons_*` environment for joining `namespaces`, built as Go's
+ * `RunReexecAction` does: one `gons_<type>` per entry (the `!` stripped from
+ * the name) and `gons_order` listing the types in the given order, `!` kept.
+ * An empty list yields an empty `gons_order`, which the hook reads as the
+ * default order, as in gons. Only the shape is checked.
+ */
+export function namespaceEnv(namespaces: readonly Namespace[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  const order: string[] = [];
+  for (const { type, ns } of parse(namespaces)) {
+    if (typeof ns.path !== 'string') {
+      throw Object.assign(new TypeError(`path of ${ns.type} namespace must be a string`), { code: 'ERR_INVALID_ARG_TYPE' });
+    }
+    env[envVarOf(type)] = ns.path;
+    order.push(ns.type);
+  }
+  env.gons_order = order.join(',');
+  return env;
 }
 
 /**
@@ -16,18 +46,13 @@ function typeOfFlag(flag: number): NamespaceType | undefined {
  * namespace file, and the kernel (`NS_GET_NSTYPE`) says it is of the named
  * type. A path without `!` that comes after a mount namespace is only checked
  * for shape: it resolves inside that namespace. Throws a `NamespaceSwitchError`
- * naming the entry, or a `TypeError` for a malformed list.
+ * naming the entry, or a `TypeError` for a malformed list. Returns the
+ * list's `gons_*` environment (`namespaceEnv`).
  */
-export function validateNamespaces(namespaces: readonly Namespace[]): void {
-  if (!Array.isArray(namespaces)) {
-    throw Object.assign(new TypeError('namespaces must be an array of { type, path }'), {
-      code: 'ERR_INVALID_ARG_TYPE',
-    });
-  }
+export function validateNamespaces(namespaces: readonly Namespace[]): Record<string, string> {
   const seen = new Set<NamespaceType>();
   let afterMnt = false;
-  for (const ns of namespaces) {
-    const { type, early } = parseNamespaceType(ns?.type);
+  for (const { type, early, ns } of parse(namespaces)) {
     const envVar = envVarOf(type);
     if (seen.has(type)) {
       throw new NamespaceSwitchError(`package gons: duplicate namespace order type ${type}`, {
@@ -63,4 +88,5 @@ export function validateNamespaces(namespaces: readonly Namespace[]): void {
       );
     }
   }
+  return namespaceEnv(namespaces);
 }

@@ -6,6 +6,7 @@
 import { Socket } from 'node:net';
 import { constants } from 'node:os';
 import createDebug from 'debug';
+import { NamespaceSwitchError } from '../lib/errors';
 import { addon } from '../lib/native';
 import { enterTargetRoot, hasTargetRoot, isTargetRootSealed, leaveTargetRoot, sealTargetRoot } from '../lib/root';
 import { hookState, joinedTypes, status } from '../lib/status';
@@ -15,47 +16,33 @@ import { CHILD_FD, FrameReader, encodeFrame, writeFrame } from './channel';
 import { settleCompileCache } from './compile-cache';
 import { ReexecError, toWire } from './errors';
 import { HANDLE_FD, type Extracted, extractHandles, sendHandles } from './handles';
-import { ACTION_ENV, READY_ACTION, type Reply, type Request } from './protocol';
+import { READY_ACTION, type Reply, type Request } from './protocol';
 import { lookup } from './registry';
+import { coverageRun, enableReexec, isReexecChild } from './role';
 
 const log = createDebug('gons:child');
-
-/** The action this process was re-executed for; taken out of the environment so its own children do not see it. */
-const startedFor: string | undefined = process.env[ACTION_ENV];
-delete process.env[ACTION_ENV];
 
 /**
  * In a child, stdout and stderr write synchronously: on Node >= 22 a pipe
  * write still queued when an action calls `process.exit()` is lost, and
  * with it the tail of the output that explains why the child died.
  */
-if (startedFor !== undefined) {
+if (isReexecChild()) {
   for (const stream of [process.stdout, process.stderr]) {
     (stream as unknown as { _handle?: { setBlocking?(on: boolean): void } })._handle?.setBlocking?.(true);
   }
 }
 
-let enabled = false;
 let serving: Promise<void> | undefined;
-
-/** True in a re-executed child. */
-export function isReexecChild(): boolean {
-  return startedFor !== undefined;
-}
-
-/** True in a parent that called `checkAction()` or `runAction()`. */
-export function reexecEnabled(): boolean {
-  return enabled;
-}
 
 /**
  * Lower level than `checkAction()`, as in Go: in a re-executed child, serves
- * the requested action and resolves true once it has replied (without
+ * the requests and resolves true once the parent closed the channel (without
  * exiting); in a parent, enables re-execution and resolves false.
  */
 export async function runAction(): Promise<boolean> {
-  if (startedFor === undefined) {
-    enabled = true;
+  if (!isReexecChild()) {
+    enableReexec();
     return false;
   }
   serving ??= serve();
@@ -80,18 +67,19 @@ export async function checkAction(): Promise<void> {
  */
 const unswitched = Object.keys(process.env).find((k) => k === 'gons_target_pidfd' || k === 'gons_confine' || (k.startsWith('gons_') && isNamespaceType(k.slice(5)) && process.env[k]));
 
-async function handle(req: Request): Promise<Reply> {
+/** Why this child must not run actions: its namespace switch (or confinement) failed, or never happened. */
+function switchFailure(): NamespaceSwitchError | null {
   if (unswitched !== undefined && !hookState()) {
-    return { id: req.id, switchError: {
-      message: `package gons: the pre-init hook did not run, so ${unswitched} was not switched`,
+    return new NamespaceSwitchError(`package gons: the pre-init hook did not run, so ${unswitched} was not switched`, {
       envVar: unswitched, path: process.env[unswitched] ?? '', syscall: '', errno: constants.errno.ENOSYS /* as for the root handoff */,
-    } };
+    });
   }
-  const failed = status() ?? confineError();
-  if (failed) {
-    const { message, envVar, path, syscall, errno } = failed;
-    return { id: req.id, switchError: { message, envVar, path, syscall, errno: -errno } };
-  }
+  return status() ?? confineError();
+}
+
+async function handle(req: Request): Promise<Reply> {
+  const failed = switchFailure();
+  if (failed) return { id: req.id, error: toWire(failed) };
   if (req.action === READY_ACTION) return { id: req.id, result: process.pid };
   const action = lookup(req.action);
   if (!action) {
@@ -144,7 +132,7 @@ async function reply(sock: Socket, action: string, message: Reply): Promise<void
  * what Node or a tool writes at exit (coverage, say) would land in the
  * container's filesystem.
  */
-function leaveRoot(code?: number): void {
+function leaveRoot(code?: unknown): void {
   try {
     leaveTargetRoot();
   } catch (err) {
@@ -157,13 +145,6 @@ function leaveRoot(code?: number): void {
 /** Whether fd 5 is the handle channel (`serve()` claims it). */
 let handleChannel = false;
 
-/**
- * A coverage run writes files at exit that must land on the original root:
- * Node's own (`NODE_V8_COVERAGE`: c8, tap) and tap's process info.
- */
-export function coverageRun(): boolean {
-  return process.env.NODE_V8_COVERAGE !== undefined || process.env._TAPJS_PROCESSINFO_COVERAGE_ === '1';
-}
 
 /** Serves every request until the parent closes its end, on the target root when a mount namespace was joined. */
 async function serve(): Promise<void> {
@@ -171,7 +152,7 @@ async function serve(): Promise<void> {
   if (bad !== 0) throw new Error(`gons/reexec: re-executed child has no channel on fd ${CHILD_FD}: ${addon.strerror(bad)}`);
   // Without it (a child started by hand) results cannot carry handles; everything else works.
   handleChannel = addon.claimChannel(HANDLE_FD) === 0;
-  log('child %d serving %s; the hook joined: %s', process.pid, startedFor, joinedTypes().join(',') || 'nothing');
+  log('child %d serving; the hook joined: %s', process.pid, joinedTypes().join(',') || 'nothing');
   const sock = new Socket({ fd: CHILD_FD, readable: true, writable: true, allowHalfOpen: true });
   // Confined: on the target root for good, with no way back (nothing to leave at exit).
   const confined = !status() && confineChild();
@@ -189,8 +170,8 @@ async function serve(): Promise<void> {
     }
   }
   const reader = new FrameReader();
-  const pending = new Set<Promise<void>>();
-  const running = new Map<number, { action: string; settle: (r: Reply) => void }>();
+  /** The requests being answered: how to answer each at once, and the reply sent once it is. */
+  const running = new Map<number, { action: string; settle: (r: Reply) => void; sent: Promise<void> }>();
   // Node is about to exit with actions still running: their promises can never settle (nothing is left that could
   // settle them). Say so, rather than leave the parent with a bare exit code (13 under a top-level await, else 0).
   const onBeforeExit = () => {
@@ -204,25 +185,21 @@ async function serve(): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       sock.on('data', (chunk: Buffer) => {
         for (const req of reader.push(chunk) as Request[]) {
-          const answered = new Promise<Reply>((settle) => {
-            running.set(req.id, { action: req.action, settle });
-            handle(req).then(settle);
-          });
-          const p = answered.then((r) => {
-            running.delete(req.id);
-            return reply(sock, req.action, r);
-          });
-          pending.add(p);
-          p.then(() => pending.delete(p), reject);
+          let settle!: (r: Reply) => void;
+          const answered = new Promise<Reply>((resolve) => (settle = resolve));
+          const sent = answered.then((r) => reply(sock, req.action, r));
+          running.set(req.id, { action: req.action, settle, sent });
+          void handle(req).then(settle);
+          sent.then(() => running.delete(req.id), reject);
         }
       });
       sock.on('end', resolve);
       sock.on('error', reject);
     });
-    await Promise.all(pending);
+    await Promise.all([...running.values()].map((r) => r.sent));
   } finally {
     process.off('beforeExit', onBeforeExit);
-    if (!isTargetRootSealed()) leaveRoot(undefined);
+    if (!isTargetRootSealed()) leaveRoot();
   }
   await new Promise<void>((resolve) => sock.end(resolve));
   log('served; parent closed the channel');

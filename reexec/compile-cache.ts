@@ -135,13 +135,13 @@ function disable(env: NodeJS.ProcessEnv, why: string): NodeJS.ProcessEnv {
  * place and returned). The user's own setting is read from `process.env`
  * and `o.env`, not from `env`, so this works whatever ran over `env` before.
  * A child that cannot return to the host's root (`confine`) gets no cache.
+ * The options were checked by the plan (`checkCompileCacheOption`).
  */
 export function compileCacheEnv(
   env: NodeJS.ProcessEnv,
   o: { compileCache?: CompileCacheOption; confine?: boolean; env?: Record<string, string> },
   supported = compileCacheSupported,
 ): NodeJS.ProcessEnv {
-  checkCompileCacheOption(o.compileCache);
   if (!supported) return env;
   if (o.compileCache === false) return disable(env, 'compileCache: false');
   if (o.confine === true) return disable(env, 'a confined child cannot return to the host root to write it');

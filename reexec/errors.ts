@@ -17,7 +17,7 @@ export interface ReexecErrorOptions {
 export class ReexecError extends Error {
   /** The action's name. */
   readonly action: string;
-  /** `ERR_GONS_*`, `ETIMEDOUT`, or the `code` of the action's own error. */
+  /** Always `ERR_GONS_*`: what went wrong (the action's own error, and its code, is the `cause`). */
   readonly code: string;
   /** The child's exit code, when it exited; null when it was killed or still running. */
   readonly exitCode: number | null;
@@ -37,10 +37,19 @@ export class ReexecError extends Error {
   }
 }
 
-/** Rejection for an aborted call, as Node's own APIs make it (`code` `ABORT_ERR`). */
+/**
+ * Rejection for an aborted call, as Node's own APIs make it (`code`
+ * `ABORT_ERR`); an aborted one-shot call also says how its child ended.
+ */
 export class AbortError extends Error {
   /** Always `ABORT_ERR`, as Node's own aborted calls. */
   readonly code = 'ABORT_ERR';
+  /** A one-shot call's child: its exit code; null when a signal ended it, or for a worker's call (the worker runs on). */
+  exitCode: number | null = null;
+  /** A one-shot call's child: the signal that ended it. */
+  signal: NodeJS.Signals | null = null;
+  /** A one-shot call's child: the tail of its stderr. */
+  stderr = '';
   constructor(message = 'The operation was aborted', options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'AbortError';
@@ -56,9 +65,11 @@ export interface WireError {
   errno?: unknown;
   syscall?: unknown;
   path?: unknown;
+  /** A `NamespaceSwitchError`'s variable at fault. */
+  envVar?: unknown;
 }
 
-const wireFields = ['code', 'errno', 'syscall', 'path'] as const;
+const wireFields = ['code', 'errno', 'syscall', 'path', 'envVar'] as const;
 
 /** Flattens whatever an action threw into a `WireError`. */
 export function toWire(err: unknown): WireError {

@@ -264,31 +264,28 @@ export function receiveFds(sock: number, count: number): number[] {
 
 const O_ACCMODE = 3;
 
+/** `it`, once `start` called back; its first 'error' before that rejects. */
+function started<T extends NodeJS.EventEmitter>(it: T, start: (done: () => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => {
+    it.once('error', reject);
+    start(() => {
+      it.off('error', reject);
+      resolve(it);
+    });
+  });
+}
+
 async function wrap(slot: HandleSlot, fd: number): Promise<unknown> {
   switch (slot.kind) {
     case 'socket':
       return new net.Socket({ fd, readable: true, writable: true });
     case 'server': {
       const server = net.createServer();
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen({ fd }, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
-      return server;
+      return started(server, (done) => server.listen({ fd }, done));
     }
     case 'dgram': {
       const sock = dgram.createSocket(slot.udp ?? 'udp4');
-      await new Promise<void>((resolve, reject) => {
-        sock.once('error', reject);
-        sock.bind({ fd }, () => {
-          sock.off('error', reject);
-          resolve();
-        });
-      });
-      return sock;
+      return started(sock, (done) => sock.bind({ fd }, done));
     }
     case 'file': {
       // Node has no public way to wrap an fd in a FileHandle: open the same file

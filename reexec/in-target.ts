@@ -9,9 +9,9 @@ import { promises as fsp } from 'node:fs';
 import net from 'node:net';
 import { checkKeys } from '../lib/options';
 import { TransferredFd, dupFd } from './handles';
-import { type ReexecOptions, runReexecAction } from './parent';
+import type { ReexecOptions, RunOptions } from './plan';
 import { register } from './registry';
-import { NamespaceWorker, type RunOptions } from './worker';
+import { NamespaceWorker, runReexecAction } from './worker';
 
 /** Where a handle is made: an open worker, or the namespaces (or target) of a one-shot call with its other options. */
 export type Where = NamespaceWorker | Omit<ReexecOptions, 'param'>;

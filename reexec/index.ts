@@ -5,12 +5,12 @@
  */
 export { type Action, register } from './registry';
 export { checkAction, runAction } from './child';
-export { type ReexecOptions, runReexecAction } from './parent';
+export type { NamespaceWorkerOptions, ReexecOptions, RunOptions } from './plan';
 export type { CompileCacheOption } from './compile-cache';
 export { AbortError, ReexecError } from './errors';
 // Calls reject with it when a switch fails: importable from where the calls are.
 export { NamespaceSwitchError } from '../lib/errors';
-export { type NamespaceWorkerOptions, type RunOptions, NamespaceWorker, openNamespaceWorker } from './worker';
+export { NamespaceWorker, openNamespaceWorker, runReexecAction } from './worker';
 export type { Target } from '../lib/target';
 export type { Namespace, NamespaceType } from '../lib/namespaces';
 export { TransferredFd, transferFd } from './handles';

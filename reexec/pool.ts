@@ -15,9 +15,11 @@ import { type Namespace, type NamespaceType, envVarOf, isNamespaceType, namespac
 import { checkKeys } from '../lib/options';
 import type { Target } from '../lib/target';
 import { validateNamespaces } from '../lib/validate';
-import { AbortError, ReexecError } from './errors';
-import { checkActionName, lookup } from './registry';
-import { type NamespaceWorker, type NamespaceWorkerOptions, openNamespaceWorker } from './worker';
+import { armDeadline } from './calls';
+import { ReexecError } from './errors';
+import { MAX_TIMEOUT_MS, type NamespaceWorkerOptions, type RunOptions, checkChildOptions, checkRunOptions, throwIfAborted } from './plan';
+import { checkRegistered } from './registry';
+import { type NamespaceWorker, openNamespaceWorker } from './worker';
 
 const log = createDebug('gons:pool');
 
@@ -38,13 +40,8 @@ export interface NamespacePoolOptions {
 /** Where a pool call runs: namespaces by path (gons's shape), or those of a process. */
 export type PoolWhere = { namespaces: Namespace[] } | { target: Target };
 
-/** Options of one pool call; both apply while the call waits in the queue too. */
-export interface PoolRunOptions {
-  /** Milliseconds; then the call rejects with code `ETIMEDOUT`. */
-  timeout?: number;
-  /** Aborting rejects the call with an `AbortError`. */
-  signal?: AbortSignal;
-}
+/** Options of one pool call (`timeout`, `signal`); both apply while the call waits in the queue too. */
+export type PoolRunOptions = RunOptions;
 
 /** Why a worker of the pool ended. */
 export type PoolWorkerEndReason = 'idle' | 'evicted' | 'crashed' | 'abandoned' | 'closed';
@@ -67,7 +64,6 @@ export interface PoolWorkerExit extends PoolWorkerStart {
   signal: NodeJS.Signals | null;
 }
 
-const MAX_TIMEOUT_MS = 0x7fffffff;
 const WHERE = 'gons/reexec: NamespacePool.run';
 
 /** One worker of the pool, from its start to its exit. */
@@ -198,18 +194,7 @@ export class NamespacePool extends EventEmitter {
     if (!(typeof idleTimeout === 'number' && idleTimeout > 0 && idleTimeout <= MAX_TIMEOUT_MS)) {
       throw invalid(`gons/reexec: createNamespacePool: idleTimeout must be a positive number of milliseconds, at most ${MAX_TIMEOUT_MS}`);
     }
-    if (entry !== undefined && typeof entry !== 'string' && !(entry instanceof URL)) {
-      throw invalid('gons/reexec: createNamespacePool: entry must be a path or a file: URL');
-    }
-    checkKeys('gons/reexec: createNamespacePool', 'env', env, Object.keys(env ?? {}));
-    for (const [key, value] of Object.entries(env ?? {})) {
-      if (typeof value !== 'string' || key === '' || key.includes('=') || key.includes('\0') || value.includes('\0')) {
-        throw invalid(`gons/reexec: createNamespacePool: invalid env entry ${JSON.stringify(key)}`);
-      }
-    }
-    if (output !== undefined && output !== 'stderr' && output !== 'ignore') {
-      throw invalid("gons/reexec: createNamespacePool: output must be 'stderr' or 'ignore'");
-    }
+    checkChildOptions('gons/reexec: createNamespacePool', { entry, env, output });
     this.max = max;
     this.idleTimeout = idleTimeout;
     this.workerOptions = { entry, env, output };
@@ -228,43 +213,26 @@ export class NamespacePool extends EventEmitter {
   /**
    * Runs the registered action in the namespaces `where` names, in a warm
    * worker there (started if need be), and resolves to its result. Rejects
-   * with the action's error, the worker's (`ERR_GONS_WORKER_EXITED`, a
-   * `NamespaceSwitchError` from its start), `ETIMEDOUT`, an `AbortError`,
+   * with the action's error, the worker's (`ERR_GONS_CHILD_DIED`, a
+   * `NamespaceSwitchError` from its start), `ERR_GONS_TIMEOUT`, an `AbortError`,
    * or `ERR_GONS_POOL_CLOSED`.
    */
   run<R = unknown>(where: PoolWhere, action: string, param?: unknown, opts: PoolRunOptions = {}): Promise<R> {
     let key: string;
     try {
       if (this.closed) throw new ReexecError(`${WHERE}: the pool is closed`, { action, code: 'ERR_GONS_POOL_CLOSED' });
-      checkActionName(action, 'NamespacePool.run');
-      if (!lookup(action)) {
-        throw new ReexecError(`${WHERE}: attempting to run unregistered action ${JSON.stringify(action)}`, { action, code: 'ERR_GONS_UNREGISTERED_ACTION' });
-      }
-      checkKeys(WHERE, 'option', opts, ['timeout', 'signal']);
-      const { timeout, signal } = opts;
-      if (timeout !== undefined && !(typeof timeout === 'number' && timeout > 0 && timeout <= MAX_TIMEOUT_MS)) {
-        throw Object.assign(new RangeError(`${WHERE}: action "${action}": timeout must be a positive number of milliseconds, at most ${MAX_TIMEOUT_MS}`), {
-          code: 'ERR_OUT_OF_RANGE',
-        });
-      }
-      if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid(`${WHERE}: signal must be an AbortSignal`, 'ERR_INVALID_ARG_TYPE');
+      checkRegistered(action, 'NamespacePool.run');
+      checkRunOptions('NamespacePool.run', action, opts);
       key = whereKey(where);
-      if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
+      throwIfAborted(opts.signal);
     } catch (err) {
       return Promise.reject(err);
     }
     return new Promise<R>((resolve, reject) => {
-      const { timeout, signal } = opts;
-      const onAbort = () => expire(new AbortError(undefined, { cause: signal?.reason }));
-      const timer = timeout === undefined ? undefined : setTimeout(
-        () => expire(new ReexecError(`${WHERE}: action ${JSON.stringify(action)} timed out after ${timeout} ms`, { action, code: 'ETIMEDOUT' })),
-        timeout,
-      );
-      signal?.addEventListener('abort', onAbort, { once: true });
+      const disarm = armDeadline(action, opts, (err) => expire(err));
       const done = () => {
         req.settled = true;
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
+        disarm();
       };
       const req: Request = {
         key, where, action, param, settled: false, sent: false, cancel: new AbortController(),

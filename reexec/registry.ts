@@ -42,3 +42,13 @@ export function register(name: string, action: Action): void {
 export function lookup(name: string): Action | undefined {
   return actions.get(name);
 }
+
+/** Throws unless `name` is a valid name with an action registered under it (in Go's wording). */
+export function checkRegistered(name: unknown, where: string): asserts name is string {
+  checkActionName(name, where);
+  if (!actions.has(name)) {
+    throw new ReexecError(`gons/reexec: ${where}: attempting to re-execute into unregistered action ${JSON.stringify(name)}`, {
+      action: name, code: 'ERR_GONS_UNREGISTERED_ACTION',
+    });
+  }
+}

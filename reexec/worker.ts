@@ -1,51 +1,30 @@
 /**
- * Warm namespace workers: one re-executed child, switched once, serves many
- * calls over the same channel. Calls carry ids, so concurrent calls are
- * matched to their replies; a call's action error rejects only that call.
+ * The parent's calls: a one-shot `runReexecAction` and a warm
+ * `NamespaceWorker` are the same thing — a re-executed child switched once
+ * (process.ts) that serves calls over its channel (calls.ts) until the
+ * channel is closed. A one-shot call is a worker with one call: start → call
+ * → close, as gons's `RunReexecAction` (the result counts as soon as it
+ * arrives; a child that lingers a second after it is killed).
  */
-import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
 import createDebug from 'debug';
-import { ProtocolError, writeFrame } from './channel';
+import { Calls, type CallError } from './calls';
 import { AbortError, ReexecError } from './errors';
-import {
-  type ReexecOptions, armDeadline, checkCallable, checkReexecOptions, childEnded, collectOutput, describeEnd, encodeRequest,
-  prepareNamespaces, readReplies, restoreReply, settleReply, spawnReexec, dropFds, type Received,
-} from './parent';
+import { type NamespaceWorkerOptions, type Plan, type ReexecOptions, type RunOptions, checkRunOptions, planReexec } from './plan';
+import { type ReexecProcess, startProcess } from './process';
 import { READY_ACTION } from './protocol';
-import { checkActionName, lookup } from './registry';
+import { checkActionName, checkRegistered } from './registry';
+import { checkCallable } from './role';
 
 const log = createDebug('gons:worker');
 
-/**
- * Options of `openNamespaceWorker`; `timeout` and `signal` bound the start
- * (an entry that never calls `checkAction()` would never answer).
- */
-export type NamespaceWorkerOptions = Pick<ReexecOptions, 'namespaces' | 'target' | 'env' | 'entry' | 'output' | 'timeout' | 'signal' | 'maxMessageBytes' | 'confine' | 'compileCache'>;
+/** Each worker's process, for the tests (`internal.ts`): the class itself shows only what users need. */
+const processes = new WeakMap<NamespaceWorker, ReexecProcess>();
 
-const workerOptionKeys = ['namespaces', 'target', 'confine', 'env', 'entry', 'output', 'timeout', 'signal', 'maxMessageBytes', 'compileCache'] as const;
-
-/** Options of one worker call. */
-export interface RunOptions {
-  /** Milliseconds; then the call rejects with code `ETIMEDOUT` (the worker keeps running). */
-  timeout?: number;
-  /** Aborting rejects the call with an `AbortError` (the worker keeps running). */
-  signal?: AbortSignal;
+/** @internal The process behind a worker. */
+export function processOf(worker: NamespaceWorker): ReexecProcess {
+  return processes.get(worker)!;
 }
-
-interface Pending {
-  action: string;
-  resolve(value: unknown): void;
-  reject(err: unknown): void;
-}
-
-/** What a worker's child is started for, in place of an action name. */
-const WORKER = '(worker)';
-
-/** How long a closing worker may take to exit before it is killed. */
-const CLOSE_GRACE_MS = 1000;
 
 /**
  * A re-executed child that stays in its namespaces and runs actions on
@@ -54,106 +33,21 @@ const CLOSE_GRACE_MS = 1000;
 export class NamespaceWorker extends EventEmitter {
   /** Pid of the spawned child. */
   readonly pid: number;
-  private readonly child: ChildProcess;
-  private readonly channel: Duplex;
-  private readonly stderr: () => string;
-  private readonly pending = new Map<number, Pending>();
-  /** Every call in flight, however it will settle (reply, timeout, abort, crash). */
-  private readonly inFlight = new Set<Promise<unknown>>();
-  private nextId = 1;
-  /** Ids of calls that timed out or were aborted: their late replies are dropped, once. */
-  private readonly abandoned = new Set<number>();
-  private ended: ReexecError | undefined;
-  /** Set once the child broke the protocol: what its calls reject with. */
-  private broken: ReexecError | undefined;
-  private closing: Promise<void> | undefined;
-  private readonly exited: Promise<void>;
+  readonly #proc: ReexecProcess;
+  readonly #calls: Calls;
+  #closing: Promise<void> | undefined;
 
   /** @internal Use `openNamespaceWorker`. */
-  constructor(child: ChildProcess, output?: ReexecOptions['output'], maxMessageBytes?: number) {
+  constructor(proc: ReexecProcess, calls: Calls) {
     super();
-    this.child = child;
-    this.pid = child.pid!;
-    this.channel = child.stdio[3] as Duplex;
-    this.stderr = collectOutput(child, output);
-    readReplies(child, `namespace worker ${this.pid}`, maxMessageBytes, (reply) => this.settle(reply), (err) => {
-      this.broken = err;
-      for (const [id, p] of this.pending) {
-        this.pending.delete(id);
-        p.reject(new ReexecError(err.message, { ...err, action: p.action, cause: err.cause }));
-      }
-    });
-    this.channel.on('error', (err) => log('worker %d channel error: %s', this.pid, err.message));
-    this.exited = childEnded(child).then((end) => {
-      const { code, signal } = end;
-      const tail = this.stderr();
-      this.ended = new ReexecError(`gons/reexec: namespace worker ${this.pid} ${describeEnd(end, tail)}`, {
-        action: '', code: 'ERR_GONS_WORKER_EXITED', exitCode: code, signal, stderr: tail,
-      });
-      for (const [id, p] of this.pending) {
-        this.pending.delete(id);
-        p.reject(new ReexecError(this.ended.message, { ...this.ended, action: p.action }));
-      }
+    this.pid = proc.pid;
+    this.#proc = proc;
+    this.#calls = calls;
+    processes.set(this, proc);
+    void proc.ended.then(({ code, signal }) => {
       log('worker %d ended: code %s, signal %s', this.pid, code, signal);
       this.emit('exit', code, signal);
     });
-  }
-
-  private settle(reply: Received): void {
-    const p = this.pending.get(reply.id);
-    if (!p) {
-      if (!this.abandoned.delete(reply.id)) throw new ProtocolError(`reply for unknown or settled call ${reply.id}`);
-      // The late reply of a call that timed out or was aborted: its handles are closed here.
-      dropFds(reply);
-      return;
-    }
-    this.pending.delete(reply.id);
-    restoreReply(this.child, `namespace worker ${this.pid}`, reply).then((r) => settleReply(p.action, r)).then(p.resolve, p.reject);
-  }
-
-  /** Sends a request; resolves with the reply's value. @internal */
-  call(action: string, param: unknown, opts: RunOptions = {}): Promise<unknown> {
-    if (this.closing) {
-      return Promise.reject(new ReexecError(`gons/reexec: namespace worker ${this.pid} is closed`, { action, code: 'ERR_GONS_WORKER_CLOSED' }));
-    }
-    const gone = this.broken ?? this.ended;
-    if (gone) return Promise.reject(new ReexecError(gone.message, { ...gone, action, cause: gone.cause }));
-    const id = this.nextId++;
-    let frame: Buffer[];
-    try {
-      frame = encodeRequest('NamespaceWorker.run', id, action, param);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    if (opts.signal?.aborted) return Promise.reject(new AbortError(undefined, { cause: opts.signal.reason }));
-    const call = new Promise((resolve, reject) => {
-      const fail = (err: unknown) => {
-        if (this.pending.delete(id)) {
-          this.abandoned.add(id);
-          disarm();
-          reject(err);
-        }
-      };
-      const disarm = armDeadline(action, opts, fail);
-      this.pending.set(id, {
-        action,
-        resolve: (v) => {
-          disarm();
-          resolve(v);
-        },
-        reject: (e) => {
-          disarm();
-          reject(e);
-        },
-      });
-      writeFrame(this.channel, frame).catch(fail);
-    });
-    const started = performance.now();
-    const settled = call.then(() => 'ok', (err: { code?: string }) => err?.code ?? 'error');
-    void settled.then((how) => log('worker %d: call %d (%s) settled after %d ms: %s', this.pid, id, action, Math.round(performance.now() - started), how));
-    this.inFlight.add(settled);
-    void settled.then(() => this.inFlight.delete(settled));
-    return call;
   }
 
   /**
@@ -162,54 +56,47 @@ export class NamespaceWorker extends EventEmitter {
    */
   run<R = unknown>(action: string, param?: unknown, opts: RunOptions = {}): Promise<R> {
     try {
-      checkActionName(action, 'NamespaceWorker.run');
-      checkReexecOptions(action, opts, ['timeout', 'signal'], 'NamespaceWorker.run');
-      if (!lookup(action)) {
-        throw new ReexecError(`gons/reexec: NamespaceWorker.run: attempting to run unregistered action ${JSON.stringify(action)}`, {
-          action, code: 'ERR_GONS_UNREGISTERED_ACTION',
-        });
-      }
+      checkRegistered(action, 'NamespaceWorker.run');
+      checkRunOptions('NamespaceWorker.run', action, opts);
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.call(action, param, opts) as Promise<R>;
+    if (this.#closing) return Promise.reject(new ReexecError(`gons/reexec: namespace worker ${this.pid} is closed`, { action, code: 'ERR_GONS_WORKER_CLOSED' }));
+    return this.#calls.call(action, param, opts) as Promise<R>;
   }
 
   /**
    * Lets calls in flight finish, then ends the worker: it exits once its
-   * channel closes, or is killed after a grace period. Idempotent.
+   * channel is closed, or is killed after a grace period. Idempotent.
    */
   close(): Promise<void> {
-    this.closing ??= (async () => {
-      await Promise.all(this.inFlight);
-      this.channel.end();
-      const kill = setTimeout(() => this.child.kill('SIGKILL'), CLOSE_GRACE_MS);
-      await this.exited;
-      clearTimeout(kill);
+    this.#closing ??= (async () => {
+      this.#proc.channel.end(); // no more requests: the child exits once it has answered those it has
+      await this.#calls.idle();
+      this.#proc.killAfterGrace();
+      await this.#proc.ended;
     })();
-    return this.closing;
+    return this.#closing;
   }
 
   /**
    * Ends the worker at once (SIGKILL), for an action that will never settle:
-   * calls in flight reject with `ERR_GONS_WORKER_EXITED`. Resolves once it is gone.
+   * calls in flight reject with `ERR_GONS_CHILD_DIED`. Resolves once it is gone.
    */
   async kill(): Promise<void> {
-    this.child.kill('SIGKILL');
-    await this.exited;
+    this.#proc.kill();
+    await this.#proc.ended;
   }
 
   /** Lets this process exit while the worker is idle and open. */
   unref(): this {
-    this.child.unref();
-    for (const stream of this.child.stdio) (stream as Socket | null)?.unref?.();
+    this.#proc.ref(false);
     return this;
   }
 
   /** Keeps this process alive while the worker is open (the default). */
   ref(): this {
-    this.child.ref();
-    for (const stream of this.child.stdio) (stream as Socket | null)?.ref?.();
+    this.#proc.ref(true);
     return this;
   }
 
@@ -217,6 +104,29 @@ export class NamespaceWorker extends EventEmitter {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/** Spawns the child of `plan`, its calls named by `label`. */
+async function start(plan: Plan, label: (pid: number) => string): Promise<{ proc: ReexecProcess; calls: Calls }> {
+  const proc = await startProcess(plan);
+  return { proc, calls: new Calls(proc, label(proc.pid), plan.maxMessageBytes) };
+}
+
+/**
+ * Starts the worker of a plan and waits until its namespace switch is known
+ * to have succeeded. @internal Tests start workers of plans they changed.
+ */
+export async function startWorker(plan: Plan): Promise<NamespaceWorker> {
+  const { proc, calls } = await start(plan, (pid) => `namespace worker ${pid}`);
+  const worker = new NamespaceWorker(proc, calls);
+  try {
+    await calls.call(READY_ACTION, undefined, plan);
+  } catch (err) {
+    await worker.close();
+    throw err;
+  }
+  log('worker %d ready', worker.pid);
+  return worker;
 }
 
 /**
@@ -227,16 +137,34 @@ export class NamespaceWorker extends EventEmitter {
  */
 export async function openNamespaceWorker(options: NamespaceWorkerOptions = {}): Promise<NamespaceWorker> {
   checkCallable('', 'openNamespaceWorker');
-  checkReexecOptions('', options, workerOptionKeys, 'openNamespaceWorker');
-  const child = spawnReexec(WORKER, options, prepareNamespaces(options));
-  if (child.pid === undefined) throw (await childEnded(child)).error; // e.g. EMFILE: no stdio either
-  const worker = new NamespaceWorker(child, options.output, options.maxMessageBytes);
+  return startWorker(planReexec('openNamespaceWorker', '', options));
+}
+
+/**
+ * Runs the registered action `name` in a re-spawned copy of this program,
+ * inside `options.namespaces` (or the namespaces of a running process,
+ * `options.target`), and resolves to its result. Rejects with a
+ * `NamespaceSwitchError` when a switch fails (the action never runs), else a
+ * `ReexecError` or an `AbortError`.
+ */
+export async function runReexecAction<R = unknown>(name: string, options: ReexecOptions = {}): Promise<R> {
+  checkActionName(name, 'runReexecAction');
+  checkCallable(name, 'runReexecAction');
+  checkRegistered(name, 'runReexecAction');
+  const plan = planReexec('runReexecAction', name, options);
+  const { proc, calls } = await start(plan, (pid) => `child ${pid} of action ${JSON.stringify(name)}`);
+  const worker = new NamespaceWorker(proc, calls);
+  const result = calls.send(name, plan.request!, plan);
+  void worker.close(); // the request is all the child gets; Node reaps it
   try {
-    await worker.call(READY_ACTION, undefined, { timeout: options.timeout, signal: options.signal });
+    return (await result) as R;
   } catch (err) {
-    await worker.close();
+    // A timeout or an abort ends the child: the call settles once it is gone, saying how it ended.
+    if (err instanceof AbortError || (err as ReexecError).code === 'ERR_GONS_TIMEOUT') {
+      proc.terminate();
+      const { code, signal } = await proc.ended;
+      Object.assign(err as CallError, { exitCode: code, signal, stderr: proc.stderr() });
+    }
     throw err;
   }
-  log('worker %d ready', worker.pid);
-  return worker;
 }

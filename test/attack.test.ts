@@ -14,7 +14,7 @@ import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import { checkAction, openNamespaceWorker, runReexecAction } from '../reexec/index';
-import { coverageRun } from '../reexec/child';
+import { coverageRun } from '../reexec/role';
 import type { VictimState } from './fixtures/attack/actions';
 import './fixtures/attack/actions';
 import {

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { checkAction, openNamespaceWorker, runReexecAction, type ReexecOptions } from '../reexec/index';
-import { createNamespaces } from '../reexec/testing';
+import { createNamespaces } from '../testing/index';
 import { isRoot } from './fixtures/helpers';
 import './fixtures/actions';
 
@@ -79,6 +79,9 @@ checkAction().then(async () => {
     ['entry not a path', { entry: 42 as never }, argErr('ERR_INVALID_ARG_TYPE', /entry must be a path or a file: URL/)],
     ['entry an http: URL', { entry: new URL('http://example.com/x.js') }, argErr('ERR_INVALID_ARG_VALUE', /entry "http:\/\/example\.com\/x\.js": .*file/)],
     ['an aborted signal', { signal: AbortSignal.abort() }, { name: 'AbortError', code: 'ABORT_ERR' }],
+    ['a signal that is not an AbortSignal', { signal: { aborted: false } as never }, argErr('ERR_INVALID_ARG_TYPE', /signal must be an AbortSignal/)],
+    ['env not an object', { env: 'A=1' as never }, argErr('ERR_INVALID_ARG_TYPE', /env must be an object/)],
+    ['an aborted signal with a target', { signal: AbortSignal.abort(), target: { pid: process.pid } }, { name: 'AbortError' }],
   ];
 
   t.test(`${cases.length} bad inputs, each rejected with its own error before the action runs`, async (t) => {

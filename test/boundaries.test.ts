@@ -5,7 +5,7 @@
  */
 import t, { type Test } from 'tap';
 import { checkAction, runReexecAction } from '../reexec/index';
-import { createNamespaces } from '../reexec/testing';
+import { createNamespaces } from '../testing/index';
 import { needsRoot } from './fixtures/helpers';
 import './fixtures/actions';
 

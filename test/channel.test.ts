@@ -53,9 +53,10 @@ void checkAction().then(() => {
   t.test('asReply accepts what a child sends and nothing else', async (t) => {
     t.ok(asReply({ id: 1, result: undefined }));
     t.ok(asReply({ id: 1, error: { name: 'Error', message: 'm', stack: 's', code: 'E', errno: -2, syscall: 'open', path: '/x' } }));
-    t.ok(asReply({ id: 1, switchError: { message: 'm', envVar: 'gons_net', path: '/', syscall: 'setns', errno: 1 } }));
+    t.ok(asReply({ id: 1, error: { name: 'NamespaceSwitchError', message: 'm', envVar: 'gons_net', path: '/', syscall: 'setns', errno: -1 } }));
     t.notOk(asReply({ id: 1, error: { name: 'Error', message: 'm', extra: 1 } }), 'unknown error field');
-    t.notOk(asReply({ id: 1, switchError: { message: 'm', envVar: 1, path: '/', syscall: 'setns', errno: 1 } }));
+    t.notOk(asReply({ id: 1, error: { name: 'NamespaceSwitchError', message: 'm', envVar: 1, path: '/', syscall: 'setns', errno: -1 } }), 'a numeric envVar');
+    t.notOk(asReply({ id: 1, switchError: { message: 'm', envVar: 'gons_net', path: '/', syscall: 'setns', errno: 1 } }), 'no such reply kind');
     t.notOk(asReply({ id: 1, other: 1 }));
     t.notOk(asReply(Object.assign(Object.create(null), { id: 1, result: 1 })), 'not a plain object');
   });
@@ -104,7 +105,7 @@ void checkAction().then(() => {
   t.test('a late reply of a timed-out worker call is dropped; the worker keeps working', async (t) => {
     const worker = await openNamespaceWorker();
     t.teardown(() => worker.close());
-    await t.rejects(worker.run('delayed-echo', { value: 1, ms: 200 }, { timeout: 1 }), { code: 'ETIMEDOUT' });
+    await t.rejects(worker.run('delayed-echo', { value: 1, ms: 200 }, { timeout: 1 }), { code: 'ERR_GONS_TIMEOUT' });
     t.equal(await worker.run('delayed-echo', { value: 2, ms: 400 }), 2);
   });
 

@@ -17,8 +17,8 @@ import t from 'tap';
 import { encodeFrame } from '../reexec/channel';
 import { checkCacheDirectory, compileCacheEnv, compileCacheSupported, defaultCacheDirectory } from '../reexec/compile-cache';
 import { checkAction, openNamespaceWorker, runReexecAction, type ReexecOptions } from '../reexec/index';
-import { prepareNamespaces, spawnReexec } from '../reexec/parent';
-import { coverageRun } from '../reexec/child';
+import { planReexec, startProcess } from '../reexec/internal';
+import { coverageRun } from '../reexec/role';
 import { eventually, fixturePath, isRoot, needsRoot } from './fixtures/helpers';
 import type { CacheState } from './fixtures/cache-entry';
 import './fixtures/cache-entry';
@@ -264,7 +264,7 @@ void checkAction().then(() => {
     await worker.close();
 
     // A child that dropped its privileges cannot chroot back to the host's root at exit.
-    const child = spawnReexec('cache-drop-privileges', { entry, compileCache }, prepareNamespaces({ namespaces: target.namespaces }));
+    const { child } = await startProcess(planReexec('runReexecAction', 'cache-drop-privileges', { entry, compileCache, namespaces: target.namespaces }));
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     child.stdout!.resume();

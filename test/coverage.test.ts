@@ -8,7 +8,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { checkAction, register, runReexecAction } from '../reexec/index';
-import { createNamespaces } from '../reexec/testing';
+import { createNamespaces } from '../testing/index';
 import { coveredOnlyInAChild } from './fixtures/covered';
 import { eventually, needsRoot, projectRoot } from './fixtures/helpers';
 import { LONG } from './fixtures/waits';
@@ -44,8 +44,8 @@ checkAction().then(() => {
       t.equal(await eventually(() => childCount(r.pid), LONG), 1);
     });
     t.test('an action that threw', async (t) => {
-      const err = (await runReexecAction('covered-then-throw', { param: 'thrown' }).catch((e) => e)) as { code: string };
-      t.equal(await eventually(() => childCount(Number(err.code)), LONG), 1);
+      const err = (await runReexecAction('covered-then-throw', { param: 'thrown' }).catch((e) => e)) as { cause: { code: string } };
+      t.equal(await eventually(() => childCount(Number(err.cause.code)), LONG), 1);
     });
     t.test('an action in a mount namespace whose filesystem lacks the project', { skip: needsRoot }, async (t) => {
       const ns = await createNamespaces(t, ['mnt'], { hide: [projectRoot] });

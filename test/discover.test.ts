@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { type NamespaceInfo, listNamespaces, namespaceTypes } from '../lib/index';
 import { nsfsMounts } from '../lib/discover';
-import { createNamespaces } from '../reexec/testing';
+import { createNamespaces } from '../testing/index';
 import { asNobody, eventually, fixturePath, ino, needsRoot, plainEnv } from './fixtures/helpers';
 
 const ipWorks = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).status === 0;

@@ -6,10 +6,9 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
 import { NamespaceSwitchError } from '../lib/index';
-import { NamespaceWorker, checkAction, runReexecAction, type ReexecError } from '../reexec/index';
-import { prepareNamespaces, spawnReexec } from '../reexec/parent';
-import { READY_ACTION } from '../reexec/protocol';
-import { createNamespaces } from '../reexec/testing';
+import { checkAction, runReexecAction, type ReexecError } from '../reexec/index';
+import { planReexec, startWorker } from '../reexec/internal';
+import { createNamespaces } from '../testing/index';
 import { children, settledChildren } from './fixtures/hygiene';
 import { needsRoot, plainEnv, projectRoot } from './fixtures/helpers';
 import { LONG, startedPid } from './fixtures/waits';
@@ -52,11 +51,9 @@ checkAction().then(() => {
 
   t.test('a namespace holder that dies between the call and the switch', { skip: needsRoot }, async (t) => {
     const ns = await createNamespaces(['net']);
-    const prepared = prepareNamespaces({ namespaces: ns.namespaces() });
+    const plan = planReexec('openNamespaceWorker', '', { namespaces: ns.namespaces() });
     await ns.close();
-    const worker = new NamespaceWorker(spawnReexec('(worker)', {}, prepared));
-    const err = await worker.call(READY_ACTION, undefined).catch((e) => e);
-    await worker.close();
+    const err = await startWorker(plan).catch((e) => e);
     t.type(err, NamespaceSwitchError);
     t.match(err, { envVar: 'gons_net', syscall: 'open', code: 'ENOENT', path: ns.paths.net });
   });

@@ -18,7 +18,7 @@ import { HANDLE_FD } from '../reexec/handles';
 import {
   type NamespaceWorker, TransferredFd, checkAction, connectIn, listenIn, openIn, openNamespaceWorker, register, runReexecAction, transferFd,
 } from '../reexec/index';
-import { createNamespaces, type Namespaces } from '../reexec/testing';
+import { createNamespaces, type Namespaces } from '../testing/index';
 import { asNobody, eventually, fixturePath, needsRoot, pidFrom, plainEnv } from './fixtures/helpers';
 
 /** What `handles:bad` returns, by name: each a handle that cannot move. */
@@ -154,7 +154,7 @@ void checkAction().then(() => {
     const hash = createHash('sha256');
     for await (const part of fh.createReadStream({ autoClose: false })) hash.update(part);
     t.equal(hash.digest('hex'), createHash('sha256').update(big).digest('hex'), 'all 70 MiB arrive');
-    await t.rejects(openIn({ namespaces: ns.namespaces() }, '/tmp/not-there'), { code: 'ENOENT' });
+    await t.rejects(openIn({ namespaces: ns.namespaces() }, '/tmp/not-there'), { code: 'ERR_GONS_ACTION_FAILED', cause: { code: 'ENOENT' } });
   });
 
   t.test('a raw fd and a datagram socket arrive, anywhere in the result', { skip: needsRoot }, async (t) => {
@@ -229,11 +229,11 @@ void checkAction().then(() => {
     const ns = await netns(t);
     const worker = await openNamespaceWorker({ namespaces: ns.namespaces() });
     t.teardown(() => worker.close());
-    await t.rejects(connectIn(worker, { host: '127.0.0.1', port: PORT }), { code: 'ECONNREFUSED' });
+    await t.rejects(connectIn(worker, { host: '127.0.0.1', port: PORT }), { code: 'ERR_GONS_ACTION_FAILED', cause: { code: 'ECONNREFUSED' } });
     await worker.run('handles:serve', PORT);
     const childFds = await worker.run<string[]>('handles:fds');
     const before = ownFds();
-    await t.rejects(connectIn(worker, { host: '127.0.0.1', port: PORT + 1 }), { code: 'ECONNREFUSED' });
+    await t.rejects(connectIn(worker, { host: '127.0.0.1', port: PORT + 1 }), { code: 'ERR_GONS_ACTION_FAILED', cause: { code: 'ECONNREFUSED' } });
     t.same(await worker.run('handles:fds'), childFds, 'a refused connect leaves nothing in the child');
     // A reply with handles that comes after its call was aborted: its fds are taken and closed here.
     const started = join(tmpdir(), `gons-handles-started-${process.pid}`);
@@ -264,7 +264,7 @@ void checkAction().then(() => {
     const hanging = doomed.run('handles:opened-then-hang', pidFile).catch((e) => e);
     await pidFrom(pidFile);
     await doomed.kill();
-    t.match(await hanging, { code: 'ERR_GONS_WORKER_EXITED' });
+    t.match(await hanging, { code: 'ERR_GONS_CHILD_DIED' });
     await fdsBack(before);
     t.same(ownFds(), before, 'nothing left here after a crash');
   });

@@ -10,7 +10,7 @@ import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { preinitPath } from '../lib/index';
-import { createNamespaces } from '../reexec/testing';
+import { createNamespaces } from '../testing/index';
 import { fixturePath, hookedReport, needsRoot, plainEnv, projectRoot, type ReportOptions } from './fixtures/helpers';
 import type { HookOptions, HookReport } from './fixtures/report';
 

@@ -10,7 +10,7 @@ import { basename, dirname, join } from 'node:path';
 import t, { type Test } from 'tap';
 import { namespaceTypes, preinitPath, type NamespaceType } from '../lib/index';
 import { addon } from '../lib/native';
-import { createNamespaces, type CreateNamespacesOptions } from '../reexec/testing';
+import { createNamespaces, type CreateNamespacesOptions } from '../testing/index';
 import {
   asNobody, fixturePath, hookedReport, ino, needsNobody, needsRoot, plainEnv, projectRoot, spawnAsNobody, stagedHookedReport, stagedHookedReportWaiting,
 } from './fixtures/helpers';

@@ -5,7 +5,7 @@ import { envVarOf, isNamespaceType } from '../lib/namespaces';
 import { errnoName } from '../lib/errors';
 import * as gons from '../lib/index';
 import * as reexec from '../reexec/index';
-import * as testing from '../reexec/testing';
+import * as testing from '../testing/index';
 
 t.test("namespaceTypes is gons's default order, plus time", async (t) => {
   t.same(namespaceTypes, ['user', 'mnt', 'cgroup', 'ipc', 'net', 'pid', 'time', 'uts']);

@@ -17,7 +17,7 @@ t.test('the tarball holds what a consumer needs, and nothing else', async (t) =>
   const [pack] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: projectRoot, env: npmEnv, encoding: 'utf8' }));
   const files: string[] = pack.files.map((f: { path: string }) => f.path);
   for (const needed of ['LICENSE', 'README.md', 'binding.gyp', 'native/preinit.c', 'native/preinit.h', 'native/addon.cc',
-    'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/reexec/index.d.ts', 'dist/reexec/testing.d.ts']) {
+    'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/reexec/index.d.ts', 'dist/testing/index.d.ts']) {
     t.ok(files.includes(needed), `ships ${needed}`);
   }
   // What the build reads: binding.gyp's sources and every file they #include, transitively (an install builds them).
@@ -64,7 +64,7 @@ t.test('types resolve for node10, node16/nodenext and bundler consumers', async 
     }
     const resolved = [...out.matchAll(/Module name '(gons[^']*)' was successfully resolved to '([^']+)'/g)].map((m) => [m[1], m[2].replace(`${pkg}/`, '')]);
     t.same(Object.fromEntries(resolved), {
-      gons: 'dist/lib/index.d.ts', 'gons/reexec': 'dist/reexec/index.d.ts', 'gons/testing': 'dist/reexec/testing.d.ts',
+      gons: 'dist/lib/index.d.ts', 'gons/reexec': 'dist/reexec/index.d.ts', 'gons/testing': 'dist/testing/index.d.ts',
     }, `${resolution}: every entry point resolves to the shipped declarations`);
   }
 });

@@ -3,7 +3,7 @@ import { statSync } from 'node:fs';
 import t from 'tap';
 import { checkAction, createNamespacePool } from '../reexec/index';
 import { whereKey } from '../reexec/pool';
-import { createNamespaces } from '../reexec/testing';
+import { createNamespaces } from '../testing/index';
 import { eventually, fixturePath, needsRoot } from './fixtures/helpers';
 import { entry, gate, holders, type Where, watch, workerProcesses } from './fixtures/pool';
 
@@ -21,7 +21,7 @@ void checkAction().then(() => {
     const longCall = pool.run({ namespaces: a.namespaces() }, 'delayed-echo', { value: 1, ms: 600000 });
     const crash = pool.run({ namespaces: a.namespaces() }, 'kill9');
     const other = pool.run<Where>({ namespaces: b.namespaces() }, 'where');
-    for (const p of [longCall, crash]) await t.rejects(p, { name: 'ReexecError', code: 'ERR_GONS_WORKER_EXITED', signal: 'SIGKILL' });
+    for (const p of [longCall, crash]) await t.rejects(p, { name: 'ReexecError', code: 'ERR_GONS_CHILD_DIED', signal: 'SIGKILL' });
     t.equal((await other).hostname, 'crash-1', 'the other worker is not concerned');
     const [exit] = await w.exits(1);
     t.match(exit, { pid: first, reason: 'crashed', signal: 'SIGKILL' });
@@ -62,7 +62,7 @@ void checkAction().then(() => {
       return r.hostname;
     }));
     t.equal(pool.queued, 6, 'all queued behind the first');
-    await t.rejects(timedOut, { name: 'ReexecError', code: 'ETIMEDOUT', action: 'pid' }, 'a timeout while queued');
+    await t.rejects(timedOut, { name: 'ReexecError', code: 'ERR_GONS_TIMEOUT', action: 'pid' }, 'a timeout while queued');
     ac.abort();
     await t.rejects(aborted, { name: 'AbortError', code: 'ABORT_ERR' }, 'an abort while queued');
     t.equal(pool.queued, 3, 'they left the queue');
@@ -81,7 +81,7 @@ void checkAction().then(() => {
     const w = watch(pool);
     t.teardown(w.stop);
     const pid = await pool.run<number>({ namespaces: a.namespaces() }, 'pid');
-    await t.rejects(pool.run({ namespaces: a.namespaces() }, 'delayed-echo', { value: 1, ms: 600000 }, { timeout: 500 }), { code: 'ETIMEDOUT' });
+    await t.rejects(pool.run({ namespaces: a.namespaces() }, 'delayed-echo', { value: 1, ms: 600000 }, { timeout: 500 }), { code: 'ERR_GONS_TIMEOUT' });
     const [exit] = await w.exits(1);
     t.match(exit, { pid, reason: 'abandoned', signal: 'SIGKILL' });
     const ac = new AbortController();
@@ -99,7 +99,7 @@ void checkAction().then(() => {
   t.test('a start nobody waits for any more is given up', async (t) => {
     const pool = createNamespacePool({ entry: fixturePath('never-checks.ts'), output: 'ignore' });
     t.teardown(() => pool.close());
-    await t.rejects(pool.run({ namespaces: [] }, 'echo', 1, { timeout: 1500 }), { code: 'ETIMEDOUT' });
+    await t.rejects(pool.run({ namespaces: [] }, 'echo', 1, { timeout: 1500 }), { code: 'ERR_GONS_TIMEOUT' });
     await eventually(() => {
       if (pool.size !== 0 || workerProcesses().length !== 0) throw new Error('the starting worker is still there');
     }, 60000);

@@ -13,10 +13,10 @@ import t from 'tap';
 import { NamespaceSwitchError } from '../lib/index';
 import { AbortError, ReexecError, checkAction, register, runReexecAction } from '../reexec/index';
 import { encodeFrame } from '../reexec/channel';
-import { prepareNamespaces, reexecCommand, spawnReexec } from '../reexec/parent';
-import { coverageRun } from '../reexec/child';
+import { planReexec, startProcess } from '../reexec/internal';
+import { coverageRun } from '../reexec/role';
 import { filterFlags, formatNodeOptions, parseNodeOptions, sanitizeChildEnv } from '../reexec/flags';
-import { createNamespaces } from '../reexec/testing';
+import { createNamespaces } from '../testing/index';
 import { asNobody, eventually, fixturePath, gone, ino, needsNobody, needsRoot, plainEnv, projectRoot } from './fixtures/helpers';
 import { settledChildren } from './fixtures/hygiene';
 import { LONG, startedPid } from './fixtures/waits';
@@ -29,7 +29,7 @@ const fixture = (name: string) => [...process.execArgv, fixturePath(name)];
 void checkAction().then(() => {
   t.test('ported from Go gons/reexec', async (t) => {
     t.test('runs action and exits with code 0', async (t) => {
-      const child = spawnReexec('action', {}, prepareNamespaces({}));
+      const { child } = await startProcess(planReexec('runReexecAction', 'action'));
       const frame = encodeFrame({ id: 1, action: 'action', param: undefined });
       const channel = child.stdio[3] as Duplex;
       channel.resume();
@@ -166,11 +166,11 @@ void checkAction().then(() => {
   t.test('errors thrown by the action come back as the cause', async (t) => {
     const fsErr = (await runReexecAction('fail-fs').catch((e) => e)) as ReexecError;
     t.type(fsErr, ReexecError);
-    t.match(fsErr, { code: 'ENOENT', action: 'fail-fs', message: /action "fail-fs" failed: ENOENT/ });
+    t.match(fsErr, { code: 'ERR_GONS_ACTION_FAILED', action: 'fail-fs', message: /action "fail-fs" failed: ENOENT/ });
     t.match(fsErr.cause, { name: 'Error', code: 'ENOENT', errno: -2, syscall: 'open', path: '/nonexistent/gons' });
     t.match((fsErr.cause as Error).stack, /actions\.ts/);
     const custom = (await runReexecAction('fail-custom').catch((e) => e)) as ReexecError;
-    t.match(custom, { code: 'EMINE' });
+    t.match(custom, { code: 'ERR_GONS_ACTION_FAILED' }, "the action's own code is the cause's");
     t.match(custom.cause, { name: 'MyError', message: 'mine', code: 'EMINE' });
     const str = (await runReexecAction('throw-string').catch((e) => e)) as ReexecError;
     t.match(str.cause, { name: 'Error', message: 'non-error thrown: boom' });
@@ -182,7 +182,7 @@ void checkAction().then(() => {
   t.test('a child that dies without a result', async (t) => {
     await t.rejects(runReexecAction('exit3', { output: 'ignore' }), {
       code: 'ERR_GONS_CHILD_DIED', exitCode: 3, signal: null, stderr: /about to exit/,
-      message: 'gons/reexec: child of action "exit3" exited with code 3 without a result (its stderr is in .stderr)',
+      message: /^gons\/reexec: child \d+ of action "exit3" exited with code 3 without a result \(its stderr is in \.stderr\)$/,
     });
     await t.rejects(runReexecAction('kill9', { output: 'ignore' }), { code: 'ERR_GONS_CHILD_DIED', exitCode: null, signal: 'SIGKILL' });
     const flood = (await runReexecAction('stderr-flood', { output: 'ignore' }).catch((e) => e)) as ReexecError;
@@ -206,36 +206,36 @@ void checkAction().then(() => {
     const dir = t.testdir({});
     // The timeout runs from the spawn, and a cold start may outlast it: the child is killed then too, but
     // before its action ran. Until the action had started when the timeout fired, retry with twice the time.
-    const timedOutWhileRunning = async (action: 'hang' | 'stubborn'): Promise<number> => {
+    const timedOutWhileRunning = async (action: 'hang' | 'stubborn', signal: NodeJS.Signals): Promise<number> => {
       for (let timeout = 1500; ; timeout *= 2) {
         const pidFile = join(dir, `${action}-${timeout}.pid`);
         const err = (await runReexecAction(action, { param: pidFile, timeout }).catch((e) => e)) as ReexecError;
         // The call settles once the child has ended: the file is as the child left it.
         const text = existsSync(pidFile) ? readFileSync(pidFile, 'utf8') : '';
         if (/^[1-9][0-9]*$/.test(text)) {
-          t.match(err, { name: 'ReexecError', code: 'ETIMEDOUT' }, `${action}: timed out after ${timeout} ms`);
+          t.match(err, { name: 'ReexecError', code: 'ERR_GONS_TIMEOUT', exitCode: null, signal }, `${action}: timed out after ${timeout} ms, ended by ${signal}`);
           return Number(text);
         }
         // Same checks, without adding to the count of a run that needed no retry.
-        if (!(err instanceof ReexecError && err.code === 'ETIMEDOUT')) throw err;
+        if (!(err instanceof ReexecError && err.code === 'ERR_GONS_TIMEOUT')) throw err;
         const left = await settledChildren(LONG);
         if (left.length > 0) throw new Error(`${action} timed out before it started, and left ${JSON.stringify(left)}`);
         if (timeout >= 24_000) throw new Error(`${action} never started within ${timeout} ms`);
       }
     };
-    await gone(await timedOutWhileRunning('hang'), LONG);
+    await gone(await timedOutWhileRunning('hang', 'SIGTERM'), LONG);
 
     const ac = new AbortController();
     const abortFile = join(dir, 'abort.pid');
     const call = runReexecAction('hang', { param: abortFile, signal: ac.signal });
     const pid = await startedPid(abortFile);
     ac.abort();
-    await t.rejects(call, { name: 'AbortError', code: 'ABORT_ERR' });
+    await t.rejects(call, { name: 'AbortError', code: 'ABORT_ERR', exitCode: null, signal: 'SIGTERM' });
     t.type(await call.catch((e) => e), AbortError);
     await gone(pid, LONG);
 
     // Ignores SIGTERM (from before it wrote its pid): only the SIGKILL after the grace period ends it.
-    await gone(await timedOutWhileRunning('stubborn'), LONG);
+    await gone(await timedOutWhileRunning('stubborn', 'SIGKILL'), LONG);
 
     const aborted = AbortSignal.abort();
     await t.rejects(runReexecAction('action', { signal: aborted }), { name: 'AbortError' });
@@ -264,10 +264,10 @@ void checkAction().then(() => {
     t.equal(res.status, 0, 'the parent ran', { stderr: res.stderr });
     const { once, warm } = JSON.parse(res.stdout) as { once: number; warm: number };
     // The pids are the children's own, as their pid namespace (the host's here) numbers them.
-    t.match(res.stderr, new RegExp(`gons:child child ${once} serving pid; the hook joined: net,uts`));
-    t.match(res.stderr, new RegExp(`gons:reexec action pid in child ${once}: settled after \\d+ ms`));
-    t.match(res.stderr, new RegExp(`gons:child child ${warm} serving \\(worker\\); the hook joined: net,uts`));
-    t.match(res.stderr, new RegExp(`gons:worker worker ${warm}: call \\d+ \\(pid\\) settled after \\d+ ms: ok`));
+    t.match(res.stderr, new RegExp(`gons:child child ${once} serving; the hook joined: net,uts`));
+    t.match(res.stderr, new RegExp(`gons:reexec child ${once} of action "pid": call 1 \\(pid\\) settled after \\d+ ms: ok`));
+    t.match(res.stderr, new RegExp(`gons:child child ${warm} serving; the hook joined: net,uts`));
+    t.match(res.stderr, new RegExp(`gons:reexec namespace worker ${warm}: call \\d+ \\(pid\\) settled after \\d+ ms: ok`));
   });
 
   t.test('no fds leak in the parent, and the child has only stdio and its channel', async (t) => {
@@ -288,6 +288,7 @@ void checkAction().then(() => {
     const saved = [...process.execArgv];
     t.teardown(() => process.execArgv.splice(0, process.execArgv.length, ...saved));
     process.execArgv.push('--inspect=0', '--inspect-brk', '--max-old-space-size=100');
+    const reexecCommand = (entry?: string | URL) => planReexec('openNamespaceWorker', '', { entry }).args;
     const cmd = reexecCommand();
     t.same(cmd.slice(0, saved.length), saved);
     const sigusr1 = process.allowedNodeEnvironmentFlags.has('--disable-sigusr1') ? ['--disable-sigusr1'] : [];
@@ -298,10 +299,11 @@ void checkAction().then(() => {
     t.teardown(() => process.argv.splice(0, process.argv.length, ...argv));
     process.argv.splice(1);
     t.throws(() => reexecCommand(), { message: /no main script to re-execute; pass options.entry/ });
+    t.throws(() => planReexec('openNamespaceWorker', '', { entry: 'no/such/entry.js' }), { code: 'ENOENT' }, 'an entry is checked as the command is made');
   });
 
   t.test('a process that looks like a child but has no channel fails clearly', async (t) => {
-    const res = spawnSync(process.execPath, fixture('actions.ts'), { encoding: 'utf8', env: { ...process.env, gons_reexec_action: 'action' } });
+    const res = spawnSync(process.execPath, fixture('actions.ts'), { encoding: 'utf8', env: { ...process.env, gons_reexec: '1' } });
     t.not(res.status, 0);
     t.match(res.stderr, /re-executed child has no channel on fd 3/);
   });

@@ -8,7 +8,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import t from 'tap';
-import { createNamespaces } from '../reexec/testing';
+import { createNamespaces } from '../testing/index';
 import { fixturePath, needsRoot, plainEnv } from './fixtures/helpers';
 
 const COUNT = 32;

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { createNamespaces } from '../reexec/testing';
+import { createNamespaces } from '../testing/index';
 
 import { asNobody, fixturePath, gone, needsRoot, plainEnv, projectRoot } from './fixtures/helpers';
 

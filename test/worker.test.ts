@@ -6,11 +6,10 @@ import { join } from 'node:path';
 import t from 'tap';
 import { NamespaceSwitchError } from '../lib/index';
 import { resolveTarget, kernelHasPidfdSetns } from '../lib/target';
-import { NamespaceWorker, ReexecError, checkAction, openNamespaceWorker, runReexecAction } from '../reexec/index';
-import { prepareNamespaces, reexecCommand, reexecEnv, spawnReexec } from '../reexec/parent';
-import { coverageRun } from '../reexec/child';
-import { READY_ACTION } from '../reexec/protocol';
-import { createNamespaces } from '../reexec/testing';
+import { ReexecError, checkAction, openNamespaceWorker, runReexecAction } from '../reexec/index';
+import { planReexec, processOf, startWorker } from '../reexec/internal';
+import { coverageRun } from '../reexec/role';
+import { createNamespaces } from '../testing/index';
 import { asNobody, eventually, fixturePath, gone, ino, needsNobody, needsRoot, plainEnv, projectRoot } from './fixtures/helpers';
 import { settledChildren } from './fixtures/hygiene';
 import { LONG, startedPid } from './fixtures/waits';
@@ -29,7 +28,7 @@ void checkAction().then(() => {
     t.same(await Promise.all(params.map((p) => worker.run('delayed-echo', p))), params.map((p) => p.value));
     await t.rejects(worker.run('throw-null-proto'), { cause: { message: 'non-error thrown: [object Object]' } }, 'even an unprintable throw');
     const failed = await worker.run('fail-fs').catch((e) => e);
-    t.match(failed, { code: 'ENOENT', action: 'fail-fs' }, "an action's error rejects only that call");
+    t.match(failed, { code: 'ERR_GONS_ACTION_FAILED', action: 'fail-fs', cause: { code: 'ENOENT' } }, "an action's error rejects only that call");
     t.equal(await worker.run('action'), 'done', 'the worker still serves');
   });
 
@@ -50,7 +49,7 @@ void checkAction().then(() => {
     const dir = t.testdir({});
     // gated-echo replies only once its gate file exists (and then removes it): no reply can beat the timeout.
     const late = { value: 1, started: join(dir, 'late.started'), gate: join(dir, 'late.gate') };
-    await t.rejects(worker.run('gated-echo', late, { timeout: 100 }), { name: 'ReexecError', code: 'ETIMEDOUT' });
+    await t.rejects(worker.run('gated-echo', late, { timeout: 100 }), { name: 'ReexecError', code: 'ERR_GONS_TIMEOUT' });
     await startedPid(late.started);
     writeFileSync(late.gate, '');
     await eventually(() => { if (existsSync(late.gate)) throw new Error('the action has not replied yet'); }, LONG);
@@ -73,15 +72,15 @@ void checkAction().then(() => {
     const pending = [worker.run('hang', join(dir, '1.pid')), worker.run('hang', join(dir, '2.pid'))];
     const crash = worker.run('kill9');
     for (const p of [...pending, crash]) {
-      await t.rejects(p, { name: 'ReexecError', code: 'ERR_GONS_WORKER_EXITED', signal: 'SIGKILL' });
+      await t.rejects(p, { name: 'ReexecError', code: 'ERR_GONS_CHILD_DIED', signal: 'SIGKILL' });
     }
     t.same(await exited, [null, 'SIGKILL']);
-    await t.rejects(worker.run('action'), { code: 'ERR_GONS_WORKER_EXITED' });
+    await t.rejects(worker.run('action'), { code: 'ERR_GONS_CHILD_DIED' });
     await worker.close();
 
     const exiting = await openNamespaceWorker({ output: 'ignore' });
     await t.rejects(exiting.run('exit3'), {
-      code: 'ERR_GONS_WORKER_EXITED', exitCode: 3, stderr: /about to exit/, message: /^gons\/reexec: namespace worker \d+ exited with code 3 \(its stderr is in \.stderr\)$/,
+      code: 'ERR_GONS_CHILD_DIED', exitCode: 3, stderr: /about to exit/, message: /^gons\/reexec: namespace worker \d+ exited with code 3 without a result \(its stderr is in \.stderr\)$/,
     });
   });
 
@@ -107,7 +106,7 @@ void checkAction().then(() => {
     const stuck = worker.run('hang', join(t.testdir({}), 'pid'));
     const closing = worker.close(); // would wait for ever
     await worker.kill();
-    await t.rejects(stuck, { code: 'ERR_GONS_WORKER_EXITED', signal: 'SIGKILL' });
+    await t.rejects(stuck, { code: 'ERR_GONS_CHILD_DIED', signal: 'SIGKILL' });
     await closing;
     await gone(worker.pid, LONG);
   });
@@ -126,7 +125,7 @@ void checkAction().then(() => {
     const worker = await openNamespaceWorker();
     const dir = t.testdir({});
     const slow = { value: 1, started: join(dir, 'started'), gate: join(dir, 'gate') };
-    await t.rejects(worker.run('gated-echo', slow, { timeout: 50 }), { code: 'ETIMEDOUT' });
+    await t.rejects(worker.run('gated-echo', slow, { timeout: 50 }), { code: 'ERR_GONS_TIMEOUT' });
     await startedPid(slow.started);
     const closing = worker.close();
     writeFileSync(slow.gate, ''); // the action ends while the worker closes
@@ -136,18 +135,15 @@ void checkAction().then(() => {
 
   t.test('the start of a worker can time out or be aborted; the child does not stay', async (t) => {
     const entry = fixturePath('never-checks.ts');
-    await t.rejects(openNamespaceWorker({ entry, timeout: 1500, output: 'ignore' }), { code: 'ETIMEDOUT' });
+    await t.rejects(openNamespaceWorker({ entry, timeout: 1500, output: 'ignore' }), { code: 'ERR_GONS_TIMEOUT' });
     await t.rejects(openNamespaceWorker({ entry, signal: AbortSignal.timeout(1500), output: 'ignore' }), { name: 'AbortError' });
     t.same(await settledChildren(LONG), [], 'both children were killed');
   });
 
   t.test('a child whose hook never ran refuses to run actions', async (t) => {
-    const prepared = prepareNamespaces({ namespaces: [{ type: 'uts', path: '/proc/self/ns/uts' }] });
-    const env = { ...reexecEnv('(worker)', prepared.env), LD_PRELOAD: '' };
-    const child = spawn(process.execPath, reexecCommand(), { env, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
-    const worker = new NamespaceWorker(child, 'ignore');
-    const err = await worker.call(READY_ACTION, undefined).catch((e) => e);
-    await worker.close();
+    const plan = planReexec('openNamespaceWorker', '', { namespaces: [{ type: 'uts', path: '/proc/self/ns/uts' }], output: 'ignore' });
+    plan.env.LD_PRELOAD = '';
+    const err = await startWorker(plan).catch((e) => e);
     t.type(err, NamespaceSwitchError);
     t.match(err, { envVar: 'gons_uts', code: 'ENOSYS', message: 'package gons: the pre-init hook did not run, so gons_uts was not switched' });
   });
@@ -195,12 +191,10 @@ void checkAction().then(() => {
     });
     // The holder dies between the call (pidfd opened) and the child's switch.
     const ns2 = await createNamespaces(['net', 'uts']);
-    const prepared = prepareNamespaces({ target: { pid: ns2.pid } });
-    t.ok(prepared.pidfd !== undefined);
+    const plan = planReexec('openNamespaceWorker', '', { target: { pid: ns2.pid } });
+    t.ok(plan.pidfd !== undefined);
     await ns2.close();
-    const worker = new NamespaceWorker(spawnReexec('(worker)', {}, prepared));
-    const err = await worker.call(READY_ACTION, undefined).catch((e) => e);
-    await worker.close();
+    const err = await startWorker(plan).catch((e) => e);
     t.type(err, NamespaceSwitchError);
     t.match(err, { envVar: 'gons_target_pidfd', syscall: 'setns', code: 'ESRCH' });
   });
@@ -263,7 +257,7 @@ void checkAction().then(() => {
     t.equal(await worker.run('drop-privileges'), 65534);
     await worker.close();
     t.same(await exited, [0, null], 'exit code 0, no uncaught exception');
-    const stderr = ((worker as unknown as { stderr(): string }).stderr)();
+    const stderr = processOf(worker).stderr();
     // A coverage run keeps the way back, and tries it at exit; otherwise the child sealed the target root and never tries.
     if (coverageRun()) t.match(stderr, /staying on the target's root: package gons: cannot return to the original root: Operation not permitted/);
     else t.notMatch(stderr, /staying on the target's root/, 'sealed: no way back to try');

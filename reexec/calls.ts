@@ -1,0 +1,205 @@
+/**
+ * The calls over a child's channel: request ids, the calls in flight, their
+ * deadlines, and each reply — or the child's end — turned into the call's
+ * result or error. One lifecycle serves a one-shot call and a worker's many.
+ *
+ * The child sits in an untrusted container: whatever it sends is checked,
+ * and the first malformed frame (bad bytes, too large, not a reply, handles
+ * that do not add up) kills it and fails its calls with `ERR_GONS_PROTOCOL`.
+ */
+import createDebug from 'debug';
+import { NamespaceSwitchError } from '../lib/errors';
+import { addon } from '../lib/native';
+import { FrameReader, ProtocolError, writeFrame } from './channel';
+import { AbortError, ReexecError, type WireError, fromWire } from './errors';
+import { checkSlots, receiveFds, restoreHandles } from './handles';
+import type { RunOptions } from './plan';
+import { encodeRequest } from './plan';
+import { type ReexecProcess, describeEnd } from './process';
+import { type Reply, asReply } from './protocol';
+
+const log = createDebug('gons:reexec');
+
+interface Pending {
+  action: string;
+  resolve(value: unknown): void;
+  reject(err: Error): void;
+}
+
+/** What a call rejects with, beyond `ReexecError`: its end, if the child ended. */
+export type CallError = Error & { exitCode?: number | null; signal?: NodeJS.Signals | null };
+
+export class Calls {
+  private readonly pending = new Map<number, Pending>();
+  /** Ids of calls that timed out or were aborted: their late replies are dropped (and their fds closed), once. */
+  private readonly abandoned = new Set<number>();
+  /** Every call in flight, however it will settle. */
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private nextId = 1;
+  /** Set once the child broke the protocol or ended: what every call rejects with from then on. */
+  private gone: ReexecError | undefined;
+
+  /** `label` names the child in messages: `child 123 of action "x"`, `namespace worker 123`. */
+  constructor(private readonly proc: ReexecProcess, private readonly label: string, maxMessageBytes: number) {
+    const reader = new FrameReader(maxMessageBytes);
+    const onData = (chunk: Buffer) => {
+      try {
+        for (const msg of reader.push(chunk)) this.settle(msg);
+      } catch (err) {
+        // Nothing more from this child counts; keep draining until it is gone.
+        proc.channel.off('data', onData);
+        proc.channel.resume();
+        log('%s broke the protocol: %s', label, (err as Error).message);
+        proc.kill();
+        this.fail(new ReexecError(`gons/reexec: ${label} broke the protocol: ${(err as Error).message}`, { action: '', code: 'ERR_GONS_PROTOCOL', cause: err }));
+      }
+    };
+    proc.channel.on('data', onData);
+    void proc.ended.then((end) => {
+      const tail = proc.stderr();
+      this.fail(new ReexecError(`gons/reexec: ${label} ${describeEnd(end, tail)}`, {
+        action: '', code: 'ERR_GONS_CHILD_DIED', exitCode: end.code, signal: end.signal, stderr: tail,
+      }));
+    });
+  }
+
+  /** Fails every call in flight, and every later one, with `err` (the first such error sticks). */
+  private fail(err: ReexecError): void {
+    this.gone ??= err;
+    for (const [id, p] of this.pending) {
+      this.pending.delete(id);
+      p.reject(this.goneFor(p.action));
+    }
+  }
+
+  private goneFor(action: string): ReexecError {
+    const gone = this.gone!;
+    return new ReexecError(gone.message, { ...gone, action, cause: gone.cause });
+  }
+
+  /**
+   * One reply: its fds are taken off the handle channel in order, as it is
+   * read — even for a call that has already settled — so that replies and fd
+   * messages stay in step. Throws a `ProtocolError` when it is malformed.
+   */
+  private settle(msg: unknown): void {
+    const reply = asReply(msg);
+    if (!reply) throw new ProtocolError('malformed reply');
+    const fds = takeFds(this.proc.handleSocket, reply);
+    const p = this.pending.get(reply.id);
+    if (!p) {
+      fds?.forEach((fd) => addon.closeFd(fd));
+      if (!this.abandoned.delete(reply.id)) throw new ProtocolError(`reply for unknown or settled call ${reply.id}`);
+      return; // the late reply of a call that timed out or was aborted
+    }
+    this.pending.delete(reply.id);
+    if ('error' in reply) return p.reject(replyError(p.action, reply.error));
+    if (!fds) return p.resolve(reply.result);
+    restoreHandles(reply.result, reply.handles!, fds).then(p.resolve, (err: Error) => {
+      // Fds that are not what the reply says they are break the protocol.
+      this.proc.kill();
+      p.reject(new ReexecError(`gons/reexec: ${this.label} broke the protocol: ${err.message}`, { action: p.action, code: 'ERR_GONS_PROTOCOL', cause: err }));
+    });
+  }
+
+  /** Runs `action` with `param` in the child; rejects at once for a param that cannot be cloned. */
+  call(action: string, param: unknown, opts: RunOptions = {}): Promise<unknown> {
+    const id = this.nextId;
+    let frame: Buffer[];
+    try {
+      frame = encodeRequest(this.label, id, action, param);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.send(action, frame, opts);
+  }
+
+  /**
+   * Sends an encoded request (its id must be the next one) and resolves
+   * with the reply's value. `timeout` and `signal` settle only this call.
+   */
+  send(action: string, frame: Buffer[], { timeout, signal }: RunOptions = {}): Promise<unknown> {
+    const id = this.nextId++;
+    if (this.gone) return Promise.reject(this.goneFor(action));
+    if (signal?.aborted) return Promise.reject(new AbortError(undefined, { cause: signal.reason }));
+    const call = new Promise<unknown>((resolve, reject) => {
+      const disarm = armDeadline(action, { timeout, signal }, (err) => {
+        if (!this.pending.delete(id)) return;
+        this.abandoned.add(id);
+        reject(err);
+      });
+      this.pending.set(id, {
+        action,
+        resolve: (v) => (disarm(), resolve(v)),
+        reject: (e) => (disarm(), reject(e)),
+      });
+      writeFrame(this.proc.channel, frame).catch((err: Error) => log('%s: cannot send request %d: %s', this.label, id, err.message));
+    });
+    const started = performance.now();
+    const settled = call.then(() => 'ok', (err: { code?: string }) => err?.code ?? 'error');
+    this.inFlight.add(settled);
+    void settled.then((how) => {
+      this.inFlight.delete(settled);
+      log('%s: call %d (%s) settled after %d ms: %s', this.label, id, action, Math.round(performance.now() - started), how);
+    });
+    return call;
+  }
+
+  /** Resolves once every call sent so far has settled. */
+  async idle(): Promise<void> {
+    await Promise.all(this.inFlight);
+  }
+}
+
+/**
+ * Arms a call's `timeout` and `signal`: `onExpire` gets the
+ * `ERR_GONS_TIMEOUT` `ReexecError` or the `AbortError`, at most once.
+ * Returns the disarm.
+ */
+export function armDeadline(action: string, { timeout, signal }: RunOptions, onExpire: (err: Error) => void): () => void {
+  const disarm = () => {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+  };
+  const expire = (err: Error) => {
+    disarm();
+    onExpire(err);
+  };
+  const onAbort = () => expire(new AbortError(undefined, { cause: signal?.reason }));
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const timer = timeout === undefined ? undefined : setTimeout(() => expire(new ReexecError(
+    `gons/reexec: action ${JSON.stringify(action)} timed out after ${timeout} ms`, { action, code: 'ERR_GONS_TIMEOUT' })), timeout);
+  return disarm;
+}
+
+/** Takes the fds a reply announces off the handle channel. */
+function takeFds(handleSocket: number, reply: Reply): number[] | undefined {
+  if (!('result' in reply) || reply.handles === undefined) return undefined;
+  if (!checkSlots(reply.handles)) throw new ProtocolError('a malformed handle list');
+  try {
+    return receiveFds(handleSocket, reply.handles.length);
+  } catch (err) {
+    throw new ProtocolError((err as Error).message);
+  }
+}
+
+/**
+ * The error a reply carries, rebuilt: a failed namespace switch is a
+ * `NamespaceSwitchError`; a condition gons made in the child keeps its
+ * `ERR_GONS_*` code; anything the action threw is `ERR_GONS_ACTION_FAILED`,
+ * with the action's own error (and its code) on `.cause`.
+ */
+function replyError(action: string, wire: WireError): Error {
+  if (wire.name === 'NamespaceSwitchError') {
+    const err = new NamespaceSwitchError(wire.message, {
+      envVar: String(wire.envVar ?? ''), path: String(wire.path ?? ''), syscall: String(wire.syscall ?? ''), errno: Number(wire.errno) || 0,
+    });
+    err.message = wire.message; // the child's wording, its hint included
+    return err;
+  }
+  const cause = fromWire(wire);
+  const ours = typeof wire.code === 'string' && wire.code.startsWith('ERR_GONS_');
+  return new ReexecError(`gons/reexec: action ${JSON.stringify(action)} failed: ${cause.message}`, {
+    action, code: ours ? wire.code as string : 'ERR_GONS_ACTION_FAILED', cause,
+  });
+}

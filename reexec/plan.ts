@@ -1,0 +1,256 @@
+/**
+ * Options → plan. Every options object is parsed and checked once, here, at
+ * the entrance of a call; everything after works on the plan: the command
+ * line, the child's whole environment (the `gons_*` variables the hook reads
+ * included), the target's pidfd, and the call's bounds.
+ *
+ * Options fail closed: a misspelt key must never run an action in the host's
+ * namespaces, so unknown keys are refused at every level.
+ */
+import { statSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { preinitPath } from '../lib/native';
+import type { Namespace, NamespaceType } from '../lib/namespaces';
+import { type Target, resolveTarget } from '../lib/target';
+import { CONFINE_ENV, confineValue } from '../lib/confine';
+import { checkKeys } from '../lib/options';
+import { namespaceEnv, validateNamespaces } from '../lib/validate';
+import { CHILD_FD, checkMaxMessageBytes, encodeFrame } from './channel';
+import { type CompileCacheOption, checkCompileCacheOption, compileCacheEnv } from './compile-cache';
+import { AbortError, ReexecError } from './errors';
+import { childExecArgv, sanitizeChildEnv } from './flags';
+import { HANDLE_FD } from './handles';
+import { CHILD_ENV } from './role';
+
+/** Options of `runReexecAction`. */
+export interface ReexecOptions {
+  /** Namespaces to join, in this order; gons's shape, `!` allowed. */
+  namespaces?: Namespace[];
+  /** Or: the namespaces of a running process, joined atomically through a pidfd. */
+  target?: Target;
+  /**
+   * With `target`: give the child the target process's uids, gids, groups,
+   * capability sets and no_new_privs, and no fd back to the host's root,
+   * before the first action (see the README's "Confinement").
+   */
+  confine?: boolean;
+  /** Parameter for the action; any structured-cloneable value. */
+  param?: unknown;
+  /** Extra environment for the child. */
+  env?: Record<string, string>;
+  /** Module to re-execute instead of the current main script; it must register the action and call `checkAction()`. */
+  entry?: string | URL;
+  /** Milliseconds; then the child is killed and the call rejects with code `ERR_GONS_TIMEOUT`. */
+  timeout?: number;
+  /** Aborting kills the child and rejects with an `AbortError`. */
+  signal?: AbortSignal;
+  /** Where the child's stdout and stderr go: this process's stderr (the default), or nowhere. Never its stdout. */
+  output?: 'stderr' | 'ignore';
+  /** Bound of one message from the child, in bytes (default 256 MiB); a larger frame is `ERR_GONS_PROTOCOL`. */
+  maxMessageBytes?: number;
+  /** The child's compile cache (Node ≥ 22.10): on by default, `false` turns it off, `{ directory }` chooses where. */
+  compileCache?: CompileCacheOption;
+}
+
+/**
+ * Options of `openNamespaceWorker`; `timeout` and `signal` bound the start
+ * (an entry that never calls `checkAction()` would never answer).
+ */
+export type NamespaceWorkerOptions = Omit<ReexecOptions, 'param'>;
+
+/** Options of one call on a worker or a pool. */
+export interface RunOptions {
+  /** Milliseconds; then the call rejects with code `ERR_GONS_TIMEOUT` (a worker keeps running). */
+  timeout?: number;
+  /** Aborting rejects the call with an `AbortError` (a worker keeps running). */
+  signal?: AbortSignal;
+}
+
+/** Node's timers take at most 2^31-1 ms; a longer timeout would fire at once. */
+export const MAX_TIMEOUT_MS = 0x7fffffff;
+/** fd of the target's pidfd in the child. */
+export const TARGET_FD = 4;
+/**
+ * LD_PRELOAD cannot spell a path with white space or ":" (a checkout in
+ * "My Projects"): then the child inherits the hook on this fd and LD_PRELOAD
+ * names it as /proc/self/fd/6. The hook closes it first thing (gons_keep_fds
+ * does not list it) and scrubs the name from LD_PRELOAD.
+ */
+export const HOOK_FD = 6;
+export const preloadByFd = /[\s:]/.test(preinitPath);
+
+/** Everything a re-execution needs, checked. */
+export interface Plan {
+  /** Node's arguments: the safe flags of this process, the main script (or `entry`) and its arguments. */
+  args: string[];
+  /** The child's whole environment. */
+  env: NodeJS.ProcessEnv;
+  /** The target's pidfd, inherited as fd 4. */
+  pidfd?: number;
+  output: 'stderr' | 'ignore';
+  maxMessageBytes: number;
+  timeout?: number;
+  signal?: AbortSignal;
+  /** `runReexecAction`'s request, encoded: a param that cannot be cloned fails before anything is spawned. */
+  request?: Buffer[];
+  /** Closes what planning opened (our copy of the pidfd); idempotent. */
+  release(): void;
+}
+
+const workerKeys = ['namespaces', 'target', 'confine', 'env', 'entry', 'timeout', 'signal', 'output', 'maxMessageBytes', 'compileCache'] as const;
+const optionKeys = {
+  runReexecAction: [...workerKeys, 'param'],
+  openNamespaceWorker: workerKeys,
+};
+
+function invalid(message: string, code = 'ERR_INVALID_ARG_VALUE'): TypeError {
+  return Object.assign(new TypeError(message), { code });
+}
+
+/**
+ * Checks the options of one call (`timeout`, `signal`), for runs on a worker
+ * or a pool and as part of every plan. `where` names the API in messages.
+ */
+export function checkRunOptions(where: string, action: string, o: RunOptions, keys: readonly string[] = ['timeout', 'signal']): void {
+  checkKeys(`gons/reexec: ${where}`, 'option', o, keys);
+  if (o?.timeout !== undefined && !(typeof o.timeout === 'number' && o.timeout > 0 && o.timeout <= MAX_TIMEOUT_MS)) {
+    throw Object.assign(new RangeError(`${label(where, action)}: timeout must be a positive number of milliseconds, at most ${MAX_TIMEOUT_MS}`), {
+      code: 'ERR_OUT_OF_RANGE',
+    });
+  }
+  if (o?.signal !== undefined && !(o.signal instanceof AbortSignal)) {
+    throw invalid(`${label(where, action)}: signal must be an AbortSignal`, 'ERR_INVALID_ARG_TYPE');
+  }
+}
+
+/** How messages name a call: by its action, or (a worker's start) by the API. */
+function label(where: string, action: string): string {
+  return `gons/reexec: ${action ? `action ${JSON.stringify(action)}` : where}`;
+}
+
+/** Throws the `AbortError` of an already aborted signal. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
+}
+
+/**
+ * Parses and checks `options` of `where` for action `action` (empty for a
+ * worker) into a plan: unknown keys and bad values are refused, the
+ * namespaces checked (or the target's pidfd opened), the environment built.
+ * Nothing is opened before the last check passed; an already aborted
+ * `signal` rejects before anything is opened either.
+ */
+export function planReexec(where: keyof typeof optionKeys, action: string, options: ReexecOptions = {}): Plan {
+  const o = options;
+  checkRunOptions(where, action, o, optionKeys[where]);
+  checkKeys(`gons/reexec: ${where}`, 'target option', o.target, ['pid', 'types']);
+  // Entries that are not objects at all are namespaceEnv's to reject.
+  if (Array.isArray(o.namespaces)) for (const ns of o.namespaces) if (ns && typeof ns === 'object') checkKeys(`gons/reexec: ${where}`, 'namespace entry', ns, ['type', 'path']);
+  const what = label(where, action);
+  const entry = checkChildOptions(what, o);
+  const maxMessageBytes = checkMaxMessageBytes(what.slice('gons/reexec: '.length), o.maxMessageBytes);
+  if (o.confine !== undefined && typeof o.confine !== 'boolean') throw invalid(`${what}: confine must be a boolean`, 'ERR_INVALID_ARG_TYPE');
+  if (o.confine && o.target === undefined) {
+    throw invalid(`${what}: confine needs target: { pid }, a process whose credentials to take${o.namespaces !== undefined ? '; namespaces have none' : ''}`);
+  }
+  if (o.namespaces !== undefined && o.target !== undefined) throw invalid(`${what}: namespaces and target cannot be combined`);
+  checkCompileCacheOption(o.compileCache);
+  const args = [...childExecArgv(), ...(entry === undefined ? mainScript() : [entry])];
+  const request = where === 'runReexecAction' ? encodeRequest(where, 1, action, o.param) : undefined;
+  throwIfAborted(o.signal);
+
+  const joins = joinEnv(o);
+  try {
+    const env = compileCacheEnv(sanitizeChildEnv(childEnv(joins.env, o.env)), o);
+    return { args, env, pidfd: joins.pidfd, output: o.output ?? 'stderr', maxMessageBytes, timeout: o.timeout, signal: o.signal, request, release: joins.release };
+  } catch (err) {
+    joins.release();
+    throw err;
+  }
+}
+
+/** The main script and arguments this program was started with. */
+function mainScript(): string[] {
+  if (process.argv[1] === undefined) throw new TypeError('gons/reexec: this program has no main script to re-execute; pass options.entry');
+  return process.argv.slice(1);
+}
+
+/**
+ * Checks what shapes the child's process, for a call or a pool: `env`,
+ * `output`, and `entry`, returned as the absolute path to run.
+ */
+export function checkChildOptions(what: string, o: Pick<ReexecOptions, 'env' | 'output' | 'entry'>): string | undefined {
+  checkKeys(what, 'env', o.env, Object.keys(o.env ?? {}));
+  for (const [key, value] of Object.entries(o.env ?? {})) {
+    if (typeof value !== 'string' || key === '' || key.includes('=') || key.includes('\0') || value.includes('\0')) {
+      throw invalid(`${what}: invalid env entry ${JSON.stringify(key)}`);
+    }
+  }
+  if (o.output !== undefined && o.output !== 'stderr' && o.output !== 'ignore') throw invalid(`${what}: output must be 'stderr' or 'ignore'`);
+  return o.entry === undefined ? undefined : checkEntry(what, o.entry);
+}
+
+/** An `entry` as the absolute path of a file the child can run: a file: URL or a path, relative ones against the cwd. */
+function checkEntry(what: string, entry: unknown): string {
+  if (typeof entry !== 'string' && !(entry instanceof URL)) throw invalid(`${what}: entry must be a path or a file: URL`, 'ERR_INVALID_ARG_TYPE');
+  let path: string;
+  try {
+    path = entry instanceof URL || entry.startsWith('file:') ? fileURLToPath(entry) : resolvePath(entry);
+  } catch (err) {
+    throw invalid(`${what}: entry ${JSON.stringify(String(entry))}: ${(err as Error).message}`);
+  }
+  let isFile: boolean;
+  try {
+    isFile = statSync(path).isFile();
+  } catch (err) {
+    const { code, errno } = err as NodeJS.ErrnoException;
+    throw Object.assign(new Error(`${what}: cannot run entry ${JSON.stringify(path)}: ${code}`), { code, errno, syscall: 'stat', path });
+  }
+  if (!isFile) throw Object.assign(new Error(`${what}: cannot run entry ${JSON.stringify(path)}: not a file`), { code: 'ERR_INVALID_ARG_VALUE', path });
+  return path;
+}
+
+/** A request as a frame; a param that cannot be cloned is a `ReexecError` before anything is sent. */
+export function encodeRequest(where: string, id: number, action: string, param: unknown): Buffer[] {
+  try {
+    return encodeFrame({ id, action, param });
+  } catch (err) {
+    throw new ReexecError(`gons/reexec: ${where}: param of action ${JSON.stringify(action)} cannot be cloned: ${(err as Error).message}`, {
+      action, code: 'ERR_GONS_NOT_CLONEABLE', cause: err,
+    });
+  }
+}
+
+/** The `gons_*` variables of the joins: checked namespaces, or a target's pidfd (opened here) and types; with `confine`, its credentials. */
+function joinEnv(o: ReexecOptions): { env: Record<string, string>; pidfd?: number; release(): void } {
+  if (o.target === undefined) return { env: validateNamespaces(o.namespaces ?? []), release: () => {} };
+  const target = resolveTarget(o.target);
+  try {
+    const joined: { env: Record<string, string>; types: NamespaceType[]; pidfd?: number; release(): void } = 'namespaces' in target
+      ? { env: namespaceEnv(target.namespaces), types: target.namespaces.map((ns) => ns.type.replace('!', '') as NamespaceType), release: target.close }
+      : { env: { gons_target_pidfd: String(TARGET_FD), gons_target_types: target.types.join(',') }, types: target.types, pidfd: target.pidfd, release: target.close };
+    if (o.confine) joined.env[CONFINE_ENV] = confineValue(o.target.pid, joined.types);
+    return joined;
+  } catch (err) {
+    target.close();
+    throw err;
+  }
+}
+
+/**
+ * The child's environment: ours without any `gons_*` variable, the caller's
+ * extra variables, the joins' variables, the child marker, and the hook
+ * prepended to LD_PRELOAD.
+ */
+function childEnv(joins: Record<string, string>, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('gons_')) env[k] = v;
+  Object.assign(env, extra, joins);
+  env[CHILD_ENV] = '1';
+  env.gons_parent_pid = String(process.pid);
+  // The hook closes every other inherited fd above 2: the channel (3), a target's pidfd (4) and the handle channel (5) stay.
+  env.gons_keep_fds = [String(CHILD_FD), joins.gons_target_pidfd, String(HANDLE_FD)].filter(Boolean).join(',');
+  env.LD_PRELOAD = [preloadByFd ? `/proc/self/fd/${HOOK_FD}` : preinitPath, env.LD_PRELOAD].filter(Boolean).join(' ');
+  return env;
+}
