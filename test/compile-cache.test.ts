@@ -182,7 +182,7 @@ void checkAction().then(() => {
 
     for (const [bad, code] of [['yes', 'ERR_INVALID_ARG_TYPE'], [null, 'ERR_INVALID_ARG_TYPE'], [{ dir: 'x' }, 'ERR_INVALID_ARG_VALUE'],
       [{ directory: '' }, 'ERR_INVALID_ARG_VALUE'], [{ directory: 'a\0b' }, 'ERR_INVALID_ARG_VALUE'], [{}, 'ERR_INVALID_ARG_VALUE']] as const) {
-      t.throws(() => compileCacheEnv({}, { compileCache: bad as never }, false), { code }, `compileCache ${JSON.stringify(bad)} is refused on every line`);
+      t.throws(() => planReexec('runReexecAction', 'cache-state', { entry, compileCache: bad as never }), { code }, `compileCache ${JSON.stringify(bad)} is refused on every line`);
     }
     await t.rejects(runReexecAction('cache-state', { entry, compileCache: { directry: dir } as never }), { code: 'ERR_INVALID_ARG_VALUE', message: /did you mean "directory"/ });
     await t.rejects(openNamespaceWorker({ entry, compileCache: 'on' as never }), { code: 'ERR_INVALID_ARG_TYPE' });

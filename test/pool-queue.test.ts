@@ -1,5 +1,6 @@
 /** createNamespacePool: the queue, eviction, crashes, timeouts, close() and option checks. */
 import { statSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import t from 'tap';
 import { checkAction, createNamespacePool } from '../reexec/index';
 import { whereKey } from '../reexec/pool';
@@ -167,12 +168,13 @@ void checkAction().then(() => {
     t.throws(bad('4'), { code: 'ERR_INVALID_ARG_TYPE' });
     for (const max of [0, 1.5, '2']) t.throws(bad({ max }), { code: 'ERR_INVALID_ARG_VALUE', message: /max must be a positive integer/ });
     for (const idleTimeout of [0, -1, 2 ** 31, '5']) t.throws(bad({ idleTimeout }), { code: 'ERR_INVALID_ARG_VALUE', message: /idleTimeout/ });
-    t.throws(bad({ entry: 5 }), { code: 'ERR_INVALID_ARG_VALUE', message: /entry/ });
+    t.throws(bad({ entry: 5 }), { code: 'ERR_INVALID_ARG_TYPE', message: /entry/ });
+    t.throws(bad({ entry: '/no/such/entry.js' }), { code: 'ENOENT', message: /createNamespacePool: cannot run entry/ }, 'a missing entry is refused as the pool is made');
     t.throws(bad({ env: { A: 1 } }), { code: 'ERR_INVALID_ARG_VALUE', message: /env entry "A"/ });
     t.throws(bad({ env: { 'A=B': 'x' } }), { code: 'ERR_INVALID_ARG_VALUE' });
     t.throws(bad({ env: 'A=B' }), { code: 'ERR_INVALID_ARG_TYPE' });
     t.throws(bad({ output: 'stdout' }), { code: 'ERR_INVALID_ARG_VALUE', message: /output/ });
-    t.doesNotThrow(bad({ max: 2, idleTimeout: 10, entry: new URL('file:///x.js'), env: { A: 'b' }, output: 'ignore' }));
+    t.doesNotThrow(bad({ max: 2, idleTimeout: 10, entry: pathToFileURL(entry), env: { A: 'b' }, output: 'ignore' }));
 
     const pool = createNamespacePool({ entry });
     t.teardown(() => pool.close());
