@@ -41,6 +41,22 @@ v8::Local<v8::Object> Failure(int err, const char *syscall) {
   return o;
 }
 
+// namespaceKinds: the hook's table of namespace kinds (preinit.h), in its
+// order, so that the TypeScript side has one source for types, flags and
+// /proc names: [{ type, envVar, procname, flag }, ...].
+v8::Local<v8::Array> NamespaceKinds() {
+  v8::Local<v8::Array> a = Nan::New<v8::Array>(static_cast<uint32_t>(GONS_NKINDS));
+  for (size_t i = 0; i < GONS_NKINDS; i++) {
+    v8::Local<v8::Object> o = Nan::New<v8::Object>();
+    Set(o, "type", Str(gons_nskinds[i].type));
+    Set(o, "envVar", Str(gons_nskinds[i].envvar));
+    Set(o, "procname", Str(gons_nskinds[i].procname));
+    Set(o, "flag", Nan::New(gons_nskinds[i].flag));
+    Nan::Set(a, static_cast<uint32_t>(i), o).Check();
+  }
+  return a;
+}
+
 // hookState(): null when the hook is not loaded (or did not run), else what it did.
 NAN_METHOD(HookStateJs) {
   const gons_preinit_state *st = HookState();
@@ -385,6 +401,7 @@ NAN_MODULE_INIT(Init) {
   Nan::SetMethod(target, "nsOwner", NsOwner);
   Nan::SetMethod(target, "nsScan", NsScan);
   Nan::SetMethod(target, "exitNow", ExitNow);
+  Nan::Set(target, Str("namespaceKinds"), NamespaceKinds()).Check();
 }
 
 }  // namespace

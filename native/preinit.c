@@ -39,44 +39,12 @@
 
 #include "preinit.h"
 
-#ifndef CLONE_NEWTIME
-#define CLONE_NEWTIME 0x00000080
-#endif
-#ifndef CLONE_NEWCGROUP
-#define CLONE_NEWCGROUP 0x02000000
-#endif
-
 #define EXPORT __attribute__((visibility("default")))
 
 /* The fuzz and sanitizer drivers include this file and run the parts themselves. */
 #ifndef GONS_PREINIT_CONSTRUCTOR
 #define GONS_PREINIT_CONSTRUCTOR __attribute__((constructor))
 #endif
-
-/*
- * The one table of namespace kinds. Its order is the default gons_order, with
- * every entry opened up front ("!user,!mnt,!cgroup,!ipc,!net,!pid,!time,!uts"):
- * user first so that the other joins are judged with the capabilities gained
- * in the target user namespace. procname names the /proc/self/ns entry that a
- * join changes, used to skip namespaces the process is already in.
- */
-#define KIND(type, procname, flag) { type, "gons_" type, procname, flag }
-static const struct nskind {
-    const char *type;
-    const char *envvar;
-    const char *procname;
-    int flag;
-} kinds[] = {
-    KIND("user", "user", CLONE_NEWUSER),
-    KIND("mnt", "mnt", CLONE_NEWNS),
-    KIND("cgroup", "cgroup", CLONE_NEWCGROUP),
-    KIND("ipc", "ipc", CLONE_NEWIPC),
-    KIND("net", "net", CLONE_NEWNET),
-    KIND("pid", "pid_for_children", CLONE_NEWPID),
-    KIND("time", "time_for_children", CLONE_NEWTIME),
-    KIND("uts", "uts", CLONE_NEWUTS),
-};
-#define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
 
 /* The protocol's other variables; removed from the environment like the kinds'. */
 static const char *const other_vars[] = {"gons_order", "gons_preserve_credentials", "gons_parent_pid",
@@ -94,7 +62,7 @@ static int target_root_fd = -1;
 
 /* One planned join: a kind, whether to open its path up front ("!"), its path and fd. */
 struct step {
-    const struct nskind *kind;
+    const struct gons_nskind *kind;
     int early;
     const char *path;
     int fd;
@@ -133,11 +101,11 @@ static char *dup_env(const char *name)
     return copy;
 }
 
-static const struct nskind *kind_by_name(const char *name, size_t len)
+static const struct gons_nskind *kind_by_name(const char *name, size_t len)
 {
-    for (size_t i = 0; i < NKINDS; i++)
-        if (strlen(kinds[i].type) == len && memcmp(kinds[i].type, name, len) == 0)
-            return &kinds[i];
+    for (size_t i = 0; i < GONS_NKINDS; i++)
+        if (strlen(gons_nskinds[i].type) == len && memcmp(gons_nskinds[i].type, name, len) == 0)
+            return &gons_nskinds[i];
     return NULL;
 }
 
@@ -164,15 +132,15 @@ static void free_steps(struct step *steps, int nsteps)
  * steps for the kinds whose variable is set and non-empty. Returns the number
  * of steps, or -1 after recording an error.
  */
-static int plan(const char *order, struct step steps[NKINDS])
+static int plan(const char *order, struct step steps[GONS_NKINDS])
 {
     int nsteps = 0;
     unsigned long seen = 0;
     if (!order) {
-        for (size_t i = 0; i < NKINDS; i++) {
-            char *path = dup_env(kinds[i].envvar);
+        for (size_t i = 0; i < GONS_NKINDS; i++) {
+            char *path = dup_env(gons_nskinds[i].envvar);
             if (path)
-                steps[nsteps++] = (struct step){&kinds[i], 1, path, -1};
+                steps[nsteps++] = (struct step){&gons_nskinds[i], 1, path, -1};
         }
         return nsteps;
     }
@@ -182,7 +150,7 @@ static int plan(const char *order, struct step steps[NKINDS])
         int early = len > 0 && item[0] == '!';
         const char *name = item + early;
         size_t namelen = len - early;
-        const struct nskind *k = kind_by_name(name, namelen);
+        const struct gons_nskind *k = kind_by_name(name, namelen);
         if (!k) {
             fail("gons_order", order, "", EINVAL,
                  "package gons: unknown namespace type \"%.*s\" in gons_order", (int)namelen, name);
@@ -383,8 +351,8 @@ static void fork_into_pid_namespace(const char *envvar, const char *path)
 /* Joins the planned namespaces in order, stopping at the first failure. */
 static void join_all(struct step *steps, int nsteps, int preserve_credentials)
 {
-    struct stat current[NKINDS];
-    int have_current[NKINDS];
+    struct stat current[GONS_NKINDS];
+    int have_current[GONS_NKINDS];
     const char *mnt_path = NULL;
 
     for (int i = 0; i < nsteps; i++) {
@@ -542,7 +510,7 @@ static void join_target(int fd, const char *fdstr, const char *types, int preser
     for (const char *item = types ? types : "", *rest; item; item = rest) {
         size_t len;
         rest = next_item(item, &len);
-        const struct nskind *k = kind_by_name(item, len);
+        const struct gons_nskind *k = kind_by_name(item, len);
         if (!k || (mask & (unsigned long)k->flag)) {
             fail("gons_target_types", types, "", EINVAL,
                  "package gons: %s namespace type \"%.*s\" in gons_target_types", k ? "duplicate" : "unknown",
@@ -640,8 +608,8 @@ static void scrub_preload(void)
 
 static int kind_var_set(void)
 {
-    for (size_t i = 0; i < NKINDS; i++) {
-        const char *v = getenv(kinds[i].envvar);
+    for (size_t i = 0; i < GONS_NKINDS; i++) {
+        const char *v = getenv(gons_nskinds[i].envvar);
         if (v && *v)
             return 1;
     }
@@ -650,8 +618,8 @@ static int kind_var_set(void)
 
 static void scrub_env(void)
 {
-    for (size_t i = 0; i < NKINDS; i++)
-        unsetenv(kinds[i].envvar);
+    for (size_t i = 0; i < GONS_NKINDS; i++)
+        unsetenv(gons_nskinds[i].envvar);
     for (size_t i = 0; i < sizeof(other_vars) / sizeof(other_vars[0]); i++)
         unsetenv(other_vars[i]);
     scrub_preload();
@@ -859,7 +827,7 @@ GONS_PREINIT_CONSTRUCTOR static void gons_preinit(void)
     char *target_types = dup_env("gons_target_types");
     char *confine = dup_env("gons_confine");
     int preserve_credentials = preserve && strcmp(preserve, "1") == 0;
-    struct step steps[NKINDS];
+    struct step steps[GONS_NKINDS];
     int nsteps = -1, join_target_now = 0;
     int target_pidfd = target_fd ? pidfd_of(target_fd) : -1;
     if (gons_preinit_state.err)

@@ -272,12 +272,12 @@ static void check_plan(const char *values[NFIELDS])
     char *order = dup_env("gons_order");
     CHECK(eq(order, values[F_ORDER]) || (!order && (!values[F_ORDER] || !*values[F_ORDER])));
 
-    struct step steps[NKINDS];
+    struct step steps[GONS_NKINDS];
     memset(steps, 0xa5, sizeof(steps));
     int n = plan(order, steps);
 
     /* What plan() should have produced. */
-    int want_kind[NKINDS], want_early[NKINDS], nwant = 0;
+    int want_kind[GONS_NKINDS], want_early[GONS_NKINDS], nwant = 0;
     char *want_message = NULL;
     if (!order) {
         for (int i = 0; i < 8; i++)
@@ -303,7 +303,7 @@ static void check_plan(const char *values[NFIELDS])
             else {
                 seen |= 1u << t;
                 if (values[1 + t] && *values[1 + t]) {
-                    CHECK(nwant < (int)NKINDS);
+                    CHECK(nwant < (int)GONS_NKINDS);
                     want_kind[nwant] = t;
                     want_early[nwant++] = early;
                 }
@@ -323,7 +323,7 @@ static void check_plan(const char *values[NFIELDS])
         CHECK(n == nwant);
         CHECK(st->err == 0);
         for (int i = 0; i < n; i++) {
-            CHECK(steps[i].kind == &kinds[want_kind[i]]);
+            CHECK(steps[i].kind == &gons_nskinds[want_kind[i]]);
             CHECK(eq(steps[i].kind->type, ref_types[want_kind[i]]));
             CHECK(steps[i].early == want_early[i]);
             CHECK(steps[i].fd == -1);
@@ -357,11 +357,11 @@ static void check_target(const char *values[NFIELDS])
     size_t nitems = ref_split(t, items, cap);
     for (size_t i = 0; i < nitems && !want_message; i++) {
         int k = ref_type(items[i].s, items[i].len);
-        if (k < 0 || (want_mask & (unsigned long)kinds[k].flag))
+        if (k < 0 || (want_mask & (unsigned long)gons_nskinds[k].flag))
             want_message = fmt("package gons: %s namespace type \"%.*s\" in gons_target_types",
                                k < 0 ? "unknown" : "duplicate", (int)items[i].len, items[i].s);
         else
-            want_mask |= (unsigned long)kinds[k].flag;
+            want_mask |= (unsigned long)gons_nskinds[k].flag;
     }
     free(items);
 
@@ -537,7 +537,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     set_or_unset("gons_order", values[F_ORDER]);
     for (int i = 0; i < 8; i++)
-        set_or_unset(kinds[i].envvar, values[1 + i]);
+        set_or_unset(gons_nskinds[i].envvar, values[1 + i]);
     set_or_unset("LD_PRELOAD", preload);
     set_or_unset("gons_target_types", values[F_TYPES]);
     set_or_unset("gons_target_pidfd", values[F_NUMBER]);
