@@ -1,24 +1,32 @@
-/**
- * The one table of namespace kinds on the TypeScript side; types, env
- * variable names, validation and the test helpers are derived from it. Its
- * order is gons's default order (user first, so later joins are judged with
- * the capabilities gained there), as in the hook's table. `flag` is the
- * CLONE_NEW* value the kernel reports for NS_GET_NSTYPE; `unshare` the
- * util-linux option that creates one.
- */
-export const namespaceKinds = {
-  user: { flag: 0x10000000, unshare: '--user' },
-  mnt: { flag: 0x00020000, unshare: '--mount' },
-  cgroup: { flag: 0x02000000, unshare: '--cgroup' },
-  ipc: { flag: 0x08000000, unshare: '--ipc' },
-  net: { flag: 0x40000000, unshare: '--net' },
-  pid: { flag: 0x20000000, unshare: '--pid' },
-  time: { flag: 0x00000080, unshare: '--time' },
-  uts: { flag: 0x04000000, unshare: '--uts' },
-} as const;
+import { addon } from './native';
 
-/** A Linux namespace type, named as in `/proc/<pid>/ns/` and in `gons_order`. */
-export type NamespaceType = keyof typeof namespaceKinds;
+/**
+ * A Linux namespace type, named as in `/proc/<pid>/ns/` and in `gons_order`.
+ * The only list of the kinds written out on the TypeScript side; everything
+ * else comes from the hook's table (test/namespaces.test.ts checks they agree).
+ */
+export type NamespaceType = 'user' | 'mnt' | 'cgroup' | 'ipc' | 'net' | 'pid' | 'time' | 'uts';
+
+/** One row of the hook's table of namespace kinds (native/preinit.h). */
+export interface NamespaceKind {
+  type: NamespaceType;
+  /** The variable that carries a path to join. */
+  envVar: `gons_${NamespaceType}`;
+  /** The `/proc/<pid>/ns/` entry a join changes: `pid_for_children` and `time_for_children` for pid and time. */
+  procname: string;
+  /** The CLONE_NEW* value, as the kernel reports it for NS_GET_NSTYPE. */
+  flag: number;
+  /** The util-linux `unshare` option that creates one (its name for mnt is --mount). */
+  unshare: string;
+}
+
+/**
+ * The kinds by type, in the hook's order, which is gons's default order (user
+ * first, so later joins are judged with the capabilities gained there).
+ */
+export const namespaceKinds: Readonly<Record<NamespaceType, Readonly<NamespaceKind>>> = Object.freeze(Object.fromEntries(
+  (addon.namespaceKinds as Array<Omit<NamespaceKind, 'unshare'>>).map((k) => [k.type, Object.freeze({ ...k, unshare: `--${k.type === 'mnt' ? 'mount' : k.type}` })]),
+) as Record<NamespaceType, NamespaceKind>);
 
 /** All namespace types, in gons's default order. */
 export const namespaceTypes = Object.keys(namespaceKinds) as NamespaceType[];
@@ -42,7 +50,7 @@ export function isNamespaceType(value: unknown): value is NamespaceType {
 
 /** The name of the environment variable that carries a namespace type's path. */
 export function envVarOf(type: NamespaceType): `gons_${NamespaceType}` {
-  return `gons_${type}`;
+  return namespaceKinds[type].envVar;
 }
 
 /** Splits a `Namespace.type` into its type and whether it carries a `!`. */

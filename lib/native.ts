@@ -37,6 +37,8 @@ interface Addon {
   fdFlags(fd: number): number | { errno: number; syscall: string };
   dupFd(fd: number): number | { errno: number; syscall: string };
   nsScan(types: string[]): Buffer | { errno: number; syscall: string };
+  /** The hook's table of namespace kinds (native/preinit.h), in its order. */
+  readonly namespaceKinds: ReadonlyArray<{ type: string; envVar: string; procname: string; flag: number }>;
   nsOwner(path: string): { dev: number; ino: number; ownerDev: number; ownerIno: number } | { errno: number; syscall: string };
 }
 

@@ -7,7 +7,7 @@ import { constants, release } from 'node:os';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { NamespaceSwitchError } from './errors';
 import { addon } from './native';
-import { type Namespace, type NamespaceType, isNamespaceType, namespaceTypes } from './namespaces';
+import { type Namespace, type NamespaceType, isNamespaceType, namespaceKinds, namespaceTypes } from './namespaces';
 
 /** A process whose namespaces to join. */
 export interface Target {
@@ -28,9 +28,13 @@ export function kernelHasPidfdSetns(osRelease = release()): boolean {
   return major > 5 || (major === 5 && minor >= 8);
 }
 
-/** The namespace's inode; a namespace we may not inspect is an error naming the process. */
+/**
+ * The namespace's inode; a namespace we may not inspect is an error naming
+ * the process. Our own is the one a join changes (the table's procname, e.g.
+ * pid_for_children), which the hook compares too.
+ */
 function inode(pid: number | 'self', type: NamespaceType): number {
-  const path = `/proc/${pid}/ns/${pid === 'self' && type === 'pid' ? 'pid_for_children' : type}`;
+  const path = `/proc/${pid}/ns/${pid === 'self' ? namespaceKinds[type].procname : type}`;
   try {
     return statSync(path).ino;
   } catch (err) {

@@ -41,6 +41,30 @@ v8::Local<v8::Object> Failure(int err, const char *syscall) {
   return o;
 }
 
+// { key: value } when a call returned value >= 0, else the failure { errno: err, syscall }.
+v8::Local<v8::Object> Outcome(const char *key, int value, int err, const char *syscall) {
+  if (value < 0) return Failure(err, syscall);
+  v8::Local<v8::Object> o = Nan::New<v8::Object>();
+  Set(o, key, Nan::New(value));
+  return o;
+}
+
+// namespaceKinds: the hook's table of namespace kinds (preinit.h), in its
+// order, so that the TypeScript side has one source for types, flags and
+// /proc names: [{ type, envVar, procname, flag }, ...].
+v8::Local<v8::Array> NamespaceKinds() {
+  v8::Local<v8::Array> a = Nan::New<v8::Array>(static_cast<uint32_t>(GONS_NKINDS));
+  for (size_t i = 0; i < GONS_NKINDS; i++) {
+    v8::Local<v8::Object> o = Nan::New<v8::Object>();
+    Set(o, "type", Str(gons_nskinds[i].type));
+    Set(o, "envVar", Str(gons_nskinds[i].envvar));
+    Set(o, "procname", Str(gons_nskinds[i].procname));
+    Set(o, "flag", Nan::New(gons_nskinds[i].flag));
+    Nan::Set(a, static_cast<uint32_t>(i), o).Check();
+  }
+  return a;
+}
+
 // hookState(): null when the hook is not loaded (or did not run), else what it did.
 NAN_METHOD(HookStateJs) {
   const gons_preinit_state *st = HookState();
@@ -108,13 +132,7 @@ NAN_METHOD(NsType) {
   int type = ioctl(fd, NS_GET_NSTYPE);
   int err = errno;
   close(fd);
-  if (type < 0) {
-    info.GetReturnValue().Set(Failure(err, "ioctl"));
-    return;
-  }
-  v8::Local<v8::Object> o = Nan::New<v8::Object>();
-  Set(o, "nstype", Nan::New(type));
-  info.GetReturnValue().Set(o);
+  info.GetReturnValue().Set(Outcome("nstype", type, err, "ioctl"));
 }
 
 // nsOwner(path): { ino, dev, ownerIno, ownerDev }: the namespace file's own
@@ -230,13 +248,8 @@ NAN_METHOD(ClaimChannel) {
 NAN_METHOD(PidfdOpen) {
   int pid = Nan::To<int32_t>(info[0]).FromMaybe(0);
   int fd = pid > 0 ? static_cast<int>(syscall(SYS_pidfd_open, pid, 0)) : (errno = EINVAL, -1);
-  if (fd < 0) {
-    info.GetReturnValue().Set(Failure(errno, "pidfd_open"));
-    return;
-  }
-  v8::Local<v8::Object> o = Nan::New<v8::Object>();
-  Set(o, "fd", Nan::New(fd));
-  info.GetReturnValue().Set(o);
+  int err = errno;
+  info.GetReturnValue().Set(Outcome("fd", fd, err, "pidfd_open"));
 }
 
 // closeFd(fd): closes an fd the addon opened.
@@ -264,6 +277,23 @@ NAN_METHOD(SocketPair) {
 // The most fds one SCM_RIGHTS message may carry (the kernel's SCM_MAX_FD).
 constexpr size_t kMaxFds = 253;
 
+// One byte of data plus room for nfds fds of SCM_RIGHTS: the message shape of
+// sendFds and recvFds. Not copyable: msg points into the object itself.
+struct FdMessage {
+  char byte = 'h';
+  struct iovec iov = {&byte, 1};
+  std::vector<char> control;
+  struct msghdr msg = {};
+  explicit FdMessage(size_t nfds) : control(CMSG_SPACE(sizeof(int) * nfds)) {
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.data();
+    msg.msg_controllen = control.size();
+  }
+  FdMessage(const FdMessage &) = delete;
+  FdMessage &operator=(const FdMessage &) = delete;
+};
+
 // sendFds(sock, [fd, ...]): sends the fds in one message; 0 or a positive errno.
 NAN_METHOD(SendFds) {
   int sock = Nan::To<int32_t>(info[0]).FromMaybe(-1);
@@ -279,21 +309,14 @@ NAN_METHOD(SendFds) {
   std::vector<int> fds(list->Length());
   for (uint32_t i = 0; i < list->Length(); i++)
     fds[i] = Nan::To<int32_t>(Nan::Get(list, i).ToLocalChecked()).FromMaybe(-1);
-  std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
-  char byte = 'h';
-  struct iovec iov = {&byte, 1};
-  struct msghdr msg = {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control.data();
-  msg.msg_controllen = control.size();
-  struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+  FdMessage m(fds.size());
+  struct cmsghdr *cm = CMSG_FIRSTHDR(&m.msg);
   cm->cmsg_level = SOL_SOCKET;
   cm->cmsg_type = SCM_RIGHTS;
   cm->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
   memcpy(CMSG_DATA(cm), fds.data(), sizeof(int) * fds.size());
   ssize_t n;
-  do n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+  do n = sendmsg(sock, &m.msg, MSG_NOSIGNAL);
   while (n < 0 && errno == EINTR);
   info.GetReturnValue().Set(n == 1 ? 0 : (n < 0 ? errno : EIO));
 }
@@ -308,23 +331,16 @@ NAN_METHOD(RecvFds) {
     info.GetReturnValue().Set(Failure(EINVAL, "recvmsg"));
     return;
   }
-  std::vector<char> control(CMSG_SPACE(sizeof(int) * kMaxFds));
-  char byte;
-  struct iovec iov = {&byte, 1};
-  struct msghdr msg = {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control.data();
-  msg.msg_controllen = control.size();
+  FdMessage m(kMaxFds);
   ssize_t n;
-  do n = recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  do n = recvmsg(sock, &m.msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
   while (n < 0 && errno == EINTR);
   if (n < 0) {
     info.GetReturnValue().Set(Failure(errno, "recvmsg"));
     return;
   }
   std::vector<int> fds;
-  for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m.msg); cm; cm = CMSG_NXTHDR(&m.msg, cm)) {
     if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
     size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
     const unsigned char *data = CMSG_DATA(cm);
@@ -334,7 +350,7 @@ NAN_METHOD(RecvFds) {
       fds.push_back(fd);
     }
   }
-  if (n != 1 || (msg.msg_flags & MSG_CTRUNC) || fds.size() != static_cast<size_t>(count)) {
+  if (n != 1 || (m.msg.msg_flags & MSG_CTRUNC) || fds.size() != static_cast<size_t>(count)) {
     for (int fd : fds) close(fd);
     info.GetReturnValue().Set(Failure(n == 0 ? EPIPE : EPROTO, "recvmsg"));
     return;
@@ -385,6 +401,7 @@ NAN_MODULE_INIT(Init) {
   Nan::SetMethod(target, "nsOwner", NsOwner);
   Nan::SetMethod(target, "nsScan", NsScan);
   Nan::SetMethod(target, "exitNow", ExitNow);
+  Nan::Set(target, Str("namespaceKinds"), NamespaceKinds()).Check();
 }
 
 }  // namespace

@@ -39,44 +39,12 @@
 
 #include "preinit.h"
 
-#ifndef CLONE_NEWTIME
-#define CLONE_NEWTIME 0x00000080
-#endif
-#ifndef CLONE_NEWCGROUP
-#define CLONE_NEWCGROUP 0x02000000
-#endif
-
 #define EXPORT __attribute__((visibility("default")))
 
 /* The fuzz and sanitizer drivers include this file and run the parts themselves. */
 #ifndef GONS_PREINIT_CONSTRUCTOR
 #define GONS_PREINIT_CONSTRUCTOR __attribute__((constructor))
 #endif
-
-/*
- * The one table of namespace kinds. Its order is the default gons_order, with
- * every entry opened up front ("!user,!mnt,!cgroup,!ipc,!net,!pid,!time,!uts"):
- * user first so that the other joins are judged with the capabilities gained
- * in the target user namespace. procname names the /proc/self/ns entry that a
- * join changes, used to skip namespaces the process is already in.
- */
-#define KIND(type, procname, flag) { type, "gons_" type, procname, flag }
-static const struct nskind {
-    const char *type;
-    const char *envvar;
-    const char *procname;
-    int flag;
-} kinds[] = {
-    KIND("user", "user", CLONE_NEWUSER),
-    KIND("mnt", "mnt", CLONE_NEWNS),
-    KIND("cgroup", "cgroup", CLONE_NEWCGROUP),
-    KIND("ipc", "ipc", CLONE_NEWIPC),
-    KIND("net", "net", CLONE_NEWNET),
-    KIND("pid", "pid_for_children", CLONE_NEWPID),
-    KIND("time", "time_for_children", CLONE_NEWTIME),
-    KIND("uts", "uts", CLONE_NEWUTS),
-};
-#define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
 
 /* The protocol's other variables; removed from the environment like the kinds'. */
 static const char *const other_vars[] = {"gons_order", "gons_preserve_credentials", "gons_parent_pid",
@@ -92,11 +60,19 @@ static int orig_root_fd = -1;
 static int orig_cwd_fd = -1;
 static int target_root_fd = -1;
 
-/* One planned join: a kind, whether to open its path up front ("!"), its path and fd. */
+/*
+ * One planned join, as in nsenter's enter_namespaces(): a namespace path (kind
+ * set), or the pidfd of gons_target_pidfd (kind NULL), which joins every kind
+ * in flag at once. envvar and path name the step in messages; early: open the
+ * path up front ("!").
+ */
 struct step {
-    const struct nskind *kind;
+    const struct gons_nskind *kind;
+    int flag;
     int early;
-    const char *path;
+    const char *envvar;
+    char *path;
+    char *types; /* the pidfd's gons_target_types */
     int fd;
 };
 
@@ -133,11 +109,11 @@ static char *dup_env(const char *name)
     return copy;
 }
 
-static const struct nskind *kind_by_name(const char *name, size_t len)
+static const struct gons_nskind *kind_by_name(const char *name, size_t len)
 {
-    for (size_t i = 0; i < NKINDS; i++)
-        if (strlen(kinds[i].type) == len && memcmp(kinds[i].type, name, len) == 0)
-            return &kinds[i];
+    for (size_t i = 0; i < GONS_NKINDS; i++)
+        if (strlen(gons_nskinds[i].type) == len && memcmp(gons_nskinds[i].type, name, len) == 0)
+            return &gons_nskinds[i];
     return NULL;
 }
 
@@ -153,54 +129,148 @@ static const char *next_item(const char *item, size_t *len)
     return comma ? comma + 1 : NULL;
 }
 
-static void free_steps(struct step *steps, int nsteps)
+/* The one number parser: s[0..len) as plain decimal digits (no sign, no space) up to INT_MAX; else -1. */
+static long parse_uint(const char *s, size_t len)
 {
-    for (int i = 0; i < nsteps; i++)
-        free((void *)steps[i].path);
+    long v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9' || v > (INT_MAX - (s[i] - '0')) / 10)
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return len > 0 ? v : -1;
+}
+
+static int kind_var_set(void)
+{
+    for (size_t i = 0; i < GONS_NKINDS; i++) {
+        const char *v = getenv(gons_nskinds[i].envvar);
+        if (v && *v)
+            return 1;
+    }
+    return 0;
 }
 
 /*
- * Parses gons_order (or the default order, which is the table itself) into
- * steps for the kinds whose variable is set and non-empty. Returns the number
- * of steps, or -1 after recording an error.
+ * The fd number in gons_target_pidfd if it is a pidfd (of a live or dead
+ * process), else -1: a hostile value must not make the hook close stdout.
  */
-static int plan(const char *order, struct step steps[NKINDS])
+static int pidfd_of(const char *fdstr)
+{
+    long fd = parse_uint(fdstr, strlen(fdstr));
+    if (fd < 0)
+        return -1;
+    if (syscall(SYS_pidfd_send_signal, (int)fd, 0, NULL, 0) == 0 || errno == ESRCH || errno == EPERM)
+        return (int)fd;
+    return -1;
+}
+
+/* gons_target_types as a mask of the CLONE_NEW* flags of distinct kinds; 0 after recording an error. */
+static int types_mask(const char *types)
+{
+    int mask = 0;
+    for (const char *item = types ? types : "", *rest; item; item = rest) {
+        size_t len;
+        rest = next_item(item, &len);
+        const struct gons_nskind *k = kind_by_name(item, len);
+        if (!k || (mask & k->flag)) {
+            fail("gons_target_types", types, "", EINVAL,
+                 "package gons: %s namespace type \"%.*s\" in gons_target_types", k ? "duplicate" : "unknown",
+                 (int)len, item);
+            return 0;
+        }
+        mask |= k->flag;
+    }
+    return mask;
+}
+
+/* Adds a step for kind k when its variable is set and non-empty. */
+static int add_step(struct step *steps, int nsteps, const struct gons_nskind *k, int early)
+{
+    char *path = dup_env(k->envvar);
+    if (path)
+        steps[nsteps++] = (struct step){k, k->flag, early, k->envvar, path, NULL, -1};
+    return nsteps;
+}
+
+/*
+ * Plans the joins; returns the number of steps. With gons_target_pidfd: one
+ * step, its pidfd, which joins the process's namespaces of the kinds in
+ * gons_target_types with one setns(pidfd, mask) (Linux 5.8): the pidfd pins
+ * the process, so a pid recycled since the parent opened it cannot be joined.
+ * Otherwise gons_order (or the default order, which is the table itself): a
+ * step for each kind whose variable is set. An error is recorded, and the
+ * steps planned so far are still returned, to be closed and freed.
+ */
+static int plan(struct step steps[GONS_NKINDS])
 {
     int nsteps = 0;
-    unsigned long seen = 0;
-    if (!order) {
-        for (size_t i = 0; i < NKINDS; i++) {
-            char *path = dup_env(kinds[i].envvar);
-            if (path)
-                steps[nsteps++] = (struct step){&kinds[i], 1, path, -1};
-        }
+    char *target = dup_env("gons_target_pidfd");
+    if (target) {
+        int fd = pidfd_of(target);
+        steps[nsteps++] = (struct step){NULL, 0, 1, "gons_target_pidfd", target, dup_env("gons_target_types"), fd};
+        if (kind_var_set())
+            fail("gons_target_pidfd", target, "", EINVAL,
+                 "package gons: gons_target_pidfd cannot be combined with gons_<type> variables");
+        else if (fd < 0)
+            fail("gons_target_pidfd", target, "pidfd_send_signal", EBADF,
+                 "package gons: invalid gons_target_pidfd \"%s\": not a pidfd", target);
+        else
+            steps[0].flag = types_mask(steps[0].types);
         return nsteps;
     }
+    char *order = dup_env("gons_order");
+    int seen = 0;
+    for (size_t i = 0; !order && i < GONS_NKINDS; i++)
+        nsteps = add_step(steps, nsteps, &gons_nskinds[i], 1);
     for (const char *item = order, *rest; item; item = rest) {
         size_t len;
         rest = next_item(item, &len);
         int early = len > 0 && item[0] == '!';
         const char *name = item + early;
         size_t namelen = len - early;
-        const struct nskind *k = kind_by_name(name, namelen);
+        const struct gons_nskind *k = kind_by_name(name, namelen);
         if (!k) {
-            fail("gons_order", order, "", EINVAL,
-                 "package gons: unknown namespace type \"%.*s\" in gons_order", (int)namelen, name);
-            free_steps(steps, nsteps);
-            return -1;
+            fail("gons_order", order, "", EINVAL, "package gons: unknown namespace type \"%.*s\" in gons_order",
+                 (int)namelen, name);
+            break;
         }
-        if (seen & (unsigned long)k->flag) {
-            fail("gons_order", order, "", EINVAL,
-                 "package gons: duplicate namespace order type %s", k->type);
-            free_steps(steps, nsteps);
-            return -1;
+        if (seen & k->flag) {
+            fail("gons_order", order, "", EINVAL, "package gons: duplicate namespace order type %s", k->type);
+            break;
         }
-        seen |= (unsigned long)k->flag;
-        char *path = dup_env(k->envvar);
-        if (path)
-            steps[nsteps++] = (struct step){k, early, path, -1};
+        seen |= k->flag;
+        nsteps = add_step(steps, nsteps, k, early);
     }
+    free(order);
     return nsteps;
+}
+
+/* Closes the steps' fds: after the joins, and the pidfd also when nothing was joined (it must not leak into Node). */
+static void close_steps(struct step *steps, int nsteps)
+{
+    for (int i = 0; i < nsteps; i++) {
+        if (steps[i].fd >= 0)
+            close(steps[i].fd);
+        steps[i].fd = -1;
+    }
+}
+
+static void free_steps(struct step *steps, int nsteps)
+{
+    for (int i = 0; i < nsteps; i++) {
+        free(steps[i].path);
+        free(steps[i].types);
+    }
+}
+
+/* The step whose join includes flag's kind, or NULL. */
+static const struct step *step_joining(const struct step *steps, int nsteps, int flag)
+{
+    for (int i = 0; i < nsteps; i++)
+        if (steps[i].flag & flag)
+            return &steps[i];
+    return NULL;
 }
 
 /*
@@ -212,16 +282,18 @@ static int plan(const char *order, struct step steps[NKINDS])
 static int open_step(struct step *s)
 {
     struct stat st;
+    if (s->fd >= 0)
+        return 0; /* opened up front, or the pidfd */
     if (stat(s->path, &st) == 0 && !S_ISREG(st.st_mode)) {
-        fail(s->kind->envvar, s->path, "stat", EINVAL, "package gons: invalid %s reference \"%s\": not a namespace file",
-             s->kind->envvar, s->path);
+        fail(s->envvar, s->path, "stat", EINVAL, "package gons: invalid %s reference \"%s\": not a namespace file",
+             s->envvar, s->path);
         return -1;
     }
     s->fd = open(s->path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (s->fd < 0) {
         int err = errno;
-        fail(s->kind->envvar, s->path, "open", err, "package gons: invalid %s reference \"%s\": %s",
-             s->kind->envvar, s->path, strerror(err));
+        fail(s->envvar, s->path, "open", err, "package gons: invalid %s reference \"%s\": %s", s->envvar, s->path,
+             strerror(err));
         return -1;
     }
     return 0;
@@ -244,28 +316,18 @@ static int already_in(const struct stat *current, int fd)
  */
 static int become_root(const char *envvar, const char *path)
 {
-    if (setgroups(0, NULL) != 0 && errno != EPERM) {
-        int err = errno;
-        fail(envvar, path, "setgroups", err,
-             "package gons: cannot drop supplementary groups in %s \"%s\": %s", envvar,
-             path, strerror(err));
-        return -1;
-    }
-    if (setresgid(0, 0, 0) != 0 && errno != EINVAL) {
-        int err = errno;
-        fail(envvar, path, "setresgid", err,
-             "package gons: cannot become gid 0 in %s \"%s\": %s", envvar, path,
-             strerror(err));
-        return -1;
-    }
-    if (setresuid(0, 0, 0) != 0 && errno != EINVAL) {
-        int err = errno;
-        fail(envvar, path, "setresuid", err,
-             "package gons: cannot become uid 0 in %s \"%s\": %s", envvar, path,
-             strerror(err));
-        return -1;
-    }
-    return 0;
+    const char *call = NULL, *what = NULL;
+    if (setgroups(0, NULL) != 0 && errno != EPERM)
+        call = "setgroups", what = "drop supplementary groups";
+    else if (setresgid(0, 0, 0) != 0 && errno != EINVAL)
+        call = "setresgid", what = "become gid 0";
+    else if (setresuid(0, 0, 0) != 0 && errno != EINVAL)
+        call = "setresuid", what = "become uid 0";
+    if (!call)
+        return 0;
+    int err = errno;
+    fail(envvar, path, call, err, "package gons: cannot %s in %s \"%s\": %s", what, envvar, path, strerror(err));
+    return -1;
 }
 
 static int chroot_to(int dirfd)
@@ -380,73 +442,47 @@ static void fork_into_pid_namespace(const char *envvar, const char *path)
         raise(SIGKILL);
 }
 
-/* Joins the planned namespaces in order, stopping at the first failure. */
-static void join_all(struct step *steps, int nsteps, int preserve_credentials)
+/*
+ * Joins the planned steps in order, stopping at the first failure: one loop
+ * for namespace paths and the pidfd alike, as nsenter's enter_namespaces().
+ * A path to a namespace the process is already in is skipped.
+ */
+static void join(struct step *steps, int nsteps, int preserve_credentials)
 {
-    struct stat current[NKINDS];
-    int have_current[NKINDS];
-    const char *mnt_path = NULL;
-
-    for (int i = 0; i < nsteps; i++) {
-        char procpath[64]; /* "/proc/self/ns/" + the longest procname fits easily */
-        snprintf(procpath, sizeof(procpath), "/proc/self/ns/%s", steps[i].kind->procname);
-        have_current[i] = stat(procpath, &current[i]) == 0;
-        if (steps[i].kind->flag == CLONE_NEWNS)
-            mnt_path = steps[i].path;
-    }
-    if (mnt_path && keep_original_root("gons_mnt", mnt_path) != 0)
-        return;
+    struct stat current[GONS_NKINDS];
+    int have_current[GONS_NKINDS];
+    int nsdir = open("/proc/self/ns", O_PATH | O_DIRECTORY | O_CLOEXEC);
     for (int i = 0; i < nsteps; i++)
-        if (steps[i].early && open_step(&steps[i]) != 0)
-            goto out;
+        have_current[i] = nsdir >= 0 && steps[i].kind && fstatat(nsdir, steps[i].kind->procname, &current[i], 0) == 0;
+    if (nsdir >= 0)
+        close(nsdir);
+    const struct step *mnt = step_joining(steps, nsteps, CLONE_NEWNS);
+    if (mnt && keep_original_root(mnt->envvar, mnt->path) != 0)
+        return;
+    int opened = 1;
+    for (int i = 0; i < nsteps && opened; i++)
+        opened = !steps[i].early || open_step(&steps[i]) == 0;
 
-    for (int i = 0; i < nsteps; i++) {
+    for (int i = 0; i < nsteps && opened; i++) {
         struct step *s = &steps[i];
-        if (!s->early && open_step(s) != 0)
+        if (open_step(s) != 0)
             break;
         if (already_in(have_current[i] ? &current[i] : NULL, s->fd))
             continue;
-        if (syscall(SYS_setns, s->fd, s->kind->flag) != 0) {
+        if (syscall(SYS_setns, s->fd, s->flag) != 0) {
             int err = errno;
-            fail(s->kind->envvar, s->path, "setns", err,
-                 "package gons: cannot join %s using reference \"%s\": %s", s->kind->envvar, s->path,
-                 strerror(err));
+            fail(s->envvar, s->path, "setns", err,
+                 s->kind ? "package gons: cannot join %s using reference \"%s\": %s"
+                         : "package gons: cannot join %s namespaces of the process behind gons_target_pidfd %s: %s",
+                 s->kind ? s->envvar : s->types, s->path, strerror(err));
             break;
         }
-        gons_preinit_state.joined |= (unsigned long)s->kind->flag;
-        if (s->kind->flag == CLONE_NEWUSER && !preserve_credentials && become_root(s->kind->envvar, s->path) != 0)
+        gons_preinit_state.joined |= (unsigned long)s->flag;
+        if ((s->flag & CLONE_NEWUSER) && !preserve_credentials && become_root(s->envvar, s->path) != 0)
             break;
     }
-    if (gons_preinit_state.joined & CLONE_NEWNS)
-        hand_back_root("gons_mnt", mnt_path);
-out:
-    for (int i = 0; i < nsteps; i++)
-        if (steps[i].fd >= 0)
-            close(steps[i].fd);
-}
-
-/* Only plain decimal digits: strtol alone would also take " 1" and "+1". */
-static int all_digits(const char *s)
-{
-    if (!*s)
-        return 0;
-    for (; *s; s++)
-        if (*s < '0' || *s > '9')
-            return 0;
-    return 1;
-}
-
-/* Parses a non-negative decimal int; -1 when absent or malformed. */
-static int parse_int(const char *s)
-{
-    if (!s || !all_digits(s))
-        return -1;
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < 0 || v > 0x7fffffff)
-        return -1;
-    return (int)v;
+    if (mnt && (gons_preinit_state.joined & CLONE_NEWNS))
+        hand_back_root(mnt->envvar, mnt->path);
 }
 
 /* Closes fds lo..hi; close_range (Linux 5.9), else a loop bounded by RLIMIT_NOFILE. */
@@ -462,18 +498,11 @@ static void close_fds(unsigned lo, unsigned hi)
         close((int)fd);
 }
 
-/* One item of gons_keep_fds: an fd number above 2, digits only; -1 otherwise. */
+/* One item of gons_keep_fds: an fd number above 2, at most 10 digits; -1 otherwise. */
 static long keep_item(const char *s, size_t len)
 {
-    long v = 0;
-    if (len == 0 || len > 10)
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    return v > 2 && v <= INT_MAX ? v : -1;
+    long v = len <= 10 ? parse_uint(s, len) : -1;
+    return v > 2 ? v : -1;
 }
 
 /* The smallest fd in the (valid) list that is >= from, or -1. */
@@ -514,58 +543,6 @@ static void keep_only_fds(const char *list)
     for (long fd; (fd = next_kept(list, from)) >= 0; from = fd + 1)
         close_fds((unsigned)from, (unsigned)fd - 1);
     close_fds((unsigned)from, ~0U);
-}
-
-/*
- * The fd number in gons_target_pidfd if it is a pidfd (of a live or dead
- * process), else -1: a hostile value must not make the hook close stdout.
- */
-static int pidfd_of(const char *fdstr)
-{
-    int fd = parse_int(fdstr);
-    if (fd < 0)
-        return -1;
-    if (syscall(SYS_pidfd_send_signal, fd, 0, NULL, 0) == 0 || errno == ESRCH || errno == EPERM)
-        return fd;
-    return -1;
-}
-
-/*
- * Joins the namespaces gons_target_types of the process behind the pidfd
- * gons_target_pidfd, all in one setns(pidfd, mask) (Linux 5.8): the pidfd
- * pins the process, so a pid recycled since the parent opened it cannot be
- * joined; a process that has exited yields ESRCH.
- */
-static void join_target(int fd, const char *fdstr, const char *types, int preserve_credentials)
-{
-    unsigned long mask = 0;
-    for (const char *item = types ? types : "", *rest; item; item = rest) {
-        size_t len;
-        rest = next_item(item, &len);
-        const struct nskind *k = kind_by_name(item, len);
-        if (!k || (mask & (unsigned long)k->flag)) {
-            fail("gons_target_types", types, "", EINVAL,
-                 "package gons: %s namespace type \"%.*s\" in gons_target_types", k ? "duplicate" : "unknown",
-                 (int)len, item);
-            goto out;
-        }
-        mask |= (unsigned long)k->flag;
-    }
-    if ((mask & CLONE_NEWNS) && keep_original_root("gons_target_pidfd", fdstr) != 0)
-        goto out;
-    if (syscall(SYS_setns, fd, (int)mask) != 0) {
-        int err = errno;
-        fail("gons_target_pidfd", fdstr, "setns", err,
-             "package gons: cannot join %s namespaces of the process behind gons_target_pidfd %s: %s", types,
-             fdstr, strerror(err));
-        goto out;
-    }
-    gons_preinit_state.joined |= mask;
-    if ((mask & CLONE_NEWUSER) && !preserve_credentials && become_root("gons_target_pidfd", fdstr) != 0)
-        goto out;
-out:
-    if (gons_preinit_state.joined & CLONE_NEWNS)
-        hand_back_root("gons_target_pidfd", fdstr);
 }
 
 /*
@@ -638,30 +615,13 @@ static void scrub_preload(void)
     free(kept);
 }
 
-static int kind_var_set(void)
-{
-    for (size_t i = 0; i < NKINDS; i++) {
-        const char *v = getenv(kinds[i].envvar);
-        if (v && *v)
-            return 1;
-    }
-    return 0;
-}
-
 static void scrub_env(void)
 {
-    for (size_t i = 0; i < NKINDS; i++)
-        unsetenv(kinds[i].envvar);
+    for (size_t i = 0; i < GONS_NKINDS; i++)
+        unsetenv(gons_nskinds[i].envvar);
     for (size_t i = 0; i < sizeof(other_vars) / sizeof(other_vars[0]); i++)
         unsetenv(other_vars[i]);
     scrub_preload();
-}
-
-/* Parses a decimal pid; 0 when absent or malformed. */
-static pid_t parse_pid(const char *s)
-{
-    int v = parse_int(s);
-    return v > 0 ? (pid_t)v : 0;
 }
 
 /*
@@ -852,51 +812,33 @@ GONS_PREINIT_CONSTRUCTOR static void gons_preinit(void)
     ignore_sigusr1();
     scrub_exec_environ();
 
-    char *order = dup_env("gons_order");
     char *preserve = dup_env("gons_preserve_credentials");
     char *parent = dup_env("gons_parent_pid");
-    char *target_fd = dup_env("gons_target_pidfd");
-    char *target_types = dup_env("gons_target_types");
     char *confine = dup_env("gons_confine");
     int preserve_credentials = preserve && strcmp(preserve, "1") == 0;
-    struct step steps[NKINDS];
-    int nsteps = -1, join_target_now = 0;
-    int target_pidfd = target_fd ? pidfd_of(target_fd) : -1;
-    if (gons_preinit_state.err)
-        ; /* gons_keep_fds or SIGUSR1 failed: nothing is joined */
-    else if (preserve && strcmp(preserve, "0") != 0 && !preserve_credentials)
+    if (preserve && strcmp(preserve, "0") != 0 && !preserve_credentials)
         fail("gons_preserve_credentials", preserve, "", EINVAL,
              "package gons: invalid gons_preserve_credentials value \"%s\": must be 0 or 1", preserve);
-    else if (!target_fd)
-        nsteps = plan(order, steps);
-    else if (kind_var_set())
-        fail("gons_target_pidfd", target_fd, "", EINVAL,
-             "package gons: gons_target_pidfd cannot be combined with gons_<type> variables");
-    else if (target_pidfd < 0)
-        fail("gons_target_pidfd", target_fd, "pidfd_send_signal", EBADF,
-             "package gons: invalid gons_target_pidfd \"%s\": not a pidfd", target_fd);
-    else
-        join_target_now = 1;
+    /* Planned after an error too (the first error is kept), so that an inherited pidfd is closed below. */
+    struct step steps[GONS_NKINDS];
+    int nsteps = plan(steps);
+    /*
+     * Before the joins: the variables and the hook's LD_PRELOAD entry go
+     * whatever the joins do, and scrub_preload() stats LD_PRELOAD's entries
+     * to recognise the hook while paths resolve in the host's root and are
+     * judged with the process's own credentials, not a joined user
+     * namespace's, from which host files may be out of reach.
+     */
     scrub_env();
 
-    const char *envvar = "gons_target_pidfd", *pid_path = target_fd, *mnt_path = target_fd;
     /* Any error so far (bad order, out of memory) means no switch at all. */
-    if (!gons_preinit_state.err && (nsteps > 0 || join_target_now)) {
+    if (!gons_preinit_state.err && nsteps > 0) {
         int was_dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
         if (was_dumpable < 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
             int err = errno;
             fail("", "", "prctl", err, "package gons: cannot make the process non-dumpable: %s", strerror(err));
-        } else if (join_target_now) {
-            join_target(target_pidfd, target_fd, target_types, preserve_credentials);
         } else {
-            join_all(steps, nsteps, preserve_credentials);
-            envvar = NULL;
-            for (int i = 0; i < nsteps; i++) {
-                if (steps[i].kind->flag == CLONE_NEWPID)
-                    pid_path = steps[i].path;
-                if (steps[i].kind->flag == CLONE_NEWNS)
-                    mnt_path = steps[i].path;
-            }
+            join(steps, nsteps, preserve_credentials);
         }
         /*
          * Credential changes (become_root) reset dumpable to fs.suid_dumpable:
@@ -909,33 +851,29 @@ GONS_PREINIT_CONSTRUCTOR static void gons_preinit(void)
             fail("", "", "prctl", err, "package gons: cannot make the process non-dumpable: %s", strerror(err));
         }
     }
-    if (gons_preinit_state.joined & CLONE_NEWNS)
-        pin_nss(envvar ? envvar : "gons_mnt", mnt_path);
+    close_steps(steps, nsteps);
+    const struct step *mnt = step_joining(steps, nsteps, CLONE_NEWNS);
+    if (mnt && (gons_preinit_state.joined & CLONE_NEWNS))
+        pin_nss(mnt->envvar, mnt->path);
 
     if (confine)
         confine_apply(confine);
 
     /* The parent-death signal is cleared by credential changes, so it comes after them. */
-    pid_t parent_pid = parse_pid(parent);
-    if (parent && !parent_pid)
+    long parent_pid = parent ? parse_uint(parent, strlen(parent)) : 0;
+    if (parent && parent_pid <= 0)
         fail("gons_parent_pid", parent, "", EINVAL, "package gons: invalid gons_parent_pid \"%s\": not a pid", parent);
-    if (parent_pid && (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != parent_pid))
+    if (parent_pid > 0 && (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != parent_pid))
         raise(SIGKILL);
-    if (gons_preinit_state.joined & CLONE_NEWPID)
-        fork_into_pid_namespace(envvar ? envvar : "gons_pid", pid_path);
+    const struct step *pid = step_joining(steps, nsteps, CLONE_NEWPID);
+    if (pid && (gons_preinit_state.joined & CLONE_NEWPID))
+        fork_into_pid_namespace(pid->envvar, pid->path);
     /* From here on, this process (the one Node runs in) keeps SIGUSR1 ignored. */
     __atomic_store_n(&guarded_pid, getpid(), __ATOMIC_RELEASE);
 
-    /* The inherited pidfd, joined or not, must not leak into Node and its children. */
-    if (target_pidfd >= 0)
-        close(target_pidfd);
-    if (nsteps > 0)
-        free_steps(steps, nsteps);
-    free(order);
+    free_steps(steps, nsteps);
     free(preserve);
     free(parent);
-    free(target_fd);
-    free(target_types);
     free(confine);
 }
 

@@ -6,6 +6,8 @@
 #ifndef GONS_PREINIT_H
 #define GONS_PREINIT_H
 
+#include <sched.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -47,6 +49,41 @@ struct gons_preinit_state {
 #define GONS_PREINIT_SEAL_SYMBOL "gons_preinit_seal_target_root"
 
 typedef int (*gons_preinit_root_fn)(void);
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+#ifndef CLONE_NEWCGROUP
+#define CLONE_NEWCGROUP 0x02000000
+#endif
+
+/*
+ * The one table of namespace kinds: the hook plans and joins from it, and the
+ * addon hands it to TypeScript (lib/namespaces.ts). Its order is the default
+ * gons_order, with every entry opened up front ("!user,!mnt,...,!uts"): user
+ * first, so that the other joins are judged with the capabilities gained in
+ * the target user namespace. procname names the /proc/self/ns entry a join
+ * changes (for pid and time, the one for children), to skip namespaces the
+ * process is already in.
+ */
+struct gons_nskind {
+    const char *type;
+    const char *envvar;
+    const char *procname;
+    int flag;
+};
+#define GONS_NSKIND(type, procname, flag) { type, "gons_" type, procname, flag }
+static const struct gons_nskind gons_nskinds[] = {
+    GONS_NSKIND("user", "user", CLONE_NEWUSER),
+    GONS_NSKIND("mnt", "mnt", CLONE_NEWNS),
+    GONS_NSKIND("cgroup", "cgroup", CLONE_NEWCGROUP),
+    GONS_NSKIND("ipc", "ipc", CLONE_NEWIPC),
+    GONS_NSKIND("net", "net", CLONE_NEWNET),
+    GONS_NSKIND("pid", "pid_for_children", CLONE_NEWPID),
+    GONS_NSKIND("time", "time_for_children", CLONE_NEWTIME),
+    GONS_NSKIND("uts", "uts", CLONE_NEWUTS),
+};
+#define GONS_NKINDS (sizeof(gons_nskinds) / sizeof(gons_nskinds[0]))
 
 #ifdef __cplusplus
 }

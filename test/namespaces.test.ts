@@ -1,7 +1,8 @@
 /** The TypeScript core without the kernel: the namespace table, the env protocol, argument checks. */
 import t from 'tap';
 import { enterTargetRoot, hasTargetRoot, leaveTargetRoot, namespaceEnv, namespaceTypes, status, validateNamespaces } from '../lib/index';
-import { envVarOf, isNamespaceType } from '../lib/namespaces';
+import { type NamespaceType, envVarOf, isNamespaceType, namespaceKinds } from '../lib/namespaces';
+import { addon } from '../lib/native';
 import { errnoName } from '../lib/errors';
 import * as gons from '../lib/index';
 import * as reexec from '../reexec/index';
@@ -13,6 +14,22 @@ t.test("namespaceTypes is gons's default order, plus time", async (t) => {
   t.ok(isNamespaceType('time'));
   t.notOk(isNamespaceType('!net'));
   t.notOk(isNamespaceType('toString'));
+});
+
+t.test("NamespaceType is the hook's table of kinds: names, order and flags", async (t) => {
+  // Compiles only while its keys are exactly NamespaceType's members; the values are the kernel's CLONE_NEW* flags.
+  const flags: Record<NamespaceType, number> = {
+    user: 0x10000000, mnt: 0x00020000, cgroup: 0x02000000, ipc: 0x08000000, net: 0x40000000, pid: 0x20000000, time: 0x00000080, uts: 0x04000000,
+  };
+  t.same(addon.namespaceKinds.map((k) => [k.type, k.flag]), Object.entries(flags), 'the addon exports the same names, in order, with the same flags');
+  t.same(namespaceTypes, Object.keys(flags));
+  t.same(addon.namespaceKinds.filter((k) => k.procname !== k.type).map((k) => k.procname), ['pid_for_children', 'time_for_children']);
+  for (const k of addon.namespaceKinds) {
+    t.same(namespaceKinds[k.type as NamespaceType], { ...k, unshare: k.type === 'mnt' ? '--mount' : `--${k.type}` }, `${k.type}: derived from the addon's row`);
+    t.equal(k.envVar, `gons_${k.type}`);
+    t.same(addon.nsType(`/proc/self/ns/${k.procname}`), { nstype: k.flag }, `the kernel reports /proc/self/ns/${k.procname} as ${k.type}`);
+  }
+  t.ok(Object.isFrozen(namespaceKinds) && Object.isFrozen(namespaceKinds.net));
 });
 
 t.test('namespaceEnv builds the env as Go RunReexecAction does', async (t) => {

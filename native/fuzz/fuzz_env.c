@@ -5,16 +5,17 @@
  * It includes native/preinit.c with the constructor disabled and drives only
  * the parsing parts, never a namespace switch:
  *   - plan()          gons_order and the gons_<type> variables
- *   - join_target()   gons_target_types (and gons_target_pidfd's text in its
- *                     messages); setns() is a stub here (below) that records
- *                     its arguments and fails, so nothing can switch
+ *   - types_mask()    gons_target_types, then join() of a pidfd step (and
+ *                     gons_target_pidfd's text in its messages); setns() is a
+ *                     stub here (below) that records its arguments and fails,
+ *                     so nothing can switch
  *   - pidfd_of()      pidfd_send_signal() is a stub too, failing with EBADF
- *   - kind_var_set(), parse_pid(), parse_int()
+ *   - kind_var_set(), parse_uint()
  *   - scrub_env()     with it scrub_preload() on an LD_PRELOAD from the input
  * Each result is checked against a small reference implementation written
  * from the protocol's description; a mismatch is a crash (__builtin_trap).
- * join_all(), fork and the pid namespace relay are never called (fork and any
- * other syscall() trap). The hook's getenv/setenv/unsetenv work on a private
+ * join() of namespace paths, fork and the pid namespace relay are never called
+ * (fork and any other syscall() trap). The hook's getenv/setenv/unsetenv work on a private
  * table here (see fuzz_getenv below), not on the process environment.
  *
  * Input: fields separated by NUL bytes; a missing field leaves the variable
@@ -25,8 +26,8 @@
  *   9      LD_PRELOAD; each '@' is replaced by the path dladdr() reports for
  *          the hook (this executable), so entries naming the hook show up
  *   10     gons_target_types
- *   11     a number for parse_pid(), parse_int(), pidfd_of() (and the text of
- *          gons_target_pidfd in join_target()'s messages)
+ *   11     a number for parse_uint(), pidfd_of() (and the text of
+ *          gons_target_pidfd in join()'s messages)
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -272,12 +273,15 @@ static void check_plan(const char *values[NFIELDS])
     char *order = dup_env("gons_order");
     CHECK(eq(order, values[F_ORDER]) || (!order && (!values[F_ORDER] || !*values[F_ORDER])));
 
-    struct step steps[NKINDS];
+    /* plan() takes the pidfd's way when gons_target_pidfd is set: not this check's. */
+    char *target = dup_env("gons_target_pidfd");
+    unsetenv("gons_target_pidfd");
+    struct step steps[GONS_NKINDS];
     memset(steps, 0xa5, sizeof(steps));
-    int n = plan(order, steps);
+    int n = plan(steps);
 
     /* What plan() should have produced. */
-    int want_kind[NKINDS], want_early[NKINDS], nwant = 0;
+    int want_kind[GONS_NKINDS], want_early[GONS_NKINDS], nwant = 0;
     char *want_message = NULL;
     if (!order) {
         for (int i = 0; i < 8; i++)
@@ -303,7 +307,7 @@ static void check_plan(const char *values[NFIELDS])
             else {
                 seen |= 1u << t;
                 if (values[1 + t] && *values[1 + t]) {
-                    CHECK(nwant < (int)NKINDS);
+                    CHECK(nwant < (int)GONS_NKINDS);
                     want_kind[nwant] = t;
                     want_early[nwant++] = early;
                 }
@@ -312,25 +316,30 @@ static void check_plan(const char *values[NFIELDS])
         free(items);
     }
 
+    /* On an error, the steps before it are planned all the same (to be freed). */
+    CHECK(n == nwant);
+    for (int i = 0; i < n; i++) {
+        CHECK(steps[i].kind == &gons_nskinds[want_kind[i]]);
+        CHECK(eq(steps[i].kind->type, ref_types[want_kind[i]]));
+        CHECK(steps[i].flag == steps[i].kind->flag);
+        CHECK(eq(steps[i].envvar, steps[i].kind->envvar));
+        CHECK(steps[i].early == want_early[i]);
+        CHECK(steps[i].fd == -1 && steps[i].types == NULL);
+        CHECK(eq(steps[i].path, values[1 + want_kind[i]]));
+    }
+    free_steps(steps, n);
     if (want_message) {
-        CHECK(n == -1);
         CHECK(st->err == EINVAL);
         CHECK(eq(st->envvar, "gons_order"));
         CHECK(eq(st->path, order));
         CHECK(eq(st->syscall, ""));
         CHECK(eq(st->message, want_message));
     } else {
-        CHECK(n == nwant);
         CHECK(st->err == 0);
-        for (int i = 0; i < n; i++) {
-            CHECK(steps[i].kind == &kinds[want_kind[i]]);
-            CHECK(eq(steps[i].kind->type, ref_types[want_kind[i]]));
-            CHECK(steps[i].early == want_early[i]);
-            CHECK(steps[i].fd == -1);
-            CHECK(eq(steps[i].path, values[1 + want_kind[i]]));
-        }
-        free_steps(steps, n);
     }
+    if (target)
+        set_or_unset("gons_target_pidfd", target);
+    free(target);
     free(want_message);
     free(order);
     reset_state();
@@ -357,15 +366,20 @@ static void check_target(const char *values[NFIELDS])
     size_t nitems = ref_split(t, items, cap);
     for (size_t i = 0; i < nitems && !want_message; i++) {
         int k = ref_type(items[i].s, items[i].len);
-        if (k < 0 || (want_mask & (unsigned long)kinds[k].flag))
+        if (k < 0 || (want_mask & (unsigned long)gons_nskinds[k].flag))
             want_message = fmt("package gons: %s namespace type \"%.*s\" in gons_target_types",
                                k < 0 ? "unknown" : "duplicate", (int)items[i].len, items[i].s);
         else
-            want_mask |= (unsigned long)kinds[k].flag;
+            want_mask |= (unsigned long)gons_nskinds[k].flag;
     }
     free(items);
 
-    join_target(fd, fdstr, types, 0);
+    /* The pidfd step plan() makes of a pidfd (the stub has none: it is made here). */
+    int mask = types_mask(types);
+    struct step step = {NULL, mask, 1, "gons_target_pidfd", (char *)fdstr, types, fd};
+    CHECK(mask == 0 ? st->err != 0 : st->err == 0);
+    if (mask != 0)
+        join(&step, 1, 0);
 
     CHECK(pidfd_calls == 0);
     CHECK(st->joined == 0);
@@ -394,25 +408,21 @@ static void check_target(const char *values[NFIELDS])
 
 static void check_numbers(const char *s)
 {
-    pid_t pid = parse_pid(s);
-    int i = parse_int(s);
-    CHECK(pid >= 0 && i >= -1);
+    if (!s)
+        return;
+    long i = parse_uint(s, strlen(s));
+    CHECK(i >= -1 && i <= INT32_MAX);
     CHECK(pidfd_of(s) == -1); /* the stub says EBADF: no pidfd */
     CHECK(pidfd_calls == (i >= 0) && (i < 0 || pidfd_fd == i));
     CHECK(setns_calls == 0);
     reset_state();
-    if (!s) {
-        CHECK(pid == 0 && i == -1);
-        return;
-    }
     char *end = NULL;
     errno = 0;
     long v = strtol(s, &end, 10);
     /* Plain decimal digits only: no sign, no white space. */
     int digits = *s != '\0' && strspn(s, "0123456789") == strlen(s);
     int whole = digits && errno == 0 && end != s && *end == '\0';
-    CHECK(pid == ((whole && v > 0 && v <= INT32_MAX) ? (pid_t)v : 0));
-    CHECK(i == ((whole && v >= 0 && v <= INT32_MAX) ? (int)v : -1));
+    CHECK(i == ((whole && v >= 0 && v <= INT32_MAX) ? v : -1));
 }
 
 /* Is entry (a token of LD_PRELOAD) the hook? Same name, or a path to the same file. */
@@ -537,7 +547,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     set_or_unset("gons_order", values[F_ORDER]);
     for (int i = 0; i < 8; i++)
-        set_or_unset(kinds[i].envvar, values[1 + i]);
+        set_or_unset(gons_nskinds[i].envvar, values[1 + i]);
     set_or_unset("LD_PRELOAD", preload);
     set_or_unset("gons_target_types", values[F_TYPES]);
     set_or_unset("gons_target_pidfd", values[F_NUMBER]);
