@@ -55,21 +55,24 @@ function pidfdAlive(pidfd: number, pid: number): boolean {
   return readFileSync(`/proc/self/fdinfo/${pidfd}`, 'utf8').match(/^Pid:\s*(-?\d+)$/m)?.[1] === String(pid);
 }
 
+/** Checks a target's shape (`where` starts the messages); its `types` default to `'all'`. */
+export function checkTarget(where: string, target: Target): Required<Target> {
+  const { pid, types = 'all' } = target ?? {};
+  const invalid = (message: string) => Object.assign(new TypeError(`${where}: ${message}`), { code: 'ERR_INVALID_ARG_VALUE' });
+  if (!Number.isSafeInteger(pid) || pid <= 0) throw invalid(`target.pid must be a positive integer, not ${String(pid)}`);
+  if (types !== 'all' && (!Array.isArray(types) || types.length === 0 || !types.every(isNamespaceType) || new Set(types).size !== types.length)) {
+    throw invalid(`target.types must be 'all' or a list of distinct namespace types, not ${JSON.stringify(types)}`);
+  }
+  return { pid, types };
+}
+
 /**
  * Opens a pidfd for `target.pid` and picks the types to join, skipping
  * namespaces this process already shares with the target. Throws a
  * `NamespaceSwitchError` for a process that does not exist.
  */
 export function resolveTarget(target: Target, pidfdSetns = kernelHasPidfdSetns(), inspect: (pid: number, type: NamespaceType) => number = inode): ResolvedTarget {
-  const { pid, types = 'all' } = target ?? {};
-  if (!Number.isSafeInteger(pid) || pid <= 0) {
-    throw Object.assign(new TypeError(`gons: target.pid must be a positive integer, not ${String(pid)}`), { code: 'ERR_INVALID_ARG_VALUE' });
-  }
-  if (types !== 'all' && (!Array.isArray(types) || types.length === 0 || !types.every(isNamespaceType) || new Set(types).size !== types.length)) {
-    throw Object.assign(new TypeError(`gons: target.types must be 'all' or a list of distinct namespace types, not ${JSON.stringify(types)}`), {
-      code: 'ERR_INVALID_ARG_VALUE',
-    });
-  }
+  const { pid, types } = checkTarget('gons', target);
   const opened = addon.pidfdOpen(pid);
   if ('errno' in opened) {
     throw new NamespaceSwitchError(`package gons: cannot open process ${pid}: ${addon.strerror(opened.errno)}`, {

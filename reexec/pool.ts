@@ -11,9 +11,9 @@ import { readdirSync, statSync } from 'node:fs';
 import createDebug from 'debug';
 import { NamespaceSwitchError } from '../lib/errors';
 import { addon } from '../lib/native';
-import { type Namespace, type NamespaceType, envVarOf, isNamespaceType, namespaceTypes, parseNamespaceType } from '../lib/namespaces';
+import { type Namespace, type NamespaceType, envVarOf, namespaceKinds, namespaceTypes, parseNamespaceType } from '../lib/namespaces';
 import { checkKeys } from '../lib/options';
-import type { Target } from '../lib/target';
+import { type Target, checkTarget } from '../lib/target';
 import { validateNamespaces } from '../lib/validate';
 import { armDeadline } from './calls';
 import { ReexecError } from './errors';
@@ -122,7 +122,7 @@ function identity(path: string, envVar: string): string {
 
 /** Our own namespaces' identities (pid: the one our children get), to skip the shared ones as the hook does. */
 function ownIdentity(type: NamespaceType): string {
-  return identity(`/proc/self/ns/${type === 'pid' ? 'pid_for_children' : type}`, envVarOf(type));
+  return identity(`/proc/self/ns/${namespaceKinds[type].procname}`, envVarOf(type));
 }
 
 /**
@@ -153,11 +153,7 @@ export function whereKey(where: PoolWhere): string {
     }
   } else {
     checkKeys(WHERE, 'target', w.target, ['pid', 'types']);
-    const { pid, types = 'all' } = w.target!;
-    if (!Number.isSafeInteger(pid) || pid <= 0) throw invalid(`${WHERE}: target.pid must be a positive integer, not ${String(pid)}`);
-    if (types !== 'all' && (!Array.isArray(types) || types.length === 0 || !types.every(isNamespaceType) || new Set(types).size !== types.length)) {
-      throw invalid(`${WHERE}: target.types must be 'all' or a list of distinct namespace types, not ${JSON.stringify(types)}`);
-    }
+    const { pid, types } = checkTarget(WHERE, w.target!);
     const have = new Set(readdirSync('/proc/self/ns'));
     for (const type of namespaceTypes.filter((t) => (types === 'all' ? have.has(t) : types.includes(t)))) {
       const id = identity(`/proc/${pid}/ns/${type}`, 'gons_target_pidfd');

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { NamespaceSwitchError } from '../lib/index';
 import { resolveTarget, kernelHasPidfdSetns } from '../lib/target';
+import { type NamespaceType, namespaceKinds } from '../lib/namespaces';
 import { ReexecError, checkAction, openNamespaceWorker, runReexecAction } from '../reexec/index';
 import { planReexec, processOf, startWorker } from '../reexec/internal';
 import { coverageRun } from '../reexec/role';
@@ -281,7 +282,7 @@ void checkAction().then(() => {
         const until = Date.now() + 30000;
         while (existsSync(`/proc/${p}`) && Date.now() < until) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
       }
-      return statSync(`/proc/self/ns/${type === 'pid' ? 'pid_for_children' : type}`).ino;
+      return statSync(`/proc/self/ns/${namespaceKinds[type as NamespaceType].procname}`).ino;
     };
     t.throws(() => resolveTarget({ pid }, true, recycled), { name: 'NamespaceSwitchError', code: 'ESRCH', path: `/proc/${pid}`, envVar: 'gons_target_pidfd' });
   });
