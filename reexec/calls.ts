@@ -13,8 +13,7 @@ import { addon } from '../lib/native';
 import { FrameReader, ProtocolError, writeFrame } from './channel';
 import { AbortError, ReexecError, type WireError, fromWire } from './errors';
 import { checkSlots, receiveFds, restoreHandles } from './handles';
-import type { RunOptions } from './plan';
-import { encodeRequest } from './plan';
+import { type RunOptions, encodeRequest } from './plan';
 import { type ReexecProcess, describeEnd } from './process';
 import { type Reply, asReply } from './protocol';
 
@@ -26,9 +25,7 @@ interface Pending {
   reject(err: Error): void;
 }
 
-/** What a call rejects with, beyond `ReexecError`: its end, if the child ended. */
-export type CallError = Error & { exitCode?: number | null; signal?: NodeJS.Signals | null };
-
+/** The calls of one child; see the top of this file. */
 export class Calls {
   private readonly pending = new Map<number, Pending>();
   /** Ids of calls that timed out or were aborted: their late replies are dropped (and their fds closed), once. */

@@ -70,14 +70,14 @@ export interface RunOptions {
 /** Node's timers take at most 2^31-1 ms; a longer timeout would fire at once. */
 export const MAX_TIMEOUT_MS = 0x7fffffff;
 /** fd of the target's pidfd in the child. */
-export const TARGET_FD = 4;
+const TARGET_FD = 4;
 /**
  * LD_PRELOAD cannot spell a path with white space or ":" (a checkout in
  * "My Projects"): then the child inherits the hook on this fd and LD_PRELOAD
  * names it as /proc/self/fd/6. The hook closes it first thing (gons_keep_fds
  * does not list it) and scrubs the name from LD_PRELOAD.
  */
-export const HOOK_FD = 6;
+const HOOK_FD = 6;
 export const preloadByFd = /[\s:]/.test(preinitPath);
 
 /** Everything a re-execution needs, checked. */

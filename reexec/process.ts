@@ -19,7 +19,7 @@ const log = createDebug('gons:reexec');
  * reply (gons's linger), after a worker's close, and between SIGTERM and
  * SIGKILL when a call is timed out or aborted.
  */
-export const GRACE_MS = 1000;
+const GRACE_MS = 1000;
 /**
  * In a coverage run (NODE_V8_COVERAGE set, as tap and c8 do) a child writes
  * its coverage as it exits, which on a loaded machine can take longer than
@@ -27,7 +27,7 @@ export const GRACE_MS = 1000;
  */
 const COVERAGE_GRACE_MS = 20_000;
 /** How much of the child's stderr an error keeps. */
-export const STDERR_TAIL = 64 * 1024;
+const STDERR_TAIL = 64 * 1024;
 
 /** How a child ended; `error` when it could not be spawned at all. */
 export interface ChildEnd {

@@ -8,7 +8,7 @@
  */
 import { EventEmitter } from 'node:events';
 import createDebug from 'debug';
-import { Calls, type CallError } from './calls';
+import { Calls } from './calls';
 import { AbortError, ReexecError } from './errors';
 import { type NamespaceWorkerOptions, type Plan, type ReexecOptions, type RunOptions, checkRunOptions, planReexec } from './plan';
 import { type ReexecProcess, startProcess } from './process';
@@ -163,7 +163,7 @@ export async function runReexecAction<R = unknown>(name: string, options: Reexec
     if (err instanceof AbortError || (err as ReexecError).code === 'ERR_GONS_TIMEOUT') {
       proc.terminate();
       const { code, signal } = await proc.ended;
-      Object.assign(err as CallError, { exitCode: code, signal, stderr: proc.stderr() });
+      Object.assign(err as ReexecError, { exitCode: code, signal, stderr: proc.stderr() });
     }
     throw err;
   }
