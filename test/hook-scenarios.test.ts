@@ -436,8 +436,8 @@ const viaFile = (value: string) => value.length > 100_000 || /[^\x00-\x7f]/.test
 /**
  * The driver's arguments for a row. It sets every variable itself (-s, or -f from a file), the same way for all:
  * LD_PRELOAD must not reach the loader, and the heap copies the hook makes of the variables in the exec-time
- * environment block are leaked when it removes them (its copy of that block stays with the process; see the
- * NOTES), which LeakSanitizer would report and only a suppression, symbolized at ~0.3 s a run, could let pass.
+ * environment block are leaked when it removes them (a hook bug, reported; glibc never frees what unsetenv drops),
+ * which LeakSanitizer would report and only a suppression, symbolized at ~0.3 s a run, could let pass.
  * Node's half gets them in its exec-time environment.
  */
 function driverArgs(row: Row, c: Ctx): string[] {
