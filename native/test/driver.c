@@ -1,5 +1,5 @@
 /*
- * Sanitizer test driver for the pre-init hook (scripts/test-native.sh).
+ * Sanitizer test driver for the pre-init hook (test/hook-scenarios.test.ts).
  *
  * It compiles native/preinit.c into this executable with the constructor
  * disabled, runs gons_preinit() from main() once the environment is set up,
