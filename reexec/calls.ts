@@ -15,7 +15,7 @@ import { AbortError, ReexecError, type WireError, fromWire } from './errors';
 import { checkSlots, receiveFds, restoreHandles } from './handles';
 import { type RunOptions, encodeRequest } from './plan';
 import { type ReexecProcess, describeEnd } from './process';
-import { type Reply, asReply } from './protocol';
+import { READY_ACTION, type Reply, asReply } from './protocol';
 
 const log = createDebug('gons:reexec');
 
@@ -84,13 +84,19 @@ export class Calls {
     if (!reply) throw new ProtocolError('malformed reply');
     const fds = takeFds(this.proc.handleSocket, reply);
     const p = this.pending.get(reply.id);
-    if (!p) {
+    if (!p || (p.action === READY_ACTION && !('error' in reply) && (fds || !Number.isSafeInteger(reply.result)))) {
       fds?.forEach((fd) => addon.closeFd(fd));
+      if (p) throw new ProtocolError('a ready reply that is not a pid');
       if (!this.abandoned.delete(reply.id)) throw new ProtocolError(`reply for unknown or settled call ${reply.id}`);
       return; // the late reply of a call that timed out or was aborted
     }
+    // Built before the call leaves `pending`: should it throw, the call fails with the protocol error.
+    if ('error' in reply) {
+      const error = replyError(p.action, reply.error);
+      this.pending.delete(reply.id);
+      return p.reject(error);
+    }
     this.pending.delete(reply.id);
-    if ('error' in reply) return p.reject(replyError(p.action, reply.error));
     if (!fds) return p.resolve(reply.result);
     restoreHandles(reply.result, reply.handles!, fds).then(p.resolve, (err: Error) => {
       // Fds that are not what the reply says they are break the protocol.
@@ -148,6 +154,14 @@ export class Calls {
   }
 }
 
+/** The errors armDeadline made: a deadline of ours, whatever code a child's error may claim. */
+const deadlineErrors = new WeakSet<Error>();
+
+/** Whether `err` is a timeout or an abort of ours (not an error a child sent). */
+export function isDeadline(err: unknown): boolean {
+  return deadlineErrors.has(err as Error);
+}
+
 /**
  * Arms a call's `timeout` and `signal`: `onExpire` gets the
  * `ERR_GONS_TIMEOUT` `ReexecError` or the `AbortError`, at most once.
@@ -160,6 +174,7 @@ export function armDeadline(action: string, { timeout, signal }: RunOptions, onE
   };
   const expire = (err: Error) => {
     disarm();
+    deadlineErrors.add(err);
     onExpire(err);
   };
   const onAbort = () => expire(new AbortError(undefined, { cause: signal?.reason }));
@@ -180,6 +195,9 @@ function takeFds(handleSocket: number, reply: Reply): number[] | undefined {
   }
 }
 
+/** The conditions gons makes in the child; any other code a child sends is the action's own, on `.cause`. */
+const childCodes = ['ERR_GONS_NOT_CLONEABLE', 'ERR_GONS_NOT_TRANSFERABLE', 'ERR_GONS_UNREGISTERED_ACTION', 'ERR_GONS_ACTION_UNSETTLED', 'ERR_GONS_LOAD_REFUSED'];
+
 /**
  * The error a reply carries, rebuilt: a failed namespace switch is a
  * `NamespaceSwitchError`; a condition gons made in the child keeps its
@@ -189,13 +207,13 @@ function takeFds(handleSocket: number, reply: Reply): number[] | undefined {
 function replyError(action: string, wire: WireError): Error {
   if (wire.name === 'NamespaceSwitchError') {
     const err = new NamespaceSwitchError(wire.message, {
-      envVar: String(wire.envVar ?? ''), path: String(wire.path ?? ''), syscall: String(wire.syscall ?? ''), errno: Number(wire.errno) || 0,
+      envVar: wire.envVar as string, path: wire.path as string, syscall: wire.syscall as string, errno: wire.errno as number,
     });
     err.message = wire.message; // the child's wording, its hint included
     return err;
   }
   const cause = fromWire(wire);
-  const ours = typeof wire.code === 'string' && wire.code.startsWith('ERR_GONS_');
+  const ours = childCodes.includes(wire.code as string);
   return new ReexecError(`gons/reexec: action ${JSON.stringify(action)} failed: ${cause.message}`, {
     action, code: ours ? wire.code as string : 'ERR_GONS_ACTION_FAILED', cause,
   });

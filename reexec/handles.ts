@@ -10,7 +10,7 @@
  * where in the result each handle goes; the result holds null there.
  */
 import dgram from 'node:dgram';
-import { constants, promises as fsp } from 'node:fs';
+import { constants, fstatSync, promises as fsp } from 'node:fs';
 import net from 'node:net';
 import { addon } from '../lib/native';
 import { ReexecError } from './errors';
@@ -275,10 +275,15 @@ function started<T extends NodeJS.EventEmitter>(it: T, start: (done: () => void)
   });
 }
 
-async function wrap(slot: HandleSlot, fd: number): Promise<unknown> {
+/** Wraps fd as its slot's kind; `failed` gets the first error of a socket before the caller has it. */
+async function wrap(slot: HandleSlot, fd: number, failed: (err: Error) => void): Promise<unknown> {
   switch (slot.kind) {
-    case 'socket':
-      return new net.Socket({ fd, readable: true, writable: true });
+    case 'socket': {
+      const sock = new net.Socket({ fd, readable: true, writable: true });
+      // Until the caller has it, an error (a peer's reset) has no listener of its own: it fails the restore.
+      sock.once('error', failed);
+      return sock;
+    }
     case 'server': {
       const server = net.createServer();
       return started(server, (done) => server.listen({ fd }, done));
@@ -290,9 +295,12 @@ async function wrap(slot: HandleSlot, fd: number): Promise<unknown> {
     case 'file': {
       // Node has no public way to wrap an fd in a FileHandle: open the same file
       // again through the fd's magic link (any mount namespace), then drop the fd.
+      // Opening a FIFO again blocks a threadpool thread until a writer comes (the child decides if ever);
+      // O_NOCTTY keeps a tty from becoming this process's controlling terminal.
+      if (fstatSync(fd).isFIFO()) throw new Error('a FIFO');
       const flags = addon.fdFlags(fd);
       if (typeof flags !== 'number') throw Object.assign(new Error(`not an open file: ${addon.strerror(flags.errno)}`), { syscall: flags.syscall });
-      const handle = await fsp.open(`/proc/self/fd/${fd}`, flags & (O_ACCMODE | constants.O_APPEND));
+      const handle = await fsp.open(`/proc/self/fd/${fd}`, (flags & (O_ACCMODE | constants.O_APPEND)) | constants.O_NOCTTY);
       addon.closeFd(fd);
       return handle;
     }
@@ -318,14 +326,17 @@ function discard(made: unknown, fd: number): void {
  */
 export async function restoreHandles(value: unknown, slots: HandleSlot[], fds: number[]): Promise<unknown> {
   const made: unknown[] = [];
+  let early: Error | undefined;
   try {
     for (let i = 0; i < slots.length; i++) {
       try {
-        made[i] = await wrap(slots[i], fds[i]);
+        made[i] = await wrap(slots[i], fds[i], (err) => (early ??= err));
       } catch (err) {
         throw new Error(`handle ${i} is not a ${slots[i].kind}: ${(err as Error).message}`);
       }
     }
+    if (early) throw new Error(`a socket failed before it was handed over: ${early.message}`);
+    for (const m of made) if (m instanceof net.Socket) m.removeAllListeners('error');
     let out = value;
     slots.forEach((slot, i) => {
       if (slot.path.length === 0) {

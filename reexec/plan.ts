@@ -163,7 +163,12 @@ export function planReexec(where: keyof typeof optionKeys, action: string, optio
   const joins = joinEnv(o);
   try {
     const env = compileCacheEnv(sanitizeChildEnv(childEnv(joins.env, o.env)), o);
-    return { args, env, pidfd: joins.pidfd, output: o.output ?? 'stderr', maxMessageBytes, timeout: o.timeout, signal: o.signal, request, release: joins.release };
+    const plan: Plan = { args, env, pidfd: joins.pidfd, output: o.output ?? 'stderr', maxMessageBytes, timeout: o.timeout, signal: o.signal, request, release: () => {
+      plan.pidfd = undefined;
+      joins.release();
+      plan.release = () => {};
+    } };
+    return plan;
   } catch (err) {
     joins.release();
     throw err;
@@ -172,7 +177,9 @@ export function planReexec(where: keyof typeof optionKeys, action: string, optio
 
 /** The main script and arguments this program was started with. */
 function mainScript(): string[] {
-  if (process.argv[1] === undefined) throw new TypeError('gons/reexec: this program has no main script to re-execute; pass options.entry');
+  if (process.argv[1] === undefined) {
+    throw Object.assign(new TypeError('gons/reexec: this program has no main script to re-execute; pass options.entry'), { code: 'ERR_GONS_NO_MAIN_SCRIPT' });
+  }
   return process.argv.slice(1);
 }
 

@@ -8,6 +8,7 @@ import { closeSync, openSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 import createDebug from 'debug';
+import { errnoName } from '../lib/errors';
 import { addon, preinitPath } from '../lib/native';
 import { type Plan, preloadByFd } from './plan';
 import { coverageRun } from './role';
@@ -79,12 +80,12 @@ export class ReexecProcess {
   terminate(): void {
     if (!this.running) return;
     this.child.kill('SIGTERM');
-    this.killAfterGrace();
+    this.killAfterGrace(GRACE_MS);
   }
 
-  /** SIGKILL unless the child has ended within the grace (longer in a coverage run). */
-  killAfterGrace(): void {
-    const t = setTimeout(() => this.kill(), coverageRun() ? COVERAGE_GRACE_MS : GRACE_MS);
+  /** SIGKILL unless the child has ended within the grace (by default longer in a coverage run, for its coverage). */
+  killAfterGrace(ms = coverageRun() ? COVERAGE_GRACE_MS : GRACE_MS): void {
+    const t = setTimeout(() => this.kill(), ms);
     t.unref();
     void this.ended.then(() => clearTimeout(t));
   }
@@ -112,7 +113,7 @@ export async function startProcess(plan: Plan): Promise<ReexecProcess> {
     log('re-executing %s with %o', plan.args.at(-1), Object.fromEntries(Object.entries(plan.env).filter(([k]) => k.startsWith('gons_'))));
     const made = addon.socketPair();
     /* c8 ignore next -- only fd exhaustion makes socketpair fail */
-    if (!Array.isArray(made)) throw Object.assign(new Error(`gons/reexec: cannot make the handle channel: ${addon.strerror(made.errno)}`), { errno: -made.errno, syscall: made.syscall });
+    if (!Array.isArray(made)) throw Object.assign(new Error(`gons/reexec: cannot make the handle channel: ${addon.strerror(made.errno)}`), { code: errnoName(made.errno), errno: -made.errno, syscall: made.syscall });
     pair = made;
     const stdio: StdioOptions = ['ignore', 'pipe', 'pipe', 'pipe', plan.pidfd ?? 'ignore', pair[1]];
     if (preloadByFd) stdio.push((hookFd = openSync(preinitPath, 'r')));

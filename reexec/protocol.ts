@@ -36,7 +36,13 @@ const wireErrorKeys = ['name', 'message', 'stack', 'code', 'errno', 'syscall', '
 
 function isWireError(e: unknown): boolean {
   return isPlainObject(e) && hasOnly(e, wireErrorKeys) && typeof e.name === 'string' && typeof e.message === 'string' &&
-    isOptional(e.stack, 'string') && isOptional(e.envVar, 'string') && ['code', 'errno', 'syscall', 'path'].every((k) => isOptional(e[k], 'string', 'number'));
+    isOptional(e.stack, 'string') && isOptional(e.envVar, 'string') && ['code', 'errno', 'syscall', 'path'].every((k) => isOptional(e[k], 'string', 'number')) &&
+    (e.name !== 'NamespaceSwitchError' || isSwitchError(e));
+}
+
+/** A failed switch names the variable, path and call at fault and a (negative) errno. */
+function isSwitchError(e: Record<string, unknown>): boolean {
+  return ['envVar', 'path', 'syscall'].every((k) => typeof e[k] === 'string') && Number.isSafeInteger(e.errno) && (e.errno as number) < 0;
 }
 
 /**

@@ -8,8 +8,8 @@
  */
 import { EventEmitter } from 'node:events';
 import createDebug from 'debug';
-import { Calls } from './calls';
-import { AbortError, ReexecError } from './errors';
+import { Calls, isDeadline } from './calls';
+import { ReexecError } from './errors';
 import { type NamespaceWorkerOptions, type Plan, type ReexecOptions, type RunOptions, checkRunOptions, planReexec } from './plan';
 import { type ReexecProcess, startProcess } from './process';
 import { READY_ACTION } from './protocol';
@@ -160,7 +160,7 @@ export async function runReexecAction<R = unknown>(name: string, options: Reexec
     return (await result) as R;
   } catch (err) {
     // A timeout or an abort ends the child: the call settles once it is gone, saying how it ended.
-    if (err instanceof AbortError || (err as ReexecError).code === 'ERR_GONS_TIMEOUT') {
+    if (isDeadline(err)) {
       proc.terminate();
       const { code, signal } = await proc.ended;
       Object.assign(err as ReexecError, { exitCode: code, signal, stderr: proc.stderr() });

@@ -4,7 +4,10 @@ import t from 'tap';
 import { DEFAULT_MAX_MESSAGE_BYTES, FrameReader, checkMaxMessageBytes, encodeFrame, writeFrame } from '../reexec/channel';
 import { checkAction, openNamespaceWorker, runReexecAction } from '../reexec/index';
 import { asReply } from '../reexec/protocol';
-import { gone } from './fixtures/helpers';
+import { readdirSync } from 'node:fs';
+import { eventually, fixturePath, gone } from './fixtures/helpers';
+import { settledChildren } from './fixtures/hygiene';
+import { LONG } from './fixtures/waits';
 import { hostileFrames } from './fixtures/hostile';
 import './fixtures/actions';
 
@@ -100,6 +103,19 @@ void checkAction().then(() => {
     const healthy = await openNamespaceWorker();
     t.equal(await healthy.run('action'), 'done', 'a new worker works');
     await healthy.close();
+  });
+
+  t.test('a forged answer to a worker\'s ready request fails its start, and nothing it sent stays open', async (t) => {
+    const before = readdirSync('/proc/self/fd').length;
+    for (const forge of ['string', 'handle']) {
+      await t.rejects(openNamespaceWorker({ entry: fixturePath('forged-ready.ts'), env: { FORGE: forge } }), {
+        name: 'ReexecError', code: 'ERR_GONS_PROTOCOL', message: /a ready reply that is not a pid/,
+      }, forge);
+    }
+    t.same(await settledChildren(LONG), [], 'both children are gone');
+    await eventually(() => {
+      if (readdirSync('/proc/self/fd').length > before) throw new Error('fds left open');
+    }, LONG);
   });
 
   t.test('a late reply of a timed-out worker call is dropped; the worker keeps working', async (t) => {

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
-import { existsSync, fstatSync, openSync, promises as fsp, readdirSync, readlinkSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { constants, existsSync, fstatSync, openSync, promises as fsp, readdirSync, readlinkSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -41,7 +41,8 @@ register('handles:bad', (name: string) => bad[name]());
 
 /** A forged reply with handles, written straight to the channel, as a compromised child could. */
 register('handles:forge', ({ slots, fd }: { slots: unknown; fd?: string }) => {
-  if (fd) addon.sendFds(HANDLE_FD, [openSync(fd, 'r')]);
+  // Non-blocking: a FIFO without a writer would block the open here.
+  if (fd) addon.sendFds(HANDLE_FD, [openSync(fd, constants.O_RDONLY | constants.O_NONBLOCK)]);
   const body = serialize({ id: 1, result: null, handles: slots });
   const head = Buffer.alloc(4);
   head.writeUInt32BE(body.length);
@@ -211,7 +212,11 @@ void checkAction().then(() => {
 
   t.test('a forged handle reply is a protocol error, and nothing it sent stays open', async (t) => {
     const before = ownFds();
+    // Opened here as a file, a FIFO would block a threadpool thread until a writer came: the child would decide when.
+    const fifo = join(t.testdir({}), 'fifo');
+    execFileSync('mkfifo', [fifo]);
     const forged: Array<[unknown, string | undefined, RegExp]> = [
+      [[{ path: [], kind: 'file' }], fifo, /handle 0 is not a file: a FIFO/],
       [[{ path: [], kind: 'socket' }], undefined, /the handle channel held none/],
       [[{ path: [], kind: 'bogus' }], '/dev/null', /a malformed handle list/],
       [[{ path: ['__proto__'], kind: 'fd' }], '/dev/null', /no place for handle 0 in the result/],
