@@ -21,6 +21,7 @@ import {
   type Container, type Lines, type Tools, buildTools, createContainer, filesMatching, missingTools, signalCounts, until,
 } from './fixtures/attack/target';
 import { fixturePath, needsRoot } from './fixtures/helpers';
+import { LONG } from './fixtures/waits';
 
 /** The container's nsswitch.conf: its planted module first for every database. */
 const PLANTED_NSSWITCH = ['passwd', 'group', 'shadow', 'hosts', 'networks', 'protocols', 'services', 'ethers', 'rpc', 'netgroup', 'initgroups', 'aliases', 'gshadow']
@@ -407,13 +408,15 @@ for (let fd = 0; fd < 64; fd++) { try { fs.writeFileSync('/proc/self/fd/' + fd +
       });
 
       t.test('attack 6: direct paths into an idle worker are refused', async (t) => {
-        // Control: the probe does get into a process of the container's own.
-        const own = c.run(['sleep', '600']);
-        const ownPid = await until(() => c.pids().find((p) => {
+        // Control: the probe does get into a process of the container's own. It says its own pid (no other sleep of
+        // the container, say one an earlier attack left, can be taken for it) and is probed once it is sleep.
+        const own = c.run(['sh', '-c', 'echo $$; exec sleep 600']);
+        const ownPid = Number(await own.waitFor((l) => /^[0-9]+$/.test(l), LONG, 'the pid of the container\'s own sleep'));
+        await until(() => {
           try {
-            return readFileSync(c.hostPath(`/proc/${p}/comm`), 'utf8').trim() === 'sleep' && readFileSync(c.hostPath(`/proc/${p}/cmdline`), 'utf8') === 'sleep\x00600\x00';
+            return readFileSync(c.hostPath(`/proc/${ownPid}/cmdline`), 'utf8') === 'sleep\x00600\x00';
           } catch { return false; }
-        }), 60000, 'the container\'s own sleep');
+        }, LONG, 'the container\'s own sleep');
         const control = JSON.parse(c.runSync(['/tmp/attacker', 'probe', String(ownPid)])) as Array<{ what: string; ok: boolean; errno: string }>;
         t.ok(control.find((p) => p.what === 'read environ')?.ok, 'control: the probe reads a container process\'s environ');
         t.ok(control.find((p) => p.what === 'opendir fd')?.ok, 'control: the probe lists a container process\'s fds');

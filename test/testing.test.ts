@@ -85,7 +85,7 @@ t.test('files appear beside the directory\'s contents; the host stays untouched'
 
 t.test('files as nobody, in a user namespace', { skip: needsRoot }, async (t) => {
   const script = `
-    const { createNamespaces } = require(${JSON.stringify(join(projectRoot, 'dist', 'reexec', 'testing.js'))});
+    const { createNamespaces } = require(${JSON.stringify(join(projectRoot, 'dist', 'testing', 'index.js'))});
     const { readFileSync, readdirSync } = require('node:fs');
     createNamespaces(['mnt'], { user: true, files: { '/etc/gons-nobody': 'mine' } }).then(async (ns) => {
       const root = '/proc/' + ns.pid + '/root';
