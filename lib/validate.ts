@@ -27,9 +27,14 @@ function parse(namespaces: readonly Namespace[]): Array<{ type: NamespaceType; e
  * default order, as in gons. Only the shape is checked.
  */
 export function namespaceEnv(namespaces: readonly Namespace[]): Record<string, string> {
+  return envOf(parse(namespaces));
+}
+
+/** The environment of entries already parsed. */
+function envOf(entries: ReturnType<typeof parse>): Record<string, string> {
   const env: Record<string, string> = {};
   const order: string[] = [];
-  for (const { type, ns } of parse(namespaces)) {
+  for (const { type, ns } of entries) {
     if (typeof ns.path !== 'string') {
       throw Object.assign(new TypeError(`path of ${ns.type} namespace must be a string`), { code: 'ERR_INVALID_ARG_TYPE' });
     }
@@ -52,7 +57,8 @@ export function namespaceEnv(namespaces: readonly Namespace[]): Record<string, s
 export function validateNamespaces(namespaces: readonly Namespace[]): Record<string, string> {
   const seen = new Set<NamespaceType>();
   let afterMnt = false;
-  for (const { type, early, ns } of parse(namespaces)) {
+  const entries = parse(namespaces);
+  for (const { type, early, ns } of entries) {
     const envVar = envVarOf(type);
     if (seen.has(type)) {
       throw new NamespaceSwitchError(`package gons: duplicate namespace order type ${type}`, {
@@ -88,5 +94,5 @@ export function validateNamespaces(namespaces: readonly Namespace[]): Record<str
       );
     }
   }
-  return namespaceEnv(namespaces);
+  return envOf(entries);
 }

@@ -104,7 +104,8 @@ const optionKeys = {
   openNamespaceWorker: workerKeys,
 };
 
-function invalid(message: string, code = 'ERR_INVALID_ARG_VALUE'): TypeError {
+/** A `TypeError` with a Node-style `code`, for a bad argument. */
+export function invalid(message: string, code = 'ERR_INVALID_ARG_VALUE'): TypeError {
   return Object.assign(new TypeError(message), { code });
 }
 
@@ -126,7 +127,11 @@ export function checkRunOptions(where: string, action: string, o: RunOptions, ke
 
 /** How messages name a call: by its action, or (a worker's start) by the API. */
 function label(where: string, action: string): string {
-  return `gons/reexec: ${action ? `action ${JSON.stringify(action)}` : where}`;
+  return `gons/reexec: ${subject(where, action)}`;
+}
+
+function subject(where: string, action: string): string {
+  return action ? `action ${JSON.stringify(action)}` : where;
 }
 
 /** Throws the `AbortError` of an already aborted signal. */
@@ -149,7 +154,7 @@ export function planReexec(where: keyof typeof optionKeys, action: string, optio
   if (Array.isArray(o.namespaces)) for (const ns of o.namespaces) if (ns && typeof ns === 'object') checkKeys(`gons/reexec: ${where}`, 'namespace entry', ns, ['type', 'path']);
   const what = label(where, action);
   const entry = checkChildOptions(what, o);
-  const maxMessageBytes = checkMaxMessageBytes(what.slice('gons/reexec: '.length), o.maxMessageBytes);
+  const maxMessageBytes = checkMaxMessageBytes(subject(where, action), o.maxMessageBytes);
   if (o.confine !== undefined && typeof o.confine !== 'boolean') throw invalid(`${what}: confine must be a boolean`, 'ERR_INVALID_ARG_TYPE');
   if (o.confine && o.target === undefined) {
     throw invalid(`${what}: confine needs target: { pid }, a process whose credentials to take${o.namespaces !== undefined ? '; namespaces have none' : ''}`);

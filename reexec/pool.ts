@@ -17,7 +17,7 @@ import { type Target, checkTarget } from '../lib/target';
 import { validateNamespaces } from '../lib/validate';
 import { armDeadline } from './calls';
 import { ReexecError } from './errors';
-import { MAX_TIMEOUT_MS, type NamespaceWorkerOptions, type RunOptions, checkChildOptions, checkRunOptions, throwIfAborted } from './plan';
+import { MAX_TIMEOUT_MS, type NamespaceWorkerOptions, type RunOptions, checkChildOptions, checkRunOptions, invalid, throwIfAborted } from './plan';
 import { checkRegistered } from './registry';
 import { type NamespaceWorker, openNamespaceWorker } from './worker';
 
@@ -101,10 +101,6 @@ interface Request {
   cancel: AbortController;
   resolve(value: unknown): void;
   reject(err: unknown): void;
-}
-
-function invalid(message: string, code = 'ERR_INVALID_ARG_VALUE'): TypeError {
-  return Object.assign(new TypeError(message), { code });
 }
 
 /** `dev:ino` of a namespace file; one we cannot stat is a `NamespaceSwitchError` naming it. */
