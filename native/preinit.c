@@ -5,7 +5,7 @@
  * a process join mount, user and time namespaces. It speaks the environment
  * protocol of Go's github.com/thediveo/gons (gons_<type>, gons_order), plus
  * gons_time, gons_preserve_credentials, gons_parent_pid, gons_target_pidfd,
- * gons_target_types and gons_keep_fds.
+ * gons_target_types, gons_keep_fds, gons_cgroup_dirs and gons_confine.
  *
  * Against a hostile container whose namespaces the process joins, the hook
  * also: ignores SIGUSR1 for good in this process (Node's inspector), closes
@@ -49,7 +49,7 @@
 /* The protocol's other variables; removed from the environment like the kinds'. */
 static const char *const other_vars[] = {"gons_order", "gons_preserve_credentials", "gons_parent_pid",
                                          "gons_target_pidfd", "gons_target_types", "gons_keep_fds",
-                                         "gons_confine"};
+                                         "gons_confine", "gons_cgroup_dirs"};
 
 EXPORT struct gons_preinit_state gons_preinit_state = {
     GONS_PREINIT_VERSION, 0, 0, "", "", "", "", 0, 0,
@@ -733,6 +733,10 @@ EXPORT int gons_preinit_seal_target_root(void)
     return seal_target_root();
 }
 
+/* gons_cgroup_dirs: the target's cgroups (a section of its own). */
+#include "cgroup.c"
+/* The seccomp filter of a confined child (a section of its own). */
+#include "nsfilter.c"
 /* gons_confine: the target's credentials (a section of its own). */
 #include "confine.c"
 
@@ -809,6 +813,8 @@ GONS_PREINIT_CONSTRUCTOR static void gons_preinit(void)
     const char *keep_fds = getenv("gons_keep_fds");
     if (keep_fds)
         keep_only_fds(keep_fds);
+    /* Then the target's cgroups, before anything of the target is touched (native/cgroup.c). */
+    cgroup_join();
     ignore_sigusr1();
     scrub_exec_environ();
 

@@ -14,6 +14,7 @@ import { preinitPath } from '../lib/native';
 import type { Namespace, NamespaceType } from '../lib/namespaces';
 import { type Target, resolveTarget } from '../lib/target';
 import { CONFINE_ENV, confineValue } from '../lib/confine';
+import { type CgroupsOption, cgroupEnv, checkCgroupsOption } from '../lib/cgroup';
 import { checkKeys } from '../lib/options';
 import { namespaceEnv, validateNamespaces } from '../lib/validate';
 import { CHILD_FD, checkMaxMessageBytes, encodeFrame } from './channel';
@@ -35,6 +36,13 @@ export interface ReexecOptions {
    * before the first action (see the README's "Confinement").
    */
   confine?: boolean;
+  /**
+   * The cgroups the child joins before it joins any namespace (see the
+   * README's "Security model"): with `target`, the target's by default
+   * (`false` opts out); with `namespaces`, none unless named here — `{ pid }`
+   * (that process's) or a list of cgroup directories.
+   */
+  cgroups?: CgroupsOption;
   /** Parameter for the action; any structured-cloneable value. */
   param?: unknown;
   /** Extra environment for the child. */
@@ -98,7 +106,7 @@ export interface Plan {
   release(): void;
 }
 
-const workerKeys = ['namespaces', 'target', 'confine', 'env', 'entry', 'timeout', 'signal', 'output', 'maxMessageBytes', 'compileCache'] as const;
+const workerKeys = ['namespaces', 'target', 'confine', 'cgroups', 'env', 'entry', 'timeout', 'signal', 'output', 'maxMessageBytes', 'compileCache'] as const;
 const optionKeys = {
   runReexecAction: [...workerKeys, 'param'],
   openNamespaceWorker: workerKeys,
@@ -160,6 +168,7 @@ export function planReexec(where: keyof typeof optionKeys, action: string, optio
     throw invalid(`${what}: confine needs target: { pid }, a process whose credentials to take${o.namespaces !== undefined ? '; namespaces have none' : ''}`);
   }
   if (o.namespaces !== undefined && o.target !== undefined) throw invalid(`${what}: namespaces and target cannot be combined`);
+  checkCgroupsOption(what, o.cgroups, o.target !== undefined);
   checkCompileCacheOption(o.compileCache);
   const args = [...childExecArgv(), ...(entry === undefined ? mainScript() : [entry])];
   const request = where === 'runReexecAction' ? encodeRequest(where, 1, action, o.param) : undefined;
@@ -236,13 +245,14 @@ export function encodeRequest(where: string, id: number, action: string, param: 
 
 /** The `gons_*` variables of the joins: checked namespaces, or a target's pidfd (opened here) and types; with `confine`, its credentials. */
 function joinEnv(o: ReexecOptions): { env: Record<string, string>; pidfd?: number; release(): void } {
-  if (o.target === undefined) return { env: validateNamespaces(o.namespaces ?? []), release: () => {} };
+  if (o.target === undefined) return { env: { ...validateNamespaces(o.namespaces ?? []), ...cgroupEnv(o.cgroups, undefined) }, release: () => {} };
   const target = resolveTarget(o.target);
   try {
     const joined: { env: Record<string, string>; types: NamespaceType[]; pidfd?: number; release(): void } = 'namespaces' in target
       ? { env: namespaceEnv(target.namespaces), types: target.namespaces.map((ns) => ns.type.replace('!', '') as NamespaceType), release: target.close }
       : { env: { gons_target_pidfd: String(TARGET_FD), gons_target_types: target.types.join(',') }, types: target.types, pidfd: target.pidfd, release: target.close };
     if (o.confine) joined.env[CONFINE_ENV] = confineValue(o.target.pid, joined.types);
+    Object.assign(joined.env, cgroupEnv(o.cgroups, o.target.pid));
     return joined;
   } catch (err) {
     target.close();

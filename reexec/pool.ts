@@ -13,6 +13,7 @@ import { NamespaceSwitchError } from '../lib/errors';
 import { addon } from '../lib/native';
 import { type Namespace, type NamespaceType, envVarOf, namespaceKinds, namespaceTypes, parseNamespaceType } from '../lib/namespaces';
 import { checkKeys } from '../lib/options';
+import { CGROUP_ENV, type CgroupsOption, cgroupEnv, checkCgroupsOption } from '../lib/cgroup';
 import { type Target, checkTarget } from '../lib/target';
 import { validateNamespaces } from '../lib/validate';
 import { armDeadline } from './calls';
@@ -38,7 +39,7 @@ export interface NamespacePoolOptions {
 }
 
 /** Where a pool call runs: namespaces by path (gons's shape), or those of a process. */
-export type PoolWhere = { namespaces: Namespace[] } | { target: Target };
+export type PoolWhere = { namespaces: Namespace[]; cgroups?: CgroupsOption } | { target: Target; cgroups?: CgroupsOption };
 
 /** Options of one pool call (`timeout`, `signal`); both apply while the call waits in the queue too. */
 export type PoolRunOptions = RunOptions;
@@ -128,8 +129,8 @@ function ownIdentity(type: NamespaceType): string {
  * the target (no `!`, after a mount namespace) counts by its text.
  */
 export function whereKey(where: PoolWhere): string {
-  checkKeys(WHERE, 'where', where, ['namespaces', 'target']);
-  const w = (where ?? {}) as { namespaces?: Namespace[]; target?: Target };
+  checkKeys(WHERE, 'where', where, ['namespaces', 'target', 'cgroups']);
+  const w = (where ?? {}) as { namespaces?: Namespace[]; target?: Target; cgroups?: CgroupsOption };
   if ((w.namespaces === undefined) === (w.target === undefined)) {
     throw invalid(`${WHERE}: where must be { namespaces } or { target }`);
   }
@@ -156,6 +157,10 @@ export function whereKey(where: PoolWhere): string {
       if (id !== ownIdentity(type)) parts.push(`${type}=${id}`);
     }
   }
+  // Workers in other cgroups are other workers: the joined directories count (a target's own by default).
+  checkCgroupsOption(WHERE, w.cgroups, w.target !== undefined);
+  const cgroups = cgroupEnv(w.cgroups, w.target?.pid)[CGROUP_ENV];
+  if (cgroups !== undefined) parts.push(`cgroups=${JSON.stringify(cgroups.split('\n'))}`);
   return parts.sort().join(',');
 }
 
@@ -289,7 +294,10 @@ export class NamespacePool extends EventEmitter {
 
   private startSlot(opener: Request): Slot {
     const start = new AbortController();
-    const where = 'namespaces' in opener.where ? { namespaces: opener.where.namespaces } : { target: opener.where.target };
+    const where = {
+      ...('namespaces' in opener.where ? { namespaces: opener.where.namespaces } : { target: opener.where.target }),
+      ...(opener.where.cgroups !== undefined ? { cgroups: opener.where.cgroups } : {}),
+    };
     const slot: Slot = {
       key: opener.key, state: 'starting', start, opener, calls: 0, lastUsed: performance.now(), abandoned: false, requeued: 0,
       ready: openNamespaceWorker({ ...where, ...this.workerOptions, signal: start.signal }),

@@ -1,0 +1,106 @@
+/*
+ * The seccomp filter of a confined child, a section of the pre-init hook:
+ * included by preinit.c before confine.c, never compiled on its own.
+ *
+ * A container usually runs under its engine's seccomp filter (Docker's
+ * default profile refuses unshare, setns, mount, ptrace, bpf, keyctl, ...
+ * to a container without CAP_SYS_ADMIN). Copying the target's own filter
+ * is not sound here: the kernel hands it out only through
+ * PTRACE_SECCOMP_GET_FILTER, to a CAP_SYS_ADMIN tracer of a ptrace-stopped
+ * target (stopping a container's process, and failing when something
+ * already traces it), and a filter that answers SECCOMP_RET_USER_NOTIF or
+ * SECCOMP_RET_TRACE means nothing without the engine's supervisor. So a
+ * confined child installs a fixed filter of its own at serve time (with
+ * SECCOMP_FILTER_FLAG_TSYNC: every thread Node made gets it), on top of
+ * no_new_privs. It refuses with EPERM what lets a process leave or widen
+ * its container, whatever its capabilities: new namespaces (unshare and
+ * clone with a CLONE_NEW* flag; without this an unprivileged process creates
+ * a user namespace and gains every capability inside it), setns, the mount
+ * API, ptrace and process_vm_*, pidfd_getfd, kernel modules, kexec, bpf,
+ * perf_event_open, userfaultfd, keyrings, open_by_handle_at, swap, reboot
+ * and acct. clone3 answers ENOSYS (its flags sit in memory a filter cannot
+ * read; glibc then falls back to clone), as Docker's profile does. System
+ * calls of another ABI (i386, x32) answer ENOSYS.
+ */
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+
+#if defined(__x86_64__)
+#define NSFILTER_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define NSFILTER_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+/* The CLONE_NEW* flags; CLONE_NEWTIME (0x80) only for unshare: in clone's flags that bit is the exit signal's. */
+#define NSFILTER_CLONE_NEW                                                                                    \
+    (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET)
+
+#ifdef NSFILTER_ARCH
+static const long nsfilter_denied[] = {
+    SYS_setns, SYS_mount, SYS_umount2, SYS_pivot_root, SYS_ptrace, SYS_process_vm_readv, SYS_process_vm_writev,
+    SYS_kexec_load, SYS_init_module, SYS_finit_module, SYS_delete_module, SYS_bpf, SYS_perf_event_open,
+    SYS_userfaultfd, SYS_keyctl, SYS_add_key, SYS_request_key, SYS_open_by_handle_at, SYS_swapon, SYS_swapoff,
+    SYS_reboot, SYS_acct,
+#ifdef SYS_kexec_file_load
+    SYS_kexec_file_load,
+#endif
+    /* The new mount API and pidfd_getfd (not in every libc's headers): x86_64 and aarch64 share these numbers. */
+    428 /* open_tree */, 429 /* move_mount */, 430 /* fsopen */, 431 /* fsconfig */, 432 /* fsmount */,
+    433 /* fspick */, 438 /* pidfd_getfd */, 442 /* mount_setattr */,
+};
+#define NSFILTER_NDENIED (sizeof(nsfilter_denied) / sizeof(nsfilter_denied[0]))
+#endif
+
+/* Installs the filter on every thread of the process; 0, or -1 with errno. */
+static int nsfilter_install(void)
+{
+#ifndef NSFILTER_ARCH
+    errno = ENOSYS; /* no filter written for this architecture: confinement fails closed */
+    return -1;
+#else
+    enum { PROLOGUE = 6, EPILOGUE = 9 };
+    struct sock_filter prog[PROLOGUE + NSFILTER_NDENIED + EPILOGUE];
+    size_t n = 0;
+    /* Jumps are relative to the next instruction; the targets are the last two. */
+    const size_t total = sizeof(prog) / sizeof(prog[0]);
+    const size_t eperm = total - 2, enosys = total - 1;
+#define NSF_TO(target) ((unsigned char)((target) - (n + 1)))
+    prog[n] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)), n++;
+    prog[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NSFILTER_ARCH, 0, NSF_TO(enosys)), n++;
+    prog[n] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)), n++;
+#if defined(__x86_64__)
+    prog[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000 /* __X32_SYSCALL_BIT */, NSF_TO(enosys), 0), n++;
+#else
+    prog[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JA, 0, 0, 0), n++;
+#endif
+    prog[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, NSF_TO(enosys), 0), n++;
+    /* unshare and clone: look at the flags (args[0]; its low word, on these little-endian ABIs). */
+    const size_t flags = PROLOGUE + NSFILTER_NDENIED + 2;
+    prog[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_unshare, NSF_TO(flags), 0), n++;
+    for (size_t i = 0; i < NSFILTER_NDENIED; i++)
+        prog[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nsfilter_denied[i], NSF_TO(eperm), 0), n++;
+    prog[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, NSF_TO(flags + 2), 0), n++;
+    prog[n] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW), n++;
+    /* flags: unshare */
+    prog[n] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])), n++;
+    prog[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, NSFILTER_CLONE_NEW | CLONE_NEWTIME, NSF_TO(eperm), 0), n++;
+    /* flags + 2: clone */
+    prog[n] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])), n++;
+    prog[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, NSFILTER_CLONE_NEW, NSF_TO(eperm), 0), n++;
+    prog[n] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW), n++;
+    prog[n] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)), n++;
+    prog[n] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)), n++;
+#undef NSF_TO
+    if (n != total) {
+        errno = EINVAL; /* a layout mistake: never install a filter whose jumps are wrong */
+        return -1;
+    }
+    struct sock_fprog fprog = {(unsigned short)n, prog};
+    long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &fprog);
+    if (r > 0)
+        errno = ESRCH; /* TSYNC: r names a thread that could not be synchronised */
+    return r == 0 ? 0 : -1;
+#endif
+}
