@@ -14,13 +14,14 @@
 import { execFileSync, spawn, spawnSync, type StdioOptions } from 'node:child_process';
 import { once } from 'node:events';
 import {
-  chmodSync, closeSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, openSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync,
+  chmodSync, closeSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, openSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync,
 } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import t from 'tap';
 import { preinitPath } from '../lib/index';
 import { addon } from '../lib/native';
+import { cgroupDir, cgroupMounts, parseProcCgroup } from '../lib/cgroup';
 import { envVarOf, namespaceKinds, namespaceTypes, type NamespaceType } from '../lib/namespaces';
 import { createNamespaces, type Namespaces } from '../testing/index';
 import { fixturePath, inStage, ino, needsNobody, needsRoot, projectRoot, type Report } from './fixtures/helpers';
@@ -114,6 +115,12 @@ const bigPreload = (c: Ctx) => Array.from({ length: 20000 }, (_, k) => {
 const bigPreloadLeft = Array.from({ length: 20000 }, (_, k) => `/nonexistent/lib${String(k + 1).padStart(5, '0')}.so`).join(':');
 const flags = (types: NamespaceType[]) => types.reduce((sum, type) => sum | namespaceKinds[type].flag, 0);
 const uptoMulti = ['mnt', 'ipc', 'net', 'uts', 'cgroup', 'time'] as const satisfies NamespaceType[];
+
+/** This process's cgroup directories, every hierarchy (lib/cgroup.ts's mapping of /proc/self/cgroup). */
+function ownCgroupDirs(): string[] {
+  const mounts = cgroupMounts(readFileSync('/proc/self/mountinfo', 'utf8'));
+  return parseProcCgroup(readFileSync('/proc/self/cgroup', 'utf8'), process.pid).map((l) => cgroupDir(l, mounts)).filter((d): d is string => d !== undefined);
+}
 
 /** The namespaces the root rows join, by name. */
 const holders: Record<string, (c: Ctx) => Promise<Namespaces>> = {
@@ -235,6 +242,34 @@ const rows: Row[] = [
   {
     name: 'gons_keep_fds unset: fds are left alone', env: { gons_target_types: 'net' }, target: { file: () => '/dev/null' },
     expect: { ...E('EBADF', 'gons_target_pidfd', 'pidfd_send_signal'), targetFdOpen: true },
+  },
+  // gons_cgroup_dirs (native/cgroup.c): parsed strictly, every directory opened before the first move; any failure fails closed.
+  ...['rel/cgroup', '/sys/fs/cgroup/../cgroup', '/sys//fs', '/sys/./fs', '/', '/sys/fs/cgroup/pids\n', '\n/sys/fs/cgroup/pids', '/sys/fs/cgroup/pids\n\n/sys/fs/cgroup/cpu']
+    .map((bad): Row => ({
+      name: `gons_cgroup_dirs malformed: ${JSON.stringify(bad)}`, env: { gons_cgroup_dirs: bad },
+      expect: E('EINVAL', 'gons_cgroup_dirs', '', { path: bad, message: 'package gons: invalid gons_cgroup_dirs value: must be absolute cgroup directories, one per line, without empty, "." or ".." components' }),
+    })),
+  {
+    name: 'gons_cgroup_dirs: a missing directory', env: { gons_cgroup_dirs: '/nonexistent/cgroup' },
+    expect: E('ENOENT', 'gons_cgroup_dirs', 'open', { path: '/nonexistent/cgroup', message: 'package gons: cannot join cgroup "/nonexistent/cgroup": No such file or directory' }),
+  },
+  {
+    name: 'gons_cgroup_dirs: a directory on no cgroup file system', env: { gons_cgroup_dirs: '/tmp' },
+    expect: E('ENOTDIR', 'gons_cgroup_dirs', 'fstatfs', { path: '/tmp', message: 'package gons: cannot join cgroup "/tmp": not a cgroup directory' }),
+  },
+  {
+    name: 'gons_cgroup_dirs: a symlink on the way is not followed', env: { gons_cgroup_dirs: '/proc/self/root/tmp' },
+    expect: E('ENOTDIR', 'gons_cgroup_dirs', 'open', { path: '/proc/self/root/tmp' }),
+  },
+  {
+    name: 'gons_cgroup_dirs: one bad directory among good ones, nothing joined (uts)', needsRoot: true, holder: 'uts',
+    env: (c) => ({ gons_cgroup_dirs: `${ownCgroupDirs().join('\n')}\n/nonexistent/cgroup`, gons_uts: c.ns.uts!.paths.uts }),
+    expect: E('ENOENT', 'gons_cgroup_dirs', 'open', { path: '/nonexistent/cgroup' }),
+  },
+  { name: 'gons_cgroup_dirs: the cgroups it is in already, as root', needsRoot: true, env: () => ({ gons_cgroup_dirs: ownCgroupDirs().join('\n') }), expect: {} },
+  {
+    name: 'gons_cgroup_dirs: nobody may not move itself, and says so', needsRoot: true, asNobody: true, env: () => ({ gons_cgroup_dirs: ownCgroupDirs()[0] }),
+    expect: E('EACCES', 'gons_cgroup_dirs', 'open', { path: () => ownCgroupDirs()[0] }),
   },
   {
     name: 'LD_PRELOAD: without the hook, entries are normalized', preload: () => '  /nonexistent/a.so\t/nonexistent/b.so::c.so ',
