@@ -28,6 +28,7 @@
  *   10     gons_target_types
  *   11     a number for parse_uint(), pidfd_of() (and the text of
  *          gons_target_pidfd in join()'s messages)
+ *   12     gons_cgroup_dirs, for cgroup_parse() (parsed only, never opened)
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -169,11 +170,12 @@ static int fuzz_setenv(const char *name, const char *value, int overwrite)
         }                                                                                  \
     } while (0)
 
-#define NFIELDS 12
+#define NFIELDS 13
 #define F_ORDER 0
 #define F_PRELOAD 9
 #define F_TYPES 10
 #define F_NUMBER 11
+#define F_CGROUP 12
 
 static const struct gons_preinit_state initial_state = {
     GONS_PREINIT_VERSION, 0, 0, "", "", "", "", 0, 0,
@@ -202,7 +204,7 @@ static void reset_state(void)
 static const char *const known_vars[] = {
     "gons_user", "gons_mnt", "gons_cgroup", "gons_ipc", "gons_net", "gons_pid", "gons_time",
     "gons_uts", "gons_order", "gons_preserve_credentials", "gons_parent_pid", "gons_target_pidfd",
-    "gons_target_types",
+    "gons_target_types", "gons_cgroup_dirs",
 };
 
 static void set_or_unset(const char *name, const char *value)
@@ -406,6 +408,59 @@ static void check_target(const char *values[NFIELDS])
     reset_state();
 }
 
+/* Reference for one gons_cgroup_dirs item: absolute, no empty, "." or ".." component. */
+static int ref_cgroup_item(const char *item, size_t len)
+{
+    if (len == 0 || item[0] != '/')
+        return 0;
+    for (size_t i = 1; i <= len;) {
+        size_t n = 0;
+        while (i + n < len && item[i + n] != '/')
+            n++;
+        if (n == 0 || (n == 1 && item[i] == '.') || (n == 2 && item[i] == '.' && item[i + 1] == '.'))
+            return 0;
+        i += n + 1;
+    }
+    return 1;
+}
+
+/* cgroup_parse() against the reference: the same items, or a recorded EINVAL for any bad one. */
+static void check_cgroup(const char *v)
+{
+    if (!v)
+        return;
+    char *copy = strdup(v);
+    CHECK(copy);
+    int want = 0;
+    for (const char *item = v;;) {
+        const char *nl = strchr(item, '\n');
+        size_t len = nl ? (size_t)(nl - item) : strlen(item);
+        if (!ref_cgroup_item(item, len)) {
+            want = -1;
+            break;
+        }
+        want++;
+        if (!nl)
+            break;
+        item = nl + 1;
+    }
+    char **dirs = NULL;
+    int got = cgroup_parse(copy, v, &dirs);
+    CHECK(got == want);
+    CHECK((gons_preinit_state.err != 0) == (want < 0));
+    if (want < 0)
+        CHECK(gons_preinit_state.err == EINVAL && strcmp(gons_preinit_state.envvar, "gons_cgroup_dirs") == 0 &&
+              strcmp(gons_preinit_state.path, v) == 0);
+    for (int i = 0, at = 0; i < got; i++) {
+        size_t len = strlen(dirs[i]);
+        CHECK(strncmp(v + at, dirs[i], len) == 0 && (v[at + len] == '\n' || v[at + len] == '\0'));
+        at += (int)len + 1;
+    }
+    free(dirs);
+    free(copy);
+    reset_state();
+}
+
 static void check_numbers(const char *s)
 {
     if (!s)
@@ -557,6 +612,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_target(values);
     check_numbers(values[F_NUMBER]);
     check_scrub(preload);
+    check_cgroup(values[F_CGROUP]);
 
     free(preload);
     free(buf);
