@@ -1,0 +1,148 @@
+/**
+ * The cgroups a child joins (lib/cgroup.ts, native/cgroup.c): the `cgroups`
+ * option's checks, the strict reading of /proc/<pid>/cgroup and mountinfo,
+ * and real joins — a target in a cgroup v2 directory of its own, a target
+ * in a v1 hierarchy that is not mounted here. The device-cgroup attack is in
+ * attack-cgroup.test.ts.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { cgroupDir, cgroupMounts, parseProcCgroup } from '../lib/cgroup';
+import { checkAction, register, runReexecAction } from '../reexec/index';
+import { needsRoot } from './fixtures/helpers';
+import { type Teardown, until } from './fixtures/attack/target';
+
+register('cg-self', () => readFileSync('/proc/self/cgroup', 'utf8'));
+
+const V2 = '/sys/fs/cgroup/unified';
+
+/** A sleeping process, killed at teardown; its pid. */
+async function sleeper(t: Teardown): Promise<number> {
+  const p = spawn('sleep', ['600'], { stdio: 'ignore' });
+  t.teardown(async () => {
+    if (p.exitCode === null && p.signalCode === null) {
+      const gone = new Promise((r) => p.once('exit', r));
+      p.kill('SIGKILL');
+      await gone;
+    }
+  });
+  await until(() => p.pid, 10000, 'sleep started');
+  return p.pid!;
+}
+
+void checkAction().then(() => {
+  t.test('reading /proc/<pid>/cgroup: every line well formed, every hierarchy once, no path outside', async (t) => {
+    const good = '9:name=systemd:/\n5:devices:/docker/abc\n2:cpu,cpuacct:/\n0::/x y\n';
+    t.same(parseProcCgroup(good, 7), [
+      { id: 9, controllers: ['name=systemd'], path: '/' },
+      { id: 5, controllers: ['devices'], path: '/docker/abc' },
+      { id: 2, controllers: ['cpu', 'cpuacct'], path: '/' },
+      { id: 0, controllers: [], path: '/x y' },
+    ]);
+    for (const bad of [
+      '5:devices:/a\n5:devices:/', // a sub-cgroup named "a\n5:devices:" forges a line: the hierarchy repeats
+      '5:devices:/a\nx', '5:devices:relative', '5:devices:/a/../..', '0::/..', '5::/a', '0:devices:/a', '5:devices:/a//b', '',
+    ]) {
+      t.throws(() => parseProcCgroup(bad, 7), { code: 'ERR_GONS_CGROUP_UNRESOLVED', path: '/proc/7/cgroup' }, JSON.stringify(bad));
+    }
+  });
+
+  t.test('mapping a hierarchy to its mount point', async (t) => {
+    const mountinfo = [
+      '30 25 0:26 / /sys/fs/cgroup rw - tmpfs tmpfs ro,mode=755',
+      '35 30 0:31 / /sys/fs/cgroup/devices rw,nosuid - cgroup cgroup rw,devices',
+      '36 30 0:32 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct',
+      '37 30 0:33 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw',
+      '40 25 0:31 /docker /mnt/my\\040devices rw - cgroup cgroup rw,devices',
+      '41 25 0:34 /only/this /mnt/named rw - cgroup cgroup rw,name=gons',
+      'garbage line',
+    ].join('\n');
+    const m = cgroupMounts(mountinfo);
+    t.equal(m.length, 5);
+    t.equal(cgroupDir({ id: 5, controllers: ['devices'], path: '/docker/abc' }, m), '/sys/fs/cgroup/devices/docker/abc', 'a mount of the whole hierarchy first');
+    t.equal(cgroupDir({ id: 2, controllers: ['cpu', 'cpuacct'], path: '/' }, m), '/sys/fs/cgroup/cpu,cpuacct');
+    t.equal(cgroupDir({ id: 0, controllers: [], path: '/a' }, m), '/sys/fs/cgroup/unified/a');
+    t.equal(cgroupDir({ id: 7, controllers: ['name=gons'], path: '/only/this/sub' }, m), '/mnt/named/sub', 'a mount of a subtree, by its root');
+    t.equal(cgroupDir({ id: 7, controllers: ['name=gons'], path: '/only/this' }, m), '/mnt/named');
+    t.equal(cgroupDir({ id: 7, controllers: ['name=gons'], path: '/elsewhere' }, m), undefined, 'outside the mounted subtree');
+    t.equal(cgroupDir({ id: 4, controllers: ['memory'], path: '/' }, m), undefined, 'not mounted');
+    const onlyBind = cgroupMounts('40 25 0:31 /docker /mnt/my\\040devices rw - cgroup cgroup rw,devices');
+    t.equal(cgroupDir({ id: 5, controllers: ['devices'], path: '/docker/abc' }, onlyBind), '/mnt/my devices/abc', 'mount points unescaped');
+  });
+
+  t.test('the cgroups option is checked before anything is spawned', async (t) => {
+    const ns = { namespaces: [{ type: 'net' as const, path: '/proc/self/ns/net' }] };
+    const cases: Array<[unknown, object, string | RegExp]> = [
+      ['x', ns, 'ERR_INVALID_ARG_TYPE'],
+      [[], ns, 'ERR_INVALID_ARG_VALUE'],
+      [['rel/dir'], ns, 'ERR_INVALID_ARG_VALUE'],
+      [['/sys/fs/cgroup/../x'], ns, 'ERR_INVALID_ARG_VALUE'],
+      [[7], ns, 'ERR_INVALID_ARG_VALUE'],
+      [['/tmp'], ns, 'ERR_INVALID_ARG_VALUE'],
+      [['/nonexistent/cgroup'], ns, 'ENOENT'],
+      [{ pid: -1 }, ns, 'ERR_INVALID_ARG_VALUE'],
+      [{ pid: 1, other: 2 }, ns, 'ERR_INVALID_ARG_VALUE'],
+      [null, ns, 'ERR_INVALID_ARG_TYPE'],
+      [true, ns, 'ERR_INVALID_ARG_VALUE'],
+    ];
+    for (const [cgroups, where, code] of cases) {
+      const err = await runReexecAction('cg-self', { ...where, cgroups } as never).then(() => null, (e: { code?: string }) => e);
+      t.match(err, { code }, JSON.stringify(cgroups));
+    }
+    const gone = await runReexecAction('cg-self', { ...ns, cgroups: { pid: 0x3ffffff0 } }).then(() => null, (e: unknown) => e);
+    t.match(gone, { name: 'NamespaceSwitchError', envVar: 'gons_cgroup_dirs', code: 'ESRCH' }, 'a process that does not exist');
+    t.equal(await runReexecAction('cg-self', { ...ns, cgroups: { pid: process.pid } }), readFileSync('/proc/self/cgroup', 'utf8'), 'our own: nothing to join');
+  });
+
+  t.test('a target in a cgroup v2 directory of its own: the child is there too', { skip: needsRoot || (!existsSync(`${V2}/cgroup.procs`) && 'needs cgroup v2 at /sys/fs/cgroup/unified') }, async (t) => {
+    const dir = `${V2}/gons-test-${process.pid}`;
+    mkdirSync(dir);
+    t.teardown(() => until(() => {
+      try {
+        rmdirSync(dir);
+        return true;
+      } catch { return false; }
+    }, 30000, `rmdir ${dir}`));
+    const pid = await sleeper(t);
+    writeFileSync(`${dir}/cgroup.procs`, String(pid));
+    const want = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+    t.match(want, new RegExp(`^0::/gons-test-${process.pid}$`, 'm'));
+    t.equal(await runReexecAction('cg-self', { target: { pid, types: ['uts'] } }), want, 'target: its cgroups by default');
+    t.equal(await runReexecAction('cg-self', { target: { pid, types: ['uts'] }, cgroups: false }), readFileSync('/proc/self/cgroup', 'utf8'), 'cgroups: false stays in ours');
+    t.equal(await runReexecAction('cg-self', { namespaces: [], cgroups: [dir] }), want, 'a directory by name');
+  });
+
+  t.test('a target in a v1 hierarchy not mounted here fails closed', { skip: needsRoot }, async (t) => {
+    const name = `gons-test-${process.pid}`;
+    const mnt = mkdtempSync(join(tmpdir(), 'gons-cg-'));
+    const mount = () => spawnOk('mount', ['-t', 'cgroup', '-o', `none,name=${name}`, 'gons-test', mnt]);
+    if (!mount()) return void t.comment('this kernel mounts no v1 named hierarchy: nothing to check');
+    mkdirSync(join(mnt, 'sub'));
+    const pid = await sleeper(t);
+    writeFileSync(join(mnt, 'sub', 'cgroup.procs'), String(pid));
+    spawnOk('umount', [mnt]);
+    t.teardown(async () => {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch { /* gone */ }
+      await until(() => !existsSync(`/proc/${pid}`) || undefined, 10000, 'sleep gone').catch(() => {});
+      if (mount()) {
+        try {
+          rmdirSync(join(mnt, 'sub'));
+        } catch { /* still busy: the hierarchy stays until reboot, harmless */ }
+        spawnOk('umount', [mnt]);
+      }
+      rmSync(mnt, { recursive: true, force: true });
+    });
+    t.match(readFileSync(`/proc/${pid}/cgroup`, 'utf8'), new RegExp(`:name=${name}:/sub$`, 'm'));
+    const err = await runReexecAction('cg-self', { target: { pid, types: ['uts'] } }).then(() => null, (e: unknown) => e);
+    t.match(err, { code: 'ERR_GONS_CGROUP_UNRESOLVED', path: '/sub', message: new RegExp(`hierarchy name=${name} is not mounted here`) });
+  });
+});
+
+function spawnOk(cmd: string, args: string[]): boolean {
+  return spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
+}
