@@ -58,10 +58,13 @@ void checkAction().then(() => {
       '37 30 0:33 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw',
       '40 25 0:31 /docker /mnt/my\\040devices rw - cgroup cgroup rw,devices',
       '41 25 0:34 /only/this /mnt/named rw - cgroup cgroup rw,name=gons',
+      '42 25 0:35 / /mnt/new\\012line rw - cgroup cgroup rw,name=odd',
+      '43 25 0:36 / /mnt/short rw - cgroup',
       'garbage line',
     ].join('\n');
     const m = cgroupMounts(mountinfo);
-    t.equal(m.length, 5);
+    t.equal(m.length, 7);
+    t.equal(cgroupDir({ id: 8, controllers: ['name=odd'], path: '/x' }, m), undefined, 'a mount point with a newline: none the hook could take');
     t.equal(cgroupDir({ id: 5, controllers: ['devices'], path: '/docker/abc' }, m), '/sys/fs/cgroup/devices/docker/abc', 'a mount of the whole hierarchy first');
     t.equal(cgroupDir({ id: 2, controllers: ['cpu', 'cpuacct'], path: '/' }, m), '/sys/fs/cgroup/cpu,cpuacct');
     t.equal(cgroupDir({ id: 0, controllers: [], path: '/a' }, m), '/sys/fs/cgroup/unified/a');
@@ -111,6 +114,7 @@ void checkAction().then(() => {
     const want = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
     t.match(want, new RegExp(`^0::/gons-test-${process.pid}$`, 'm'));
     t.equal(await runReexecAction('cg-self', { target: { pid, types: ['uts'] } }), want, 'target: its cgroups by default');
+    t.equal(await runReexecAction('cg-self', { target: { pid, types: ['uts'] }, cgroups: true }), want, 'cgroups: true says the same');
     t.equal(await runReexecAction('cg-self', { target: { pid, types: ['uts'] }, cgroups: false }), readFileSync('/proc/self/cgroup', 'utf8'), 'cgroups: false stays in ours');
     t.equal(await runReexecAction('cg-self', { namespaces: [], cgroups: [dir] }), want, 'a directory by name');
   });
