@@ -182,7 +182,8 @@ export function cgroupDirsOf(pid: number): string[] {
       if (ours.get(line.id) === line.path) continue;
       const dir = cgroupDir(line, mounts);
       if (dir === undefined) {
-        throw unresolved(pid, `its ${line.controllers.length ? `cgroup v1 hierarchy ${line.controllers.join(',')}` : 'cgroup v2 hierarchy'} is not mounted here (path ${JSON.stringify(line.path)})`, line.path);
+        // Named as /proc/<pid>/cgroup does: "5:devices", or "0:" for cgroup v2.
+        throw unresolved(pid, `its hierarchy "${line.id}:${line.controllers.join(',')}" is not mounted here (path ${JSON.stringify(line.path)})`, line.path);
       }
       dirs.push(dir);
     }

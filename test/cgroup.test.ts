@@ -143,7 +143,7 @@ void checkAction().then(() => {
     });
     t.match(readFileSync(`/proc/${pid}/cgroup`, 'utf8'), new RegExp(`:name=${name}:/sub$`, 'm'));
     const err = await runReexecAction('cg-self', { target: { pid, types: ['uts'] } }).then(() => null, (e: unknown) => e);
-    t.match(err, { code: 'ERR_GONS_CGROUP_UNRESOLVED', path: '/sub', message: new RegExp(`hierarchy name=${name} is not mounted here`) });
+    t.match(err, { code: 'ERR_GONS_CGROUP_UNRESOLVED', path: '/sub', message: new RegExp(`hierarchy "\\d+:name=${name}" is not mounted here`) });
   });
 });
 
