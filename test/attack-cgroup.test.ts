@@ -137,6 +137,11 @@ void checkAction().then(() => {
       t.match(confined.stderr, /Operation not permitted/);
       const open = await runReexecAction<{ status: number }>('run-program', { target, param: argv, timeout: 120000 });
       t.equal(open.status, 0, 'control: the same program in an unconfined child');
+      const w = await openNamespaceWorker({ target, confine: true, timeout: 120000 });
+      t.teardown(() => w.close());
+      t.match(await w.run('run-program', argv), { status: 1, stderr: /Operation not permitted/ }, 'a confined worker neither');
+      t.match(await w.run('run-program', ['unshare', '-n', 'true']), { stderr: /Operation not permitted/ }, 'nor any other namespace');
+      t.same(await w.run('thread-and-program'), { answer: 42, program: 0 }, 'while threads and programs still start (clone3 → clone)');
     });
   });
 });
