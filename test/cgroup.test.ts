@@ -12,16 +12,18 @@ import { join } from 'node:path';
 import t from 'tap';
 import { cgroupDir, cgroupMounts, parseProcCgroup } from '../lib/cgroup';
 import { checkAction, register, runReexecAction } from '../reexec/index';
-import { needsRoot } from './fixtures/helpers';
+import { asNobody, fixturePath, needsRoot, plainEnv } from './fixtures/helpers';
 import { type Teardown, until } from './fixtures/attack/target';
 
 register('cg-self', () => readFileSync('/proc/self/cgroup', 'utf8'));
 
 const V2 = '/sys/fs/cgroup/unified';
 
-/** A sleeping process, killed at teardown; its pid. */
-async function sleeper(t: Teardown): Promise<number> {
-  const p = spawn('sleep', ['600'], { stdio: 'ignore' });
+/** A sleeping process (as nobody: setpriv execs sleep, same pid), killed at teardown; its pid. */
+async function sleeper(t: Teardown, nobody = false): Promise<number> {
+  const p = nobody
+    ? spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', 'sleep', '600'], { stdio: 'ignore' })
+    : spawn('sleep', ['600'], { stdio: 'ignore' });
   t.teardown(async () => {
     if (p.exitCode === null && p.signalCode === null) {
       const gone = new Promise((r) => p.once('exit', r));
@@ -30,6 +32,8 @@ async function sleeper(t: Teardown): Promise<number> {
     }
   });
   await until(() => p.pid, 10000, 'sleep started');
+  // Until setpriv has exec'd sleep, the process is root's: nobody could not inspect it.
+  if (nobody) await until(() => readFileSync(`/proc/${p.pid}/comm`, 'utf8') === 'sleep\n', 10000, 'sleep exec\'d as nobody');
   return p.pid!;
 }
 
@@ -117,6 +121,27 @@ void checkAction().then(() => {
     t.equal(await runReexecAction('cg-self', { target: { pid, types: ['uts'] }, cgroups: true }), want, 'cgroups: true says the same');
     t.equal(await runReexecAction('cg-self', { target: { pid, types: ['uts'] }, cgroups: false }), readFileSync('/proc/self/cgroup', 'utf8'), 'cgroups: false stays in ours');
     t.equal(await runReexecAction('cg-self', { namespaces: [], cgroups: [dir] }), want, 'a directory by name');
+  });
+
+  t.test('as nobody: a target in a cgroup nobody may not enter fails with EACCES, never silently', { skip: needsRoot || (!existsSync(`${V2}/cgroup.procs`) && 'needs cgroup v2 at /sys/fs/cgroup/unified') }, async (t) => {
+    const dir = `${V2}/gons-test-nobody-${process.pid}`;
+    mkdirSync(dir);
+    t.teardown(() => until(() => {
+      try {
+        rmdirSync(dir);
+        return true;
+      } catch { return false; }
+    }, 30000, `rmdir ${dir}`));
+    const elsewhere = await sleeper(t, true);
+    writeFileSync(`${dir}/cgroup.procs`, String(elsewhere));
+    const alike = await sleeper(t, true);
+    const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), fixturePath('cgroup-nobody.ts'), String(elsewhere), String(alike)];
+    const res = asNobody(process.execPath, args, plainEnv());
+    t.equal(res.status, 0, 'exits normally', { stderr: res.stderr });
+    const r = JSON.parse(res.stdout) as Record<string, unknown>;
+    t.match(r.elsewhere, { ok: false, name: 'NamespaceSwitchError', code: 'EACCES', envVar: 'gons_cgroup_dirs', syscall: 'open', path: dir });
+    t.same(r.optedOut, { ok: true, value: 65534 }, 'cgroups: false runs it in ours');
+    t.same(r.alike, { ok: true, value: 65534 }, 'a target in our cgroups: nothing to join');
   });
 
   t.test('a target in a v1 hierarchy not mounted here fails closed', { skip: needsRoot }, async (t) => {
