@@ -37,6 +37,11 @@
 #define NSFILTER_CLONE_NEW                                                                                    \
     (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET)
 
+/* Older libc headers lack it; x86_64 and aarch64 share the number. */
+#if defined(NSFILTER_ARCH) && !defined(SYS_clone3)
+#define SYS_clone3 435
+#endif
+
 #ifdef NSFILTER_ARCH
 static const long nsfilter_denied[] = {
     SYS_setns, SYS_mount, SYS_umount2, SYS_pivot_root, SYS_ptrace, SYS_process_vm_readv, SYS_process_vm_writev,
