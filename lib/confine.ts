@@ -16,6 +16,22 @@ const ESRCH = 3;
 
 /** The protocol variable that carries the target's credentials to the hook. */
 export const CONFINE_ENV = 'gons_confine';
+/** The protocol variable that carries the target's own seccomp filters to the hook. */
+export const SECCOMP_ENV = 'gons_seccomp';
+
+/**
+ * The `gons_seccomp` value for process `pid`: its seccomp filters (most
+ * recently installed first, each the hex of its raw cBPF program), or
+ * undefined when it has none or the kernel does not hand them over (we lack
+ * CAP_SYS_ADMIN, the process is traced already, it is our own): then the
+ * child has gons's own filter only (README, "Confinement").
+ */
+export function seccompValue(pid: number): string | undefined {
+  if (field(readProc(pid, 'status'), 'Seccomp', pid) !== '2') return undefined;
+  const got = addon.seccompFilters(pid);
+  if ('errno' in got || got.filters.length === 0) return undefined;
+  return got.filters.map((f) => f.toString('hex')).join(',');
+}
 
 function usage(message: string): TypeError {
   return Object.assign(new TypeError(`gons: confine: ${message}`), { code: 'ERR_INVALID_ARG_VALUE' });

@@ -9,7 +9,10 @@
 #include <fcntl.h>
 #include <string.h>
 #include <linux/nsfs.h>
+#include <linux/filter.h>
 #include <sys/ioctl.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -252,6 +255,62 @@ NAN_METHOD(PidfdOpen) {
   info.GetReturnValue().Set(Outcome("fd", fd, err, "pidfd_open"));
 }
 
+#ifndef PTRACE_SECCOMP_GET_FILTER
+#define PTRACE_SECCOMP_GET_FILTER 0x420c
+#endif
+
+// seccompFilters(pid): { filters: [Buffer] } — the process's seccomp filters
+// as raw struct sock_filter arrays, most recently installed first — or
+// { errno, syscall }. The kernel hands them out only to a CAP_SYS_ADMIN
+// tracer of a stopped process: seize, interrupt, read, detach (re-injecting
+// a signal the stop caught). Measured: the process stops for ~30 us.
+NAN_METHOD(SeccompFilters) {
+  pid_t pid = Nan::To<int32_t>(info[0]).FromMaybe(0);
+  if (pid <= 0 || ptrace(PTRACE_SEIZE, pid, nullptr, nullptr) != 0) {
+    info.GetReturnValue().Set(Failure(pid <= 0 ? EINVAL : errno, "ptrace"));
+    return;
+  }
+  int status = 0, err = 0;
+  const char *call = "ptrace";
+  pid_t w = -1;
+  if (ptrace(PTRACE_INTERRUPT, pid, nullptr, nullptr) != 0) {
+    err = errno;
+  } else {
+    do w = waitpid(pid, &status, __WALL);
+    while (w < 0 && errno == EINTR);
+    if (w != pid || !WIFSTOPPED(status)) err = w < 0 ? errno : ESRCH, call = "waitpid";
+  }
+  std::vector<std::vector<struct sock_filter>> filters;
+  for (unsigned long i = 0; err == 0; i++) {
+    long n = ptrace(PTRACE_SECCOMP_GET_FILTER, pid, reinterpret_cast<void *>(i), nullptr);
+    if (n < 0) {
+      if (errno != ENOENT) err = errno;  // ENOENT: past the last filter (or none)
+      break;
+    }
+    std::vector<struct sock_filter> prog(static_cast<size_t>(n));
+    if (ptrace(PTRACE_SECCOMP_GET_FILTER, pid, reinterpret_cast<void *>(i), prog.data()) != n) {
+      err = errno ? errno : EIO;
+      break;
+    }
+    filters.push_back(prog);
+  }
+  // A signal-delivery stop (not our PTRACE_EVENT_STOP) goes back with the detach.
+  int sig = (w == pid && WIFSTOPPED(status) && (status >> 16) != PTRACE_EVENT_STOP) ? WSTOPSIG(status) : 0;
+  if (w != pid || WIFSTOPPED(status)) ptrace(PTRACE_DETACH, pid, nullptr, reinterpret_cast<void *>(static_cast<long>(sig)));
+  if (err != 0) {
+    info.GetReturnValue().Set(Failure(err, call));
+    return;
+  }
+  v8::Local<v8::Array> a = Nan::New<v8::Array>(static_cast<int>(filters.size()));
+  for (size_t i = 0; i < filters.size(); i++) {
+    const char *bytes = reinterpret_cast<const char *>(filters[i].data());
+    Nan::Set(a, static_cast<uint32_t>(i), Nan::CopyBuffer(bytes, static_cast<uint32_t>(filters[i].size() * sizeof(struct sock_filter))).ToLocalChecked()).Check();
+  }
+  v8::Local<v8::Object> o = Nan::New<v8::Object>();
+  Nan::Set(o, Str("filters"), a).Check();
+  info.GetReturnValue().Set(o);
+}
+
 // closeFd(fd): closes an fd the addon opened.
 NAN_METHOD(CloseFd) {
   int fd = Nan::To<int32_t>(info[0]).FromMaybe(-1);
@@ -391,6 +450,7 @@ NAN_MODULE_INIT(Init) {
   Nan::SetMethod(target, "closeFd", CloseFd);
   Nan::SetMethod(target, "claimChannel", ClaimChannel);
   Nan::SetMethod(target, "pidfdOpen", PidfdOpen);
+  Nan::SetMethod(target, "seccompFilters", SeccompFilters);
   Nan::SetMethod(target, "strerror", StrError);
   Nan::SetMethod(target, "hookState", HookStateJs);
   Nan::SetMethod(target, "enterTargetRoot", EnterTargetRoot);

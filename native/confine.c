@@ -297,7 +297,7 @@ EXPORT int gons_preinit_confine(void)
         return -errno;
     if (confine_check(c->inh, c->prm, c->eff, c->amb, c->bnd) != 0)
         return -EPERM;
-    if (nsfilter_install() != 0) /* native/nsfilter.c */
+    if (nsfilter_install() != 0 || nsfilter_install_copies() != 0) /* native/nsfilter.c */
         return -errno;
     confine_stage = 2;
     return 1;

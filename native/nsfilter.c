@@ -109,3 +109,69 @@ static int nsfilter_install(void)
     return r == 0 ? 0 : -1;
 #endif
 }
+
+/*
+ * gons_seccomp: the target's own filters, as the parent read them
+ * (PTRACE_SECCOMP_GET_FILTER, lib/confine.ts), most recently installed
+ * first: comma-separated, each the hex of its raw struct sock_filter array.
+ * Read before the environment is scrubbed; installed at serve time after
+ * gons's own filter, oldest first, so that they stack as in the target.
+ * Only with gons_confine; a malformed value fails confinement (closed).
+ */
+#define NSFILTER_ENV "gons_seccomp"
+static char *nsfilter_copied;
+
+static void nsfilter_read_env(void)
+{
+    nsfilter_copied = dup_env(NSFILTER_ENV);
+}
+
+static int nsfilter_hex(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Installs the copied filters (if any); 0, or -1 with errno (EINVAL for a malformed value). */
+static int nsfilter_install_copies(void)
+{
+    const char *v = nsfilter_copied;
+    if (!v)
+        return 0;
+    size_t nfilters = 1;
+    for (const char *p = v; *p; p++)
+        nfilters += *p == ',';
+    /* Oldest first: the last item of the list. */
+    for (size_t want = nfilters; want-- > 0;) {
+        const char *item = v;
+        for (size_t i = 0; i < want; i++)
+            item = strchr(item, ',') + 1;
+        size_t len = strcspn(item, ",");
+        size_t n = len / (2 * sizeof(struct sock_filter));
+        if (len == 0 || len % (2 * sizeof(struct sock_filter)) != 0 || n > BPF_MAXINSNS) {
+            errno = EINVAL;
+            return -1;
+        }
+        struct sock_filter *prog = calloc(n, sizeof(struct sock_filter));
+        if (!prog)
+            return -1;
+        unsigned char *bytes = (unsigned char *)prog;
+        for (size_t i = 0; i < len / 2; i++) {
+            int hi = nsfilter_hex(item[2 * i]), lo = nsfilter_hex(item[2 * i + 1]);
+            if (hi < 0 || lo < 0) {
+                free(prog);
+                errno = EINVAL;
+                return -1;
+            }
+            bytes[i] = (unsigned char)(hi << 4 | lo);
+        }
+        struct sock_fprog fprog = {(unsigned short)n, prog};
+        long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &fprog);
+        int err = r > 0 ? ESRCH : errno;
+        free(prog);
+        if (r != 0) {
+            errno = err;
+            return -1;
+        }
+    }
+    return 0;
+}

@@ -49,7 +49,7 @@
 /* The protocol's other variables; removed from the environment like the kinds'. */
 static const char *const other_vars[] = {"gons_order", "gons_preserve_credentials", "gons_parent_pid",
                                          "gons_target_pidfd", "gons_target_types", "gons_keep_fds",
-                                         "gons_confine", "gons_cgroup_dirs"};
+                                         "gons_confine", "gons_cgroup_dirs", "gons_seccomp"};
 
 EXPORT struct gons_preinit_state gons_preinit_state = {
     GONS_PREINIT_VERSION, 0, 0, "", "", "", "", 0, 0,
@@ -821,6 +821,7 @@ GONS_PREINIT_CONSTRUCTOR static void gons_preinit(void)
     char *preserve = dup_env("gons_preserve_credentials");
     char *parent = dup_env("gons_parent_pid");
     char *confine = dup_env("gons_confine");
+    nsfilter_read_env(); /* gons_seccomp, for confinement's serve-time step */
     int preserve_credentials = preserve && strcmp(preserve, "1") == 0;
     if (preserve && strcmp(preserve, "0") != 0 && !preserve_credentials)
         fail("gons_preserve_credentials", preserve, "", EINVAL,

@@ -65,7 +65,7 @@ export async function checkAction(): Promise<void> {
  * The gons_* variables the hook would have consumed: still there means it
  * never ran (not preloaded, secure execution), so nothing was switched.
  */
-const unswitched = Object.keys(process.env).find((k) => k === 'gons_target_pidfd' || k === 'gons_confine' || k === 'gons_cgroup_dirs' || (k.startsWith('gons_') && isNamespaceType(k.slice(5)) && process.env[k]));
+const unswitched = Object.keys(process.env).find((k) => k === 'gons_target_pidfd' || k === 'gons_confine' || k === 'gons_cgroup_dirs' || k === 'gons_seccomp' || (k.startsWith('gons_') && isNamespaceType(k.slice(5)) && process.env[k]));
 
 /** Why this child must not run actions: its namespace switch (or confinement) failed, or never happened. */
 function switchFailure(): NamespaceSwitchError | null {

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { preinitPath } from '../lib/native';
 import type { Namespace, NamespaceType } from '../lib/namespaces';
 import { type Target, resolveTarget } from '../lib/target';
-import { CONFINE_ENV, confineValue } from '../lib/confine';
+import { CONFINE_ENV, SECCOMP_ENV, confineValue, seccompValue } from '../lib/confine';
 import { type CgroupsOption, cgroupEnv, checkCgroupsOption } from '../lib/cgroup';
 import { checkKeys } from '../lib/options';
 import { namespaceEnv, validateNamespaces } from '../lib/validate';
@@ -251,7 +251,11 @@ function joinEnv(o: ReexecOptions): { env: Record<string, string>; pidfd?: numbe
     const joined: { env: Record<string, string>; types: NamespaceType[]; pidfd?: number; release(): void } = 'namespaces' in target
       ? { env: namespaceEnv(target.namespaces), types: target.namespaces.map((ns) => ns.type.replace('!', '') as NamespaceType), release: target.close }
       : { env: { gons_target_pidfd: String(TARGET_FD), gons_target_types: target.types.join(',') }, types: target.types, pidfd: target.pidfd, release: target.close };
-    if (o.confine) joined.env[CONFINE_ENV] = confineValue(o.target.pid, joined.types);
+    if (o.confine) {
+      joined.env[CONFINE_ENV] = confineValue(o.target.pid, joined.types);
+      const filters = seccompValue(o.target.pid);
+      if (filters !== undefined) joined.env[SECCOMP_ENV] = filters;
+    }
     Object.assign(joined.env, cgroupEnv(o.cgroups, o.target.pid));
     return joined;
   } catch (err) {

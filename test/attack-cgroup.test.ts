@@ -10,15 +10,15 @@
  * `cgroups: false` and read the disk: this is what the test would see
  * without the join. Also: a confined child cannot create a user namespace.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { checkAction, createNamespacePool, openNamespaceWorker, runReexecAction } from '../reexec/index';
 import './fixtures/attack/actions';
-import { type Tools, buildTools, createContainer, missingTools, until } from './fixtures/attack/target';
-import { needsRoot } from './fixtures/helpers';
+import { Lines, type Tools, buildTools, createContainer, missingTools, until } from './fixtures/attack/target';
+import { fixturePath, needsRoot } from './fixtures/helpers';
 
 const DEVICES = '/sys/fs/cgroup/devices';
 /** Docker's default device allow list (after denying all). */
@@ -128,6 +128,21 @@ void checkAction().then(() => {
         t.equal(r.self, readFileSync(`/proc/${c.pid}/cgroup`, 'utf8'), 'as the host sees the target');
         t.match(r.self, new RegExp(`^\\d+:devices:/${cg.slice(DEVICES.length + 1)}$`, 'm'));
       }
+    });
+
+    t.test('a confined child takes the target\'s own seccomp filter too, and leaves the target running', async (t) => {
+      const bin = join(tools.hostDir, 'filtered');
+      execFileSync('cc', ['-O1', '-o', bin, fixturePath('filtered.c')]);
+      const proc = new Lines(spawn(bin, [], { stdio: 'pipe' }));
+      t.teardown(() => proc.end());
+      await proc.waitFor((l) => l === 'ready', 30000, 'filtered process ready');
+      const filtered = { pid: proc.proc.pid! };
+      const dir = join(tools.hostDir, 'made-by-child');
+      t.equal(await runReexecAction('mkdir', { target: filtered, confine: true, param: dir, timeout: 120000 }), 'EPERM', 'confined: its mkdir is refused');
+      t.equal(await runReexecAction('mkdir', { target: filtered, param: dir, timeout: 120000 }), 'ok:made', 'control: unconfined, mkdir works');
+      const status = readFileSync(`/proc/${filtered.pid}/status`, 'utf8');
+      t.match(status, /^TracerPid:\s+0$/m, 'no tracer left on the target');
+      t.match(status, /^State:\s+S/m, 'the target is not left stopped');
     });
 
     t.test('a confined child cannot create a user namespace; an unconfined one (and the container, unfiltered here) can', async (t) => {
