@@ -143,6 +143,12 @@ void checkAction().then(() => {
       const status = readFileSync(`/proc/${filtered.pid}/status`, 'utf8');
       t.match(status, /^TracerPid:\s+0$/m, 'no tracer left on the target');
       t.match(status, /^State:\s+S/m, 'the target is not left stopped');
+      // What the hook does with a gons_seccomp it cannot install: confinement fails, nothing runs.
+      for (const bad of ['zz', '00', '0000000000000000', '0600000000000000,', 'ab'.repeat(8 * 4097)]) {
+        const err = await runReexecAction('mkdir', { target: { pid: process.pid }, confine: true, env: { gons_seccomp: bad }, param: dir, timeout: 120000 }).then(() => null, (e: unknown) => e);
+        t.match(err, { name: 'NamespaceSwitchError', envVar: 'gons_confine', code: 'EINVAL' }, `gons_seccomp ${JSON.stringify(bad.slice(0, 20))}: fails closed`);
+      }
+      t.notOk(existsSync(dir), 'no action ran');
     });
 
     t.test('a confined child cannot create a user namespace; an unconfined one (and the container, unfiltered here) can', async (t) => {
