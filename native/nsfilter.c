@@ -1,26 +1,24 @@
 /*
- * The seccomp filter of a confined child, a section of the pre-init hook:
+ * The seccomp filters of a confined child, a section of the pre-init hook:
  * included by preinit.c before confine.c, never compiled on its own.
  *
  * A container usually runs under its engine's seccomp filter (Docker's
  * default profile refuses unshare, setns, mount, ptrace, bpf, keyctl, ...
- * to a container without CAP_SYS_ADMIN). Copying the target's own filter
- * is not sound here: the kernel hands it out only through
- * PTRACE_SECCOMP_GET_FILTER, to a CAP_SYS_ADMIN tracer of a ptrace-stopped
- * target (stopping a container's process, and failing when something
- * already traces it), and a filter that answers SECCOMP_RET_USER_NOTIF or
- * SECCOMP_RET_TRACE means nothing without the engine's supervisor. So a
- * confined child installs a fixed filter of its own at serve time (with
- * SECCOMP_FILTER_FLAG_TSYNC: every thread Node made gets it), on top of
- * no_new_privs. It refuses with EPERM what lets a process leave or widen
- * its container, whatever its capabilities: new namespaces (unshare and
- * clone with a CLONE_NEW* flag; without this an unprivileged process creates
- * a user namespace and gains every capability inside it), setns, the mount
- * API, ptrace and process_vm_*, pidfd_getfd, kernel modules, kexec, bpf,
- * perf_event_open, userfaultfd, keyrings, open_by_handle_at, swap, reboot
- * and acct. clone3 answers ENOSYS (its flags sit in memory a filter cannot
- * read; glibc then falls back to clone), as Docker's profile does. System
- * calls of another ABI (i386, x32) answer ENOSYS.
+ * to a container without CAP_SYS_ADMIN). The kernel hands a process's
+ * filters out only to a CAP_SYS_ADMIN tracer of the stopped process
+ * (PTRACE_SECCOMP_GET_FILTER): the parent copies them where it can
+ * (gons_seccomp, below), and every confined child also installs a fixed
+ * filter of its own at serve time (with SECCOMP_FILTER_FLAG_TSYNC: every
+ * thread Node made gets it), on top of no_new_privs. That one refuses with
+ * EPERM what lets a process leave or widen its container, whatever its
+ * capabilities: new namespaces (unshare and clone with a CLONE_NEW* flag;
+ * without this an unprivileged process creates a user namespace and gains
+ * every capability inside it), setns, the mount API, ptrace and
+ * process_vm_*, pidfd_getfd, kernel modules, kexec, bpf, perf_event_open,
+ * userfaultfd, keyrings, open_by_handle_at, swap, reboot and acct. clone3
+ * answers ENOSYS (its flags sit in memory a filter cannot read; glibc then
+ * falls back to clone), as Docker's profile does. System calls of another
+ * ABI (i386, x32) answer ENOSYS.
  */
 #include <linux/audit.h>
 #include <linux/filter.h>

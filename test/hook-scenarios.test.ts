@@ -266,6 +266,7 @@ const rows: Row[] = [
     env: (c) => ({ gons_cgroup_dirs: `${ownCgroupDirs().join('\n')}\n/nonexistent/cgroup`, gons_uts: c.ns.uts!.paths.uts }),
     expect: E('ENOENT', 'gons_cgroup_dirs', 'open', { path: '/nonexistent/cgroup' }),
   },
+  { name: 'gons_seccomp without gons_confine: scrubbed, never installed', env: { gons_seccomp: 'not hex' }, expect: {} },
   { name: 'gons_cgroup_dirs: the cgroups it is in already, as root', needsRoot: true, env: () => ({ gons_cgroup_dirs: ownCgroupDirs().join('\n') }), expect: {} },
   {
     name: 'gons_cgroup_dirs: nobody may not move itself, and says so', needsRoot: true, asNobody: true, env: () => ({ gons_cgroup_dirs: ownCgroupDirs()[0] }),

@@ -204,7 +204,7 @@ static void reset_state(void)
 static const char *const known_vars[] = {
     "gons_user", "gons_mnt", "gons_cgroup", "gons_ipc", "gons_net", "gons_pid", "gons_time",
     "gons_uts", "gons_order", "gons_preserve_credentials", "gons_parent_pid", "gons_target_pidfd",
-    "gons_target_types", "gons_cgroup_dirs",
+    "gons_target_types", "gons_cgroup_dirs", "gons_seccomp",
 };
 
 static void set_or_unset(const char *name, const char *value)
