@@ -135,7 +135,7 @@ void checkAction().then(() => {
       execFileSync('cc', ['-O1', '-o', bin, fixturePath('filtered.c')]);
       const proc = new Lines(spawn(bin, [], { stdio: 'pipe' }));
       t.teardown(() => proc.end());
-      await proc.waitFor((l) => l === 'ready', 30000, 'filtered process ready');
+      await proc.waitFor((l) => l === `ready ${proc.proc.pid}`, 30000, 'filtered process ready');
       const filtered = { pid: proc.proc.pid! };
       const dir = join(tools.hostDir, 'made-by-child');
       t.equal(await runReexecAction('mkdir', { target: filtered, confine: true, param: dir, timeout: 120000 }), 'EPERM', 'confined: its mkdir is refused');
@@ -143,6 +143,12 @@ void checkAction().then(() => {
       const status = readFileSync(`/proc/${filtered.pid}/status`, 'utf8');
       t.match(status, /^TracerPid:\s+0$/m, 'no tracer left on the target');
       t.match(status, /^State:\s+S/m, 'the target is not left stopped');
+      // A target someone traces already: the kernel hands its filter to nobody else; the child has gons's filter only.
+      const traced = new Lines(spawn(bin, ['traced'], { stdio: 'pipe' }));
+      t.teardown(() => traced.end());
+      const tracedPid = Number((await traced.waitFor((l) => l.startsWith('ready '), 30000, 'traced filtered process ready')).split(' ')[1]);
+      t.equal(await runReexecAction('mkdir', { target: { pid: tracedPid }, confine: true, param: dir, timeout: 120000 }), 'ok:made', 'residue: its filter is not copied');
+      t.match(await runReexecAction('run-program', { target: { pid: tracedPid }, confine: true, param: ['unshare', '-U', 'true'], timeout: 120000 }), { stderr: /Operation not permitted/ }, 'gons\'s own filter still applies');
       // What the hook does with a gons_seccomp it cannot install: confinement fails, nothing runs.
       for (const bad of ['zz', '00', '0000000000000000', '0600000000000000,', 'ab'.repeat(8 * 4097)]) {
         const err = await runReexecAction('mkdir', { target: { pid: process.pid }, confine: true, env: { gons_seccomp: bad }, param: dir, timeout: 120000 }).then(() => null, (e: unknown) => e);
