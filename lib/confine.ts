@@ -29,8 +29,8 @@ export const SECCOMP_ENV = 'gons_seccomp';
 export function seccompValue(pid: number): string | undefined {
   if (field(readProc(pid, 'status'), 'Seccomp', pid) !== '2') return undefined;
   const got = addon.seccompFilters(pid);
-  if ('errno' in got || got.filters.length === 0) return undefined;
-  return got.filters.map((f) => f.toString('hex')).join(',');
+  if ('errno' in got) return undefined;
+  return got.filters.map((f) => f.toString('hex')).join(','); // Seccomp: 2 means at least one filter
 }
 
 function usage(message: string): TypeError {
