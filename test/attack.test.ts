@@ -134,8 +134,8 @@ void checkAction().then(() => {
       t.test('baseline: a call in the container works and the child holds the host root', async (t) => {
         const st = await runReexecAction<VictimState>('victim', { target, param: { hostRoot: hostRootId() }, timeout: 120000 });
         // gons_pid is for children: the child stays in our pid namespace, so the container never sees it in its procfs.
-        t.equal(st.pidNs, readlinkSync('/proc/self/ns/pid'), 'the child itself is in our pid namespace');
-        t.equal(st.pidForChildren, readlinkSync(`/proc/${c.pid}/ns/pid`), 'what it spawns goes into the container\'s');
+        t.equal(st.selfInProc, false, 'the child is not in the container\'s procfs (its pid namespace is ours)');
+        t.equal(st.spawnedPidNs, readlinkSync(`/proc/${c.pid}/ns/pid`), 'what it spawns goes into the container\'s');
         t.equal(st.url, null);
         t.equal(st.listening, 0);
         hostRootFds = st.hostRootFds;
