@@ -9,11 +9,13 @@
  * target pid namespace. A thread whose namespace for children differs from
  * its own may not create threads (the kernel refuses CLONE_THREAD), so
  * libuv's thread pool, which starts all its threads on first use, is started
- * first.
+ * first, and so is the loader thread of lib/loads.ts where Node needs one.
  */
 import { randomFill } from 'node:crypto';
 import { addon } from './native';
 import { hookState, refreshHookState } from './status';
+import { prepareLoadGuard } from './loads';
+import { namespaceKinds } from './namespaces';
 
 /** True when the hook kept a pid namespace for the late join. */
 export function hasPendingPidNamespace(): boolean {
@@ -33,6 +35,9 @@ function startThreadPool(): Promise<void> {
  */
 export async function joinPidNamespace(): Promise<void> {
   if (!hasPendingPidNamespace()) return;
+  // Every thread the child will need must exist first: the pool, and the loader thread that guards module loads on
+  // the target's root (Node < 22.15; only for a child that joined a mount namespace).
+  if ((hookState()!.joined & namespaceKinds.mnt.flag) !== 0) prepareLoadGuard();
   await startThreadPool();
   addon.joinPid();
   refreshHookState();
