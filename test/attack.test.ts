@@ -132,7 +132,7 @@ void checkAction().then(() => {
       let hostRootFds: number[] = [];
 
       t.test('baseline: a call in the container works and the child holds the host root', async (t) => {
-        const st = await runReexecAction<VictimState>('victim', { target, param: { hostRoot: hostRootId() }, timeout: 120000 });
+        const st = await runReexecAction<VictimState>('victim', { target, param: { hostRoot: hostRootId(), spawn: true }, timeout: 120000 });
         // gons_pid is for children: the child stays in our pid namespace, so the container never sees it in its procfs.
         t.equal(st.selfInProc, false, 'the child is not in the container\'s procfs (its pid namespace is ours)');
         t.equal(st.spawnedPidNs, readlinkSync(`/proc/${c.pid}/ns/pid`), 'what it spawns goes into the container\'s');

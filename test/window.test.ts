@@ -93,7 +93,7 @@ void checkAction().then(() => {
         await att.waitFor((l) => l === 'ready');
         // Cold one-shot calls: each child's whole start-up, action and exit happen while the attacker watches.
         const calls: Array<Outcome<VictimState>> = [];
-        for (let i = 0; i < 3; i++) calls.push(await settle(runReexecAction<VictimState>('victim', { target, timeout: 120000 })));
+        for (let i = 0; i < 3; i++) calls.push(await settle(runReexecAction<VictimState>('victim', { target, param: { spawn: true }, timeout: 120000 })));
         // A one-shot deputy, then a warm worker's: they write the link the attacker keeps pointing at
         // /proc/<frozen process>/root/<host file>, and run programs for it to freeze (in their fork-exec window too).
         const gate1 = '/tmp/gate-deputy-1';
