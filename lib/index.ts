@@ -8,6 +8,7 @@ export { NamespaceSwitchError } from './errors';
 export { preinitPath } from './native';
 export { status } from './status';
 export { enterTargetRoot, leaveTargetRoot, hasTargetRoot } from './root';
+export { joinPidNamespace } from './pid';
 export { namespaceEnv, validateNamespaces } from './validate';
 export { type Target } from './target';
 export { type NamespaceInfo, listNamespaces } from './discover';

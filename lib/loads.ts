@@ -77,3 +77,12 @@ export function refuseLoads(on: boolean): void {
   if (on && !installed) install();
   Atomics.store(flag, 0, on ? 1 : 0);
 }
+
+/**
+ * Installs the guard without turning it on: on Node lines without
+ * `module.registerHooks` that starts the loader thread, which must exist
+ * before the late pid namespace join (lib/pid.ts) forbids new threads.
+ */
+export function prepareLoadGuard(): void {
+  if (!installed) install();
+}

@@ -15,6 +15,8 @@ export interface HookState {
   message: string;
   /** CLONE_NEW* flags of the namespaces the hook joined. */
   joined: number;
+  /** A pid namespace waits for its late join (`joinPidNamespace()`). */
+  pidPending: boolean;
 }
 
 interface Addon {
@@ -22,6 +24,8 @@ interface Addon {
   enterTargetRoot(): number;
   leaveTargetRoot(): number;
   sealTargetRoot(): number;
+  /** The hook's late pid namespace join on the calling thread: 0 or a positive errno. */
+  joinPid(): number;
   /** The hook's serve-time confinement step: 1 confined, 0 not asked, -errno. */
   confine(): number;
   /** `_exit(code)`: no exit handlers of Node's run, so nothing more is written. */

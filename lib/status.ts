@@ -10,6 +10,11 @@ export function hookState(): HookState | null {
   return state;
 }
 
+/** Reads the hook's record again: the late pid namespace join changes it. */
+export function refreshHookState(): void {
+  state = undefined;
+}
+
 /**
  * In a process started with the pre-init hook preloaded: the error that
  * stopped the namespace switching at startup, or null when all went well (or

@@ -82,6 +82,7 @@ NAN_METHOD(HookStateJs) {
   Set(o, "syscall", Str(st->syscall));
   Set(o, "message", Str(st->message));
   Set(o, "joined", Nan::New(static_cast<double>(st->joined)));
+  Set(o, "pidPending", Nan::New(st->pid_pending != 0));
   info.GetReturnValue().Set(o);
 }
 
@@ -95,6 +96,8 @@ int CallRootFn(const char *symbol) {
 NAN_METHOD(EnterTargetRoot) { info.GetReturnValue().Set(CallRootFn(GONS_PREINIT_ENTER_SYMBOL)); }
 NAN_METHOD(LeaveTargetRoot) { info.GetReturnValue().Set(CallRootFn(GONS_PREINIT_LEAVE_SYMBOL)); }
 NAN_METHOD(SealTargetRoot) { info.GetReturnValue().Set(CallRootFn(GONS_PREINIT_SEAL_SYMBOL)); }
+// joinPid(): the hook's late pid namespace join, on the calling (main) thread; 0 or a positive errno.
+NAN_METHOD(JoinPid) { info.GetReturnValue().Set(CallRootFn(GONS_PREINIT_JOIN_PID_SYMBOL)); }
 
 // confine(): the hook's serve-time confinement step; 1 confined, 0 not asked, or -errno (-ENOSYS without the hook).
 NAN_METHOD(Confine) {
@@ -456,6 +459,7 @@ NAN_MODULE_INIT(Init) {
   Nan::SetMethod(target, "enterTargetRoot", EnterTargetRoot);
   Nan::SetMethod(target, "leaveTargetRoot", LeaveTargetRoot);
   Nan::SetMethod(target, "sealTargetRoot", SealTargetRoot);
+  Nan::SetMethod(target, "joinPid", JoinPid);
   Nan::SetMethod(target, "nsType", NsType);
   Nan::SetMethod(target, "confine", Confine);
   Nan::SetMethod(target, "nsOwner", NsOwner);

@@ -43,6 +43,8 @@ struct confine_creds {
     uint64_t inh, prm, eff, bnd, amb;
 };
 
+EXPORT int gons_preinit_join_pid(void);
+
 /* 0: not asked; 1: applied, serve-time step pending; 2: done; -1: failed (fail closed). */
 static int confine_stage;
 static struct confine_creds confine_target;
@@ -196,6 +198,8 @@ static void confine_apply(const char *value)
     }
     int nonzero = c->uid[0] && c->uid[1] && c->uid[2];
     uint64_t extra = CONFINE_BIT(CAP_SYS_CHROOT) | (nonzero ? CONFINE_BIT(CAP_SETUID) : 0);
+    /* For the late pid namespace join (gons_preinit_join_pid): permitted only, raised for the setns alone. */
+    uint64_t pid_extra = pid_join_fd >= 0 ? CONFINE_BIT(CAP_SYS_ADMIN) : 0;
     errno = 0;
     if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) {
         confine_fail(value, "prctl", "PR_SET_KEEPCAPS");
@@ -247,7 +251,7 @@ static void confine_apply(const char *value)
             return;
         }
     }
-    if (confine_capset(c->inh, c->prm | extra, c->eff | extra) != 0) {
+    if (confine_capset(c->inh, c->prm | extra | pid_extra, c->eff | extra) != 0) {
         confine_fail(value, "capset", "permitted %llx, effective %llx", (unsigned long long)c->prm,
                      (unsigned long long)c->eff);
         return;
@@ -261,7 +265,7 @@ static void confine_apply(const char *value)
         return;
     }
     errno = EPERM;
-    if (confine_check(c->inh, c->prm | extra, c->eff | extra, c->amb, c->bnd) != 0) {
+    if (confine_check(c->inh, c->prm | extra | pid_extra, c->eff | extra, c->amb, c->bnd) != 0) {
         confine_fail(value, "capget", "the capability sets did not take");
         return;
     }
@@ -280,6 +284,10 @@ EXPORT int gons_preinit_confine(void)
         return confine_stage / 2;
     if (confine_stage < 0)
         return -EPERM;
+    /* The pid namespace first, while CAP_SYS_ADMIN is still in the permitted set. */
+    int joined = gons_preinit_join_pid();
+    if (joined != 0)
+        return joined;
     confine_stage = -1;
     int sealed = seal_target_root();
     if (sealed != 0)

@@ -29,7 +29,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/nsfs.h>
 #include <sys/auxv.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -52,13 +54,20 @@ static const char *const other_vars[] = {"gons_order", "gons_preserve_credential
                                          "gons_confine", "gons_cgroup_dirs", "gons_seccomp"};
 
 EXPORT struct gons_preinit_state gons_preinit_state = {
-    GONS_PREINIT_VERSION, 0, 0, "", "", "", "", 0, 0,
+    GONS_PREINIT_VERSION, 0, 0, "", "", "", "", 0, 0, 0,
 };
 
 /* O_PATH fds kept across the mount namespace switch; -1 when unused. */
 static int orig_root_fd = -1;
 static int orig_cwd_fd = -1;
 static int target_root_fd = -1;
+/*
+ * The target pid namespace, kept for the late join (gons_preinit_join_pid);
+ * -1 when none is pending. With the names of its step, for messages.
+ */
+static int pid_join_fd = -1;
+static const char *pid_join_envvar = "";
+static char *pid_join_path;
 
 /*
  * One planned join, as in nsenter's enter_namespaces(): a namespace path (kind
@@ -373,73 +382,112 @@ static void hand_back_root(const char *envvar, const char *path)
              strerror(-r));
 }
 
-static pid_t relay_child;
-
-static void relay_signal(int sig)
-{
-    kill(relay_child, sig);
-}
-
 /*
- * The relay left behind by fork_into_pid_namespace: forwards the signals a
- * parent sends to end or steer a child, holds no fds (so pipes see EOF when
- * the real child is done), and mirrors the child's exit status or signal.
+ * The pid namespace is joined late, not here. A process sees only its own and
+ * descendant pid namespaces in procfs: as long as the child stays in ours, a
+ * container cannot find it in its /proc, so it can neither stop it nor follow
+ * /proc/<child>/root (or cwd, fd, exe) while the child still sits on the
+ * host's root (Node's whole start-up). As in gons, gons_pid is the namespace
+ * for *children*: gons_preinit_join_pid() sets it for the calling thread once
+ * the child sealed itself into the target and Node's thread pool exists (a
+ * thread whose pid namespace for children differs from its own may not create
+ * threads). Here the namespace is only checked and kept as an fd.
  */
-__attribute__((noreturn)) static void relay(pid_t child)
+static int keep_pid_namespace(struct step *s, const struct stat *current)
 {
-    static const int forwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH};
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = relay_signal;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    relay_child = child;
-    for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
-        sigaction(forwarded[i], &sa, NULL);
-    if (syscall(SYS_close_range, 0U, ~0U, 0U) != 0)
-        for (int fd = 0; fd < 1024; fd++)
-            close(fd);
-    int status;
-    while (waitpid(child, &status, 0) < 0)
-        if (errno != EINTR)
-            _exit(127);
-    if (WIFEXITED(status))
-        _exit(WEXITSTATUS(status));
-    int sig = WTERMSIG(status);
-    struct rlimit nocore = {0, 0};
-    setrlimit(RLIMIT_CORE, &nocore);
-    signal(sig, SIG_DFL);
-    raise(sig);
-    _exit(128 + sig);
-}
-
-/*
- * A process whose pid namespace for children differs from its own may not
- * create threads (the kernel refuses CLONE_THREAD), and Node needs threads.
- * So after joining a pid namespace the hook forks once: the child, a member
- * of the target pid namespace, goes on to become Node; the parent stays
- * behind as a relay. Returns in the child only.
- */
-static void fork_into_pid_namespace(const char *envvar, const char *path)
-{
-    pid_t child = fork();
-    if (child > 0)
-        relay(child);
-    if (child < 0) {
-        int err = errno;
-        fail(envvar, path, "fork", err, "package gons: cannot enter %s \"%s\": %s", envvar, path,
-             strerror(err));
-        /* Without the fork Node could not start threads: go back to our own pid namespace. */
-        int self = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
-        if (self < 0 || syscall(SYS_setns, self, CLONE_NEWPID) != 0)
-            raise(SIGKILL);
-        close(self);
-        gons_preinit_state.joined &= ~(unsigned long)CLONE_NEWPID;
-        return;
+    if (open_step(s) != 0)
+        return -1;
+    if (already_in(current, s->fd))
+        return 0;
+    int type = ioctl(s->fd, NS_GET_NSTYPE);
+    if (type != CLONE_NEWPID) {
+        int err = type < 0 ? errno : EINVAL;
+        fail(s->envvar, s->path, "setns", err, "package gons: cannot join %s using reference \"%s\": %s", s->envvar,
+             s->path, strerror(err));
+        return -1;
     }
-    /* Our parent, the relay, lives outside this pid namespace: getppid() is 0 while it does. */
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != 0)
-        raise(SIGKILL);
+    pid_join_fd = s->fd;
+    pid_join_envvar = s->envvar;
+    pid_join_path = strdup(s->path);
+    s->fd = -1;
+    return 0;
+}
+
+/*
+ * The pid namespace of the process behind a pidfd, as an fd: its pid from
+ * the pidfd's fdinfo, /proc/<pid>/ns/pid opened, then the pidfd asked whether
+ * that process is still alive, so a pid recycled in between is not taken.
+ * Done before any join, in the host's procfs, with the host's credentials.
+ */
+static int pidfd_pid_namespace(struct step *s)
+{
+    char path[64], *buf = NULL;
+    size_t cap = 0;
+    long pid = -1;
+    snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", s->fd);
+    FILE *f = fopen(path, "re");
+    while (f && getline(&buf, &cap, f) > 0)
+        if (strncmp(buf, "Pid:", 4) == 0)
+            pid = strtol(buf + 4, NULL, 10);
+    int err = f ? 0 : errno;
+    if (f)
+        fclose(f);
+    free(buf);
+    int fd = -1;
+    if (pid > 0) {
+        snprintf(path, sizeof(path), "/proc/%ld/ns/pid", pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        err = fd < 0 ? errno : 0;
+    } else if (!err) {
+        err = ESRCH; /* "Pid: -1": the process has exited */
+    }
+    if (fd >= 0 && syscall(SYS_pidfd_send_signal, s->fd, 0, NULL, 0) != 0 && errno != EPERM) {
+        err = errno;
+        close(fd);
+        fd = -1;
+    }
+    if (fd < 0) {
+        fail(s->envvar, s->path, "setns", err,
+             "package gons: cannot join %s namespaces of the process behind gons_target_pidfd %s: %s", s->types,
+             s->path, strerror(err));
+        return -1;
+    }
+    struct stat st, self;
+    if (fstat(fd, &st) == 0 && stat("/proc/self/ns/pid_for_children", &self) == 0 && st.st_dev == self.st_dev &&
+        st.st_ino == self.st_ino) {
+        close(fd); /* already ours: nothing to join, as for a path */
+    } else {
+        pid_join_fd = fd;
+        pid_join_envvar = s->envvar;
+        pid_join_path = strdup(s->path);
+    }
+    s->flag &= ~CLONE_NEWPID;
+    return 0;
+}
+
+/*
+ * The late step: the calling thread's pid namespace for children becomes the
+ * target's, and the fd to it is closed. From then on the processes this
+ * thread forks (what an action spawns) are in the target pid namespace, and
+ * the thread may no longer create threads. 0 (also when nothing is pending)
+ * or -errno, recorded like a constructor failure so no action runs.
+ */
+static int join_pid_namespace(void)
+{
+    if (pid_join_fd < 0)
+        return 0;
+    int r = (int)syscall(SYS_setns, pid_join_fd, CLONE_NEWPID);
+    int err = errno;
+    close(pid_join_fd);
+    pid_join_fd = -1;
+    if (r != 0) {
+        fail(pid_join_envvar, pid_join_path, "setns", err, "package gons: cannot join %s using reference \"%s\": %s",
+             pid_join_envvar, pid_join_path ? pid_join_path : "", strerror(err));
+        return -err;
+    }
+    __atomic_or_fetch(&gons_preinit_state.joined, (unsigned long)CLONE_NEWPID, __ATOMIC_RELEASE);
+    gons_preinit_state.pid_pending = 0;
+    return 0;
 }
 
 /*
@@ -462,12 +510,21 @@ static void join(struct step *steps, int nsteps, int preserve_credentials)
     int opened = 1;
     for (int i = 0; i < nsteps && opened; i++)
         opened = !steps[i].early || open_step(&steps[i]) == 0;
+    /* A pidfd's pid namespace is taken out of its mask and kept for the late join (above). */
+    for (int i = 0; i < nsteps && opened; i++)
+        if (!steps[i].kind && (steps[i].flag & CLONE_NEWPID))
+            opened = pidfd_pid_namespace(&steps[i]) == 0;
 
     for (int i = 0; i < nsteps && opened; i++) {
         struct step *s = &steps[i];
+        if (s->kind && s->kind->flag == CLONE_NEWPID) {
+            if (keep_pid_namespace(s, have_current[i] ? &current[i] : NULL) != 0)
+                break;
+            continue;
+        }
         if (open_step(s) != 0)
             break;
-        if (already_in(have_current[i] ? &current[i] : NULL, s->fd))
+        if (already_in(have_current[i] ? &current[i] : NULL, s->fd) || s->flag == 0)
             continue;
         if (syscall(SYS_setns, s->fd, s->flag) != 0) {
             int err = errno;
@@ -741,6 +798,76 @@ EXPORT int gons_preinit_seal_target_root(void)
 #include "confine.c"
 
 /*
+ * Following /proc/<pid>/root (or cwd, fd, exe) of another process needs
+ * ptrace read access to it (proc_fd_access_allowed): CAP_SYS_PTRACE over it,
+ * or the same uid with a dumpable target whose permitted set is within the
+ * follower's effective set. A child that joined a mount namespace follows
+ * paths the container controls: with CAP_SYS_PTRACE a link it planted,
+ * /tmp/x -> /proc/<host process>/root/etc/..., would take an action's write
+ * to the host (a container in the host's pid namespace sees every host
+ * process). So such a child drops CAP_SYS_PTRACE from its bounding,
+ * inheritable, permitted and effective sets (ambient follows) while still
+ * single-threaded, for every thread Node makes and every program an action
+ * runs. Under gons_confine the target's own sets are taken instead.
+ */
+static void drop_ptrace(const char *envvar, const char *path)
+{
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2];
+    const char *call = "prctl";
+    int ok = prctl(PR_CAPBSET_READ, CAP_SYS_PTRACE, 0, 0, 0) == 0 ||
+             prctl(PR_CAPBSET_DROP, CAP_SYS_PTRACE, 0, 0, 0) == 0;
+    if (ok) {
+        call = "capget";
+        ok = syscall(SYS_capget, &hdr, d) == 0;
+    }
+    if (ok) {
+        call = "capset";
+        uint32_t bit = 1U << CAP_SYS_PTRACE; /* below 32: in the first word */
+        d[0].effective &= ~bit;
+        d[0].permitted &= ~bit;
+        d[0].inheritable &= ~bit;
+        ok = syscall(SYS_capset, &hdr, d) == 0;
+    }
+    if (!ok) {
+        int err = errno;
+        fail(envvar, path, call, err, "package gons: cannot drop CAP_SYS_PTRACE after joining %s \"%s\": %s", envvar,
+             path, strerror(err));
+    }
+}
+
+/*
+ * int gons_preinit_join_pid(void): the late pid namespace join (see
+ * keep_pid_namespace). A confined child kept CAP_SYS_ADMIN in its permitted
+ * set for it (not in its effective set, which the threads made before this
+ * step inherited): raised here for the setns alone.
+ */
+EXPORT int gons_preinit_join_pid(void)
+{
+    if (pid_join_fd < 0)
+        return gons_preinit_state.err && gons_preinit_state.pid_pending ? -EPERM : 0;
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2];
+    uint32_t admin = 1U << CAP_SYS_ADMIN; /* below 32: in the first word */
+    int raise_admin = confine_stage == 1 && syscall(SYS_capget, &hdr, d) == 0 && !(d[0].effective & admin);
+    if (raise_admin) {
+        d[0].effective |= admin;
+        if (syscall(SYS_capset, &hdr, d) != 0)
+            raise_admin = 0; /* the setns below then fails and says why */
+    }
+    int r = join_pid_namespace();
+    if (raise_admin) {
+        d[0].effective &= ~admin;
+        if (syscall(SYS_capset, &hdr, d) != 0 && r == 0) {
+            r = -errno;
+            fail(pid_join_envvar, pid_join_path, "capset", -r, "package gons: cannot lower CAP_SYS_ADMIN again: %s",
+                 strerror(-r));
+        }
+    }
+    return r;
+}
+
+/*
  * /proc/<pid>/environ shows the environment block as it was at exec, however
  * the environment changes later, and it holds the parent's whole environment.
  * Measured on Linux 6.18: a process in a container that shares the child's uid
@@ -865,6 +992,8 @@ GONS_PREINIT_CONSTRUCTOR static void gons_preinit(void)
 
     if (confine)
         confine_apply(confine);
+    else if (mnt && (gons_preinit_state.joined & CLONE_NEWNS) && !gons_preinit_state.err)
+        drop_ptrace(mnt->envvar, mnt->path);
 
     /* The parent-death signal is cleared by credential changes, so it comes after them. */
     long parent_pid = parent ? parse_uint(parent, strlen(parent)) : 0;
@@ -872,9 +1001,12 @@ GONS_PREINIT_CONSTRUCTOR static void gons_preinit(void)
         fail("gons_parent_pid", parent, "", EINVAL, "package gons: invalid gons_parent_pid \"%s\": not a pid", parent);
     if (parent_pid > 0 && (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != parent_pid))
         raise(SIGKILL);
-    const struct step *pid = step_joining(steps, nsteps, CLONE_NEWPID);
-    if (pid && (gons_preinit_state.joined & CLONE_NEWPID))
-        fork_into_pid_namespace(pid->envvar, pid->path);
+    /* A pid namespace kept for later is given up when anything failed: nothing will run. */
+    if (gons_preinit_state.err && pid_join_fd >= 0) {
+        close(pid_join_fd);
+        pid_join_fd = -1;
+    }
+    gons_preinit_state.pid_pending = pid_join_fd >= 0;
     /* From here on, this process (the one Node runs in) keeps SIGUSR1 ignored. */
     __atomic_store_n(&guarded_pid, getpid(), __ATOMIC_RELEASE);
 

@@ -13,7 +13,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever the layout of struct gons_preinit_state changes. */
-#define GONS_PREINIT_VERSION 1
+#define GONS_PREINIT_VERSION 2
 
 /*
  * What the constructor did. All strings are NUL-terminated and owned by the
@@ -30,6 +30,7 @@ struct gons_preinit_state {
     const char *message;   /* gons-style message, "package gons: ..." */
     unsigned long joined;  /* CLONE_NEW* flags of the namespaces actually joined */
     int root_moved;        /* 1 while the process sits on the target mount namespace's root */
+    int pid_pending;       /* 1 while a pid namespace waits for its late join (gons_preinit_join_pid) */
 };
 
 /* Name of the exported state symbol, a const struct gons_preinit_state. */
@@ -47,6 +48,15 @@ struct gons_preinit_state {
 #define GONS_PREINIT_CONFINE_SYMBOL "gons_preinit_confine"
 /* int gons_preinit_seal_target_root(void): enter the target root and close every fd back to the host; 0 or -errno. */
 #define GONS_PREINIT_SEAL_SYMBOL "gons_preinit_seal_target_root"
+
+/*
+ * int gons_preinit_join_pid(void): makes the target pid namespace the calling
+ * thread's namespace for children (the hook only kept it) and closes the fd
+ * to it; 0 or -errno. The thread may create no threads afterwards: call it
+ * from Node's main thread once libuv's thread pool exists, before the first
+ * action.
+ */
+#define GONS_PREINIT_JOIN_PID_SYMBOL "gons_preinit_join_pid"
 
 typedef int (*gons_preinit_root_fn)(void);
 

@@ -11,6 +11,7 @@ import { addon } from '../lib/native';
 import { enterTargetRoot, hasTargetRoot, isTargetRootSealed, leaveTargetRoot, sealTargetRoot } from '../lib/root';
 import { hookState, joinedTypes, status } from '../lib/status';
 import { confineChild, confineError } from '../lib/confine';
+import { joinPidNamespace } from '../lib/pid';
 import { isNamespaceType } from '../lib/namespaces';
 import { CHILD_FD, FrameReader, encodeFrame, writeFrame } from './channel';
 import { settleCompileCache } from './compile-cache';
@@ -152,6 +153,9 @@ async function serve(): Promise<void> {
   if (bad !== 0) throw new Error(`gons/reexec: re-executed child has no channel on fd ${CHILD_FD}: ${addon.strerror(bad)}`);
   // Without it (a child started by hand) results cannot carry handles; everything else works.
   handleChannel = addon.claimChannel(HANDLE_FD) === 0;
+  // First the pid namespace (for children): it needs the thread pool started and, when confined, capabilities
+  // that the confinement drops; it closes the hook's last fd to a namespace before anything else happens.
+  if (!status()) await joinPidNamespace();
   log('child %d serving; the hook joined: %s', process.pid, joinedTypes().join(',') || 'nothing');
   const sock = new Socket({ fd: CHILD_FD, readable: true, writable: true, allowHalfOpen: true });
   // Confined: on the target root for good, with no way back (nothing to leave at exit).

@@ -13,13 +13,28 @@ import { NamespaceSwitchError } from '../lib/index';
 import t, { type Test } from 'tap';
 import { checkAction, openNamespaceWorker, runReexecAction } from '../reexec/index';
 import { containerTarget, type ContainerOptions } from './fixtures/confine-target';
-import { type ConfineReport, creds } from './fixtures/confine-actions';
+import { type ConfineReport, creds, fromHost } from './fixtures/confine-actions';
 import { asNobody, fixturePath, hookedReport, isRoot, needsRoot, plainEnv, projectRoot } from './fixtures/helpers';
 import './fixtures/actions';
 import './fixtures/confine-actions';
 
 const hostFile = join(projectRoot, 'package.json');
 const CAP_SYS_CHROOT = 18n;
+const CAP_SYS_ADMIN = 21n;
+
+/**
+ * A confined report of a target in a pid namespace of its own: the child is not in the container's procfs (its pid
+ * namespace is for children), so a worker answers and the host's procfs shows its credentials, threads and fds.
+ */
+async function report(pid: number, secretFile: string): Promise<ConfineReport & { pidJoined: boolean }> {
+  const worker = await openNamespaceWorker({ target: { pid }, confine: true });
+  try {
+    const r = await worker.run<ConfineReport>('confine-report', { hostFile: secretFile });
+    return { ...fromHost(r, worker.pid, pid), pidJoined: true };
+  } finally {
+    await worker.close();
+  }
+}
 
 async function container(t: Test, o: ContainerOptions) {
   const c = await containerTarget(o);
@@ -28,18 +43,21 @@ async function container(t: Test, o: ContainerOptions) {
 }
 
 /** The checks every confined call must pass. */
-function checkConfined(t: Test, r: ConfineReport, secret: string) {
+function checkConfined(t: Test, r: ConfineReport & { pidJoined?: boolean }, secret: string) {
   t.same({ ...r.self, NoNewPrivs: '' }, { ...r.target, NoNewPrivs: '' }, 'uids, gids, groups and capability sets are the target\'s');
   t.equal(r.self.NoNewPrivs, '1', 'no_new_privs, whatever the target has');
   const target = { prm: BigInt(`0x${r.target.CapPrm}`), eff: BigInt(`0x${r.target.CapEff}`) };
-  const uid0 = r.target.Uid.split(' ').includes('0');
+  // As the target sees its ids (the child's own view, which are the target's): uid 0 in its user namespace.
+  const uid0 = (r.ids ?? r.target.Uid).split(' ').includes('0');
   for (const th of r.threads) {
     t.equal(th.Uid, r.target.Uid, 'every thread has the target\'s uids');
     t.equal(th.CapBnd, r.target.CapBnd, 'every thread has the target\'s bounding set');
     t.equal(th.NoNewPrivs, '1', 'every thread has no_new_privs');
-    // Threads Node made before the serve-time step keep CAP_SYS_CHROOT when a uid-0 target lacks it (README).
+    // Threads Node made before the serve-time step keep CAP_SYS_CHROOT when a uid-0 target lacks it (README), and,
+    // when a pid namespace is joined late, CAP_SYS_ADMIN in their permitted set only (raised for that setns alone).
     const allowed = uid0 ? (1n << CAP_SYS_CHROOT) : 0n;
-    t.equal(BigInt(`0x${th.CapPrm}`) & ~target.prm & ~allowed, 0n, `thread permitted ${th.CapPrm} within the target's`);
+    const permittedOnly = uid0 && r.pidJoined ? (1n << CAP_SYS_ADMIN) : 0n;
+    t.equal(BigInt(`0x${th.CapPrm}`) & ~target.prm & ~allowed & ~permittedOnly, 0n, `thread permitted ${th.CapPrm} within the target's`);
     t.equal(BigInt(`0x${th.CapEff}`) & ~target.eff & ~allowed, 0n, `thread effective ${th.CapEff} within the target's`);
   }
   t.same(r.hostReachable, [], 'no path, fd or .. reaches the host\'s files');
@@ -55,7 +73,7 @@ void checkAction().then(() => {
       setpriv: ['--inh-caps=-all,+chown', '--bounding-set=-all,+chown,+setuid,+setgid,+dac_override'],
       owner: '0:0', secret: 'root-secret',
     });
-    const r = await runReexecAction<ConfineReport>('confine-report', { target: { pid: c.pid }, confine: true, param: { hostFile } });
+    const r = await report(c.pid, hostFile);
     checkConfined(t, r, 'root-secret');
     t.same({ ...r.self, NoNewPrivs: '0' }, creds(readFileSync(`/proc/${c.pid}/status`, 'utf8')), 'equal to the target as the host sees it');
     t.equal(r.self.CapBnd, '00000000000000c3');
@@ -67,7 +85,7 @@ void checkAction().then(() => {
         '--bounding-set=-all,+net_bind_service,+chown'],
       owner: '1000:1000', secret: 'user-secret',
     });
-    const r = await runReexecAction<ConfineReport>('confine-report', { target: { pid: c.pid }, confine: true, param: { hostFile } });
+    const r = await report(c.pid, hostFile);
     checkConfined(t, r, 'user-secret');
     t.equal(r.self.Uid, '1000 1000 1000 1000');
     t.equal(r.self.Groups, '1000 2000');
@@ -80,9 +98,10 @@ void checkAction().then(() => {
       setpriv: ['--inh-caps=-all', '--bounding-set=-all,+chown,+fowner,+sys_chroot'],
       owner: '0:0', secret: 'userns-secret',
     });
-    const r = await runReexecAction<ConfineReport>('confine-report', { target: { pid: c.pid }, confine: true, param: { hostFile } });
+    const r = await report(c.pid, hostFile);
     checkConfined(t, r, 'userns-secret');
-    t.equal(r.self.Uid, '0 0 0 0', 'root inside');
+    t.equal(r.ids, '0 0 0 0', 'root inside (its own view)');
+    t.equal(r.self.Uid, '100000 100000 100000 100000', 'host uid 100000 outside (the host\'s view of the child)');
     t.match(readFileSync(`/proc/${c.pid}/status`, 'utf8'), /^Uid:\s+100000\s/m, 'host uid 100000 outside');
     t.equal(r.self.CapEff, '0000000000040009', 'its reduced set, in its user namespace');
   });
@@ -91,7 +110,7 @@ void checkAction().then(() => {
     const c = await container(t, { setpriv: ['--inh-caps=-all', '--bounding-set=-all,+kill'], owner: '0:0', secret: 'w' });
     const worker = await openNamespaceWorker({ target: { pid: c.pid }, confine: true });
     t.teardown(() => worker.close());
-    for (let i = 0; i < 3; i++) checkConfined(t, await worker.run<ConfineReport>('confine-report', { hostFile }), 'w');
+    for (let i = 0; i < 3; i++) checkConfined(t, { ...fromHost(await worker.run<ConfineReport>('confine-report', { hostFile }), worker.pid, c.pid), pidJoined: true }, 'w');
     t.equal(await worker.run('echo', 'still'), 'still');
   });
 

@@ -86,8 +86,11 @@ interface Expect {
   self?: (c: Ctx) => string;
   nodename?: string;
   ids?: { uid: number; gid: number; ngroups: number };
-  /** The hook forked into a pid namespace: the process's parent is outside it. */
-  forked?: boolean;
+  /**
+   * A pid namespace kept for the late join: the constructor joins none (the process stays in ours, a child of
+   * its parent; no relay), the Node half then joins it for children with joinPidNamespace().
+   */
+  pidPending?: boolean;
   /** After entering: the error of entering (`enter` ENOENT), or whether the probe exists before, inside and after. */
   enter?: 'ENOENT' | { probe: [number, number, number] };
   /** Whether the fd of `target` is still open after the hook. */
@@ -391,12 +394,12 @@ const rows: Row[] = [
     env: { gons_target_types: 'uts,mnt,ipc,net,cgroup' }, target: { holder: 'multi' }, enter: { probe: (c) => join(c.work, 'mnt', 'marker') },
     expect: { joined: ['mnt', 'ipc', 'net', 'uts', 'cgroup'], enter: { probe: [0, 1, 0] }, nodename: 'gons-multi', targetFdOpen: false },
   },
-  // The hook forks: the child (in the pid namespace, its parent outside: ppid 0) goes on.
-  { name: 'join a pid namespace (fork, relay)', needsRoot: true, holder: 'pid', env: (c) => ({ gons_pid: c.ns.pid!.paths.pid }), expect: { joined: ['pid'], forked: true } },
-  // The holder is the pid namespace's init.
+  // gons_pid is for children: the hook keeps the namespace (no fork, no relay) for the late join on the main thread.
+  { name: 'a pid namespace is kept for the late join', needsRoot: true, holder: 'pid', env: (c) => ({ gons_pid: c.ns.pid!.paths.pid }), expect: { pidPending: true } },
+  // The holder is the pid namespace's init; the pidfd is closed, its pid namespace kept as an fd of its own.
   {
-    name: 'join a pid namespace by pidfd (fork, relay)', needsRoot: true, holder: 'pid', env: { gons_target_types: 'pid' }, target: { holder: 'pid' },
-    expect: { joined: ['pid'], forked: true },
+    name: 'a pid namespace by pidfd is kept for the late join', needsRoot: true, holder: 'pid', env: { gons_target_types: 'pid' }, target: { holder: 'pid' },
+    expect: { pidPending: true, targetFdOpen: false },
   },
   // A user namespace made by nobody, its root mapped to uid 100000 and 65534 to itself; the driver has one supplementary group.
   {
@@ -500,7 +503,7 @@ function driverArgs(row: Row, c: Ctx): string[] {
 /** The line the driver prints (see native/test/driver.c). */
 interface DriverState {
   version: number; ran: number; err: number; envvar: string; path: string; syscall: string; message: string;
-  joined: number; root_moved: number; dumpable: number; pid: number; ppid: number; uid: number; gid: number; ngroups: number;
+  joined: number; root_moved: number; pid_pending: number; dumpable: number; pid: number; ppid: number; uid: number; gid: number; ngroups: number;
   nodename: string; self: string; LD_PRELOAD: string | null; gons_env: Vars; target_fd_open?: number;
   enter?: number; root_moved_entered?: number; leave?: number; probe?: number[];
 }
@@ -511,7 +514,7 @@ const messageOf = (e: NonNullable<Expect['error']>, c: Ctx, path: string) => val
 /** The driver's state as the row expects it: only the fields the row speaks of, plus the ones every row checks. */
 function expectedState(row: Row, c: Ctx): Partial<DriverState> {
   const x = row.expect;
-  const want: Partial<DriverState> = { version: 1, ran: x.ran ?? 1, root_moved: 0, joined: flags(x.joined ?? []) };
+  const want: Partial<DriverState> = { version: 2, ran: x.ran ?? 1, root_moved: 0, joined: flags(x.joined ?? []) };
   if (x.ran !== 0) want.gons_env = x.gonsEnv ?? {};
   want.LD_PRELOAD = x.preload === undefined ? null : val(x.preload, c);
   want.err = x.error ? constants.errno[x.error.code] : 0;
@@ -526,7 +529,8 @@ function expectedState(row: Row, c: Ctx): Partial<DriverState> {
   if (x.self) want.self = x.self(c);
   if (x.nodename) want.nodename = x.nodename;
   if (x.ids) Object.assign(want, x.ids);
-  if (x.forked) want.ppid = 0;
+  want.pid_pending = x.pidPending ? 1 : 0;
+  if (x.pidPending) want.ppid = process.pid;
   if (x.targetFdOpen !== undefined) want.target_fd_open = Number(x.targetFdOpen);
   if (x.enter === 'ENOENT') Object.assign(want, { enter: -constants.errno.ENOENT, leave: 0 });
   else if (x.enter) Object.assign(want, { enter: 0, root_moved_entered: 1, leave: 0, probe: x.enter.probe });
@@ -621,6 +625,7 @@ t.test('the hook, scenario by scenario', async (t) => {
     for (const name of new Set(rows.map((r) => r.holder).filter((h) => h !== undefined))) ns[name] = await holders[name]!(nodeCtx);
   }
   const own = Object.fromEntries(namespaceTypes.map((type) => [type, ino(`/proc/self/ns/${type}`)]));
+  const ownPidForChildren = ino('/proc/self/ns/pid_for_children');
   const reportScript = fixturePath('report.ts');
 
   /** The fd of a row's target in this process (closed by the caller), and what /proc/self/fd shows for it. */
@@ -734,7 +739,6 @@ t.test('the hook, scenario by scenario', async (t) => {
         const want = expectedState(row, driverCtx);
         t.same(Object.fromEntries(Object.keys(want).map((k) => [k, j[k as keyof DriverState]])), want, 'state');
         if (row.expect.error?.message) t.equal(j.message, messageOf(row.expect.error, driverCtx, j.path), 'message');
-        if (row.expect.forked) t.ok(j.pid > 1, 'not the pid namespace\'s init');
       });
       await t.test('Node with the hook', { skip: run.nodeSkipped }, async (t) => {
         const c = nodeCtx;
@@ -768,9 +772,14 @@ t.test('the hook, scenario by scenario', async (t) => {
         t.same(r.gonsEnv, x.ran === 0 ? x.gonsEnv : (x.gonsEnv ?? {}), 'gons_* variables left');
         if (x.nodename) t.equal(r.hostname, x.nodename, 'hostname');
         if (x.ids) t.match(r.ids, { uid: x.ids.uid, gid: x.ids.gid }, 'uid and gid');
-        if (x.forked) {
-          t.equal(r.ppid, 0, 'its parent is outside the pid namespace');
-          t.ok(r.pid > 1, 'not the pid namespace\'s init');
+        if (x.pidPending) {
+          const pidNs = ino(into!.pid);
+          t.equal(r.nsBeforePidJoin?.pid_for_children, ownPidForChildren, 'no pid namespace joined before the late join');
+          t.equal(r.ns.pid_for_children, pidNs, 'after joinPidNamespace(): the target\'s pid namespace is the one for children');
+          t.equal(r.ns.pid, own.pid, 'the process itself stays in our pid namespace');
+          t.equal(r.ppid, process.pid, 'no relay: the process is our own child');
+        } else {
+          t.equal(r.ns.pid_for_children, ownPidForChildren, 'no pid namespace joined for children');
         }
         if (x.targetFdOpen !== undefined) t.equal(r.fdLinks['4'] === target!.link, x.targetFdOpen, `the target fd (${target!.link}) is ${x.targetFdOpen ? 'open' : 'closed'}`);
         if (x.enter === 'ENOENT') t.equal(r.enterError, 'package gons: cannot enter the root of the joined mount namespace: No such file or directory');

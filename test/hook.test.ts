@@ -23,7 +23,7 @@ t.test('the hook is plain C: libc only, no Node, V8 or libuv symbols', async (t)
   t.notMatch(undef, /node|v8|uv_|napi|Nan/i);
   const defined = execFileSync('nm', ['-D', '--defined-only', preinitPath], { encoding: 'utf8' });
   t.same(defined.trim().split('\n').map((l) => l.split(' ').at(-1)).sort(),
-    ['dlerror', 'dlmopen', 'dlopen', 'gons_preinit_confine', 'gons_preinit_enter_target_root', 'gons_preinit_leave_target_root', 'gons_preinit_seal_target_root', 'gons_preinit_state',
+    ['dlerror', 'dlmopen', 'dlopen', 'gons_preinit_confine', 'gons_preinit_enter_target_root', 'gons_preinit_join_pid', 'gons_preinit_leave_target_root', 'gons_preinit_seal_target_root', 'gons_preinit_state',
       'sigaction', 'signal'], 'its own interface and the interposed libc functions');
   const needed = execFileSync('readelf', ['-d', preinitPath], { encoding: 'utf8' }).match(/\(NEEDED\).*\[(.*)\]/g);
   t.same(needed?.map((l) => l.replace(/.*\[(.*)\]/, '$1')), ['libc.so.6']);
@@ -41,9 +41,13 @@ t.test('joins each of the eight namespace types', { skip: needsRoot }, async (t)
       const r = hookedReport({ [`gons_${type}`]: ns.paths[type] }, type === 'pid' ? { exec: ['readlink', '/proc/self/ns/pid'] } : {});
       t.equal(r.status, null);
       if (type === 'pid') {
-        // Children are created in the target pid namespace.
-        t.equal(r.grandchild?.trim(), `pid:[${ino(ns.paths.pid)}]`);
-        t.equal(r.ns.pid_for_children, ino(ns.paths.pid));
+        // As in gons, gons_pid is for children: the process itself stays in our pid namespace (so a container never
+        // sees it in its procfs); the hook only kept the namespace, joined late (joinPidNamespace) on the main thread.
+        t.equal(r.nsBeforePidJoin?.pid_for_children, own.ns.pid_for_children, 'nothing joined before the late join');
+        t.equal(r.ns.pid, own.ns.pid, 'the process stays in our pid namespace');
+        t.equal(r.ns.pid_for_children, ino(ns.paths.pid), 'its pid namespace for children is the target\'s');
+        t.equal(r.grandchild?.trim(), `pid:[${ino(ns.paths.pid)}]`, 'a program it runs is in the target pid namespace');
+        t.equal(r.ppid, process.pid, 'no relay: the process is our own child');
       } else {
         t.equal(r.ns[type], ino(ns.paths[type]), `joined the ${type} namespace`);
       }

@@ -160,7 +160,13 @@ void checkAction().then(() => {
       t.equal(r.mnt, `mnt:[${ino(ns.paths.mnt)}]`);
     }
     t.equal(await worker.run('echo', readFileSync(join(projectRoot, 'package.json'), 'utf8').length), readFileSync(join(projectRoot, 'package.json'), 'utf8').length);
-    t.ok((await worker.run<number>('pid')) < 100, 'the worker runs inside the target pid namespace');
+    // gons_pid is for children (as in gons): the worker itself stays in our pid namespace, invisible to the target's.
+    const view = await worker.run<{ pid: number; ns: string; forChildren: string; spawned: [string, string] }>('pid-view');
+    t.equal(view.pid, worker.pid, 'the worker is the process we started (no relay), numbered by our pid namespace');
+    t.equal(view.ns, readlinkSync('/proc/self/ns/pid'), 'the worker itself is in our pid namespace');
+    t.equal(view.forChildren, `pid:[${ino(ns.paths.pid)}]`, 'its pid namespace for children is the target\'s');
+    t.equal(view.spawned[1], `pid:[${ino(ns.paths.pid)}]`, 'a program an action runs is in the target pid namespace');
+    t.ok(Number(view.spawned[0]) > 1 && Number(view.spawned[0]) < 100, `numbered by the target pid namespace (${view.spawned[0]})`);
   });
 
   t.test('a worker whose namespace switch fails is not opened, and leaves no process', { skip: needsRoot }, async (t) => {

@@ -277,8 +277,8 @@ int main(int argc, char **argv)
     drv_put_str_or_null(out, st->syscall);
     fputs(",\"message\":", out);
     drv_put_str_or_null(out, st->message);
-    fprintf(out, ",\"joined\":%lu,\"root_moved\":%d,\"dumpable\":%d,\"pid\":%ld,\"ppid\":%ld",
-            st->joined, st->root_moved, dumpable, (long)getpid(), (long)getppid());
+    fprintf(out, ",\"joined\":%lu,\"root_moved\":%d,\"pid_pending\":%d,\"dumpable\":%d,\"pid\":%ld,\"ppid\":%ld",
+            st->joined, st->root_moved, st->pid_pending, dumpable, (long)getpid(), (long)getppid());
     fprintf(out, ",\"uid\":%ld,\"gid\":%ld,\"ngroups\":%d", (long)getuid(), (long)getgid(),
             getgroups(0, NULL));
     fputs(",\"nodename\":", out);
