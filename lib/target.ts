@@ -51,7 +51,7 @@ function inode(pid: number | 'self', type: NamespaceType): number {
  * earlier kernels keep showing the pid, and the hook's setns on the pidfd
  * then fails with ESRCH instead).
  */
-function pidfdAlive(pidfd: number, pid: number): boolean {
+export function pidfdAlive(pidfd: number, pid: number): boolean {
   return readFileSync(`/proc/self/fdinfo/${pidfd}`, 'utf8').match(/^Pid:\s*(-?\d+)$/m)?.[1] === String(pid);
 }
 
