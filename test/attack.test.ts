@@ -566,7 +566,7 @@ ln -s ../../../../../../..${tools.hostDir}/secret /tmp/dotdot`]);
 
   t.test('targets that could turn a child against the host are refused unless accepted', { skip: skipContainer }, async (t) => {
     const tools: Tools = buildTools(t);
-    const refusal = (risk: string) => ({ code: 'ERR_GONS_UNSAFE_TARGET', risk, message: new RegExp(`target\\.allow: \\['${risk}'\\]`) });
+    const refusal = (risk: string) => ({ code: 'ERR_GONS_UNSAFE_TARGET', message: new RegExp(`target process \\d+ .*target\\.allow: \\['${risk}'\\]`) });
 
     t.test('a rootful container with CAP_SYS_PTRACE (docker run --cap-add SYS_PTRACE)', async (t) => {
       const c = await createContainer(t, tools, { userns: false, ptrace: true });
@@ -590,8 +590,10 @@ ln -s ../../../../../../..${tools.hostDir}/secret /tmp/dotdot`]);
       writeFileSync(join(tools.hostDir, 'secret'), secret);
       const c = await createContainer(t, tools, { userns: false, hostPid: true });
       const target = { pid: c.pid };
-      // Its /proc shows host processes: a link through /proc/1/root leads to the host's files, for whoever may follow it.
-      c.runSync(['sh', '-c', `ln -s /proc/1/root${tools.hostDir}/secret /tmp/deputy && ln -s /proc/1/root${tools.hostDir}/deputy-wrote /tmp/deputy-out`]);
+      // Its /proc shows host processes (this one too): a link through /proc/<pid>/root leads to the host's files, for
+      // whoever may follow it: ptrace access to this process, which the container lacks (fewer capabilities).
+      const via = `/proc/${process.pid}/root${tools.hostDir}`;
+      c.runSync(['sh', '-c', `ln -s ${via}/secret /tmp/deputy && ln -s ${via}/deputy-wrote /tmp/deputy-out`]);
       t.not(c.runSync(['sh', '-c', 'cat /tmp/deputy 2>/dev/null || echo refused']), secret, 'control: the container itself cannot follow it');
       t.match(await settle(runReexecAction('read-file', { target, param: '/tmp/deputy', timeout: 120000 })), { ok: false, ...refusal('host-pid') }, 'one-shot call');
       t.match(await settle(openNamespaceWorker({ target, timeout: 120000 })), { ok: false, ...refusal('host-pid') }, 'worker');
@@ -604,8 +606,11 @@ ln -s ../../../../../../..${tools.hostDir}/secret /tmp/dotdot`]);
       const confined = await settle(runReexecAction<string>('read-file', { target, confine: true, param: '/tmp/deputy', timeout: 120000 }));
       t.match(confined, { ok: false, code: 'ERR_GONS_ACTION_FAILED' }, 'confined: the call runs, and the link is not followed');
       t.not(confined.ok && confined.value, secret);
-      // Accepted: openIn still refuses the magic link (native and child paths alike).
+      // Accepted: the risk is real — an unconfined action follows the link into the host's files — but openIn still
+      // refuses the magic link (native and child paths alike).
       const allowed = { target: { pid: c.pid, allow: ['host-pid' as const] } };
+      const deputy = await settle(runReexecAction<string>('read-file', { ...allowed, param: '/tmp/deputy', timeout: 120000 }));
+      t.match(deputy, { ok: true, value: secret }, "accepted with allow: ['host-pid']: an unconfined action's plain read follows the link (the risk the refusal names)");
       t.match(await opened(openIn(allowed, '/tmp/deputy')), { ok: false, cause: 'ELOOP' }, "openIn with allow: ['host-pid'], native: the magic link is refused");
       const worker = await openNamespaceWorker({ ...allowed, timeout: 120000 });
       t.teardown(() => worker.close());
