@@ -9,5 +9,5 @@ export { preinitPath } from './native';
 export { status } from './status';
 export { enterTargetRoot, leaveTargetRoot, hasTargetRoot } from './root';
 export { namespaceEnv, validateNamespaces } from './validate';
-export { type Target } from './target';
+export { type Target, type TargetRisk } from './target';
 export { type NamespaceInfo, listNamespaces } from './discover';

@@ -26,6 +26,7 @@ export interface Target {
 
 /** What `target.allow` may accept. */
 export const targetRisks = ['ptrace', 'host-pid'] as const;
+/** A risk a target carries that the caller may accept: `'ptrace'` or `'host-pid'` (see `Target.allow`). */
 export type TargetRisk = typeof targetRisks[number];
 
 /** What the hook needs: a pidfd and the types to join, or (before Linux 5.8) plain namespace paths. */
