@@ -67,6 +67,13 @@ export function pidfdAlive(pidfd: number, pid: number): boolean {
   return readFileSync(`/proc/self/fdinfo/${pidfd}`, 'utf8').match(/^Pid:\s*(-?\d+)$/m)?.[1] === String(pid);
 }
 
+let kernelTypesSeen: NamespaceType[] | undefined;
+/** The namespace types this kernel has (time namespaces came with Linux 5.6): looked up once, a kernel does not change. */
+function kernelTypes(): NamespaceType[] {
+  kernelTypesSeen ??= namespaceTypes.filter((t) => existsSync(`/proc/self/ns/${t}`));
+  return kernelTypesSeen;
+}
+
 /** Checks a target's shape (`where` starts the messages); its `types` default to `'all'`. */
 export function checkTarget(where: string, target: Target): Required<Target> {
   const { pid, types = 'all', allow = [] } = target ?? {};
@@ -152,7 +159,7 @@ export function resolveTarget(target: Target, pidfdSetns = kernelHasPidfdSetns()
   }
   const close = () => addon.closeFd(opened.fd);
   // 'all' means all this kernel has (time namespaces came with Linux 5.6).
-  const wanted = types === 'all' ? namespaceTypes.filter((t) => existsSync(`/proc/self/ns/${t}`)) : namespaceTypes.filter((t) => types.includes(t));
+  const wanted = types === 'all' ? kernelTypes() : namespaceTypes.filter((t) => types.includes(t));
   let chosen: NamespaceType[];
   try {
     // Already shared namespaces are skipped, as the hook does for paths.
