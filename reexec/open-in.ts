@@ -25,7 +25,7 @@ import { ReexecError } from './errors';
 import { TransferredFd, fileHandle } from './handles';
 import type { ReexecOptions, RunOptions } from './plan';
 import { planReexec } from './plan';
-import { pidfdAlive } from '../lib/target';
+import { kernelHasPidfdSetns, pidfdAlive } from '../lib/target';
 import { checkCallable } from './role';
 
 const log = createDebug('gons:handles');
@@ -104,8 +104,10 @@ export async function openNative(where: Omit<ReexecOptions, 'param'>, path: stri
   const plan = planReexec('runReexecAction', OPEN, { ...where, ...opts, param: { path, flags } });
   let rootFd: number;
   try {
-    if (plan.pidfd === undefined) return 'no pidfd to check the target\'s root against (Linux < 5.8)';
+    if (!kernelHasPidfdSetns()) return 'no pidfd to check the target\'s root against (Linux < 5.8)';
     if (!(plan.env.gons_target_types ?? '').split(',').includes('mnt')) return 'the target\'s mount namespace is not joined: the child\'s root is ours';
+    /* c8 ignore next -- a joined mount namespace comes with the pidfd on Linux >= 5.8 */
+    if (plan.pidfd === undefined) return 'no pidfd';
     const pid = where.target.pid;
     const opened = addon.openDirPath(`/proc/${pid}/root`);
     if ('errno' in opened) return `cannot open /proc/${pid}/root: ${addon.strerror(opened.errno)}`;
@@ -118,6 +120,7 @@ export async function openNative(where: Omit<ReexecOptions, 'param'>, path: stri
   } finally {
     plan.release();
   }
+  log('openIn %s: native path', JSON.stringify(path));
   return new Promise<fsp.FileHandle>((resolve, reject) => {
     let settled = false;
     const disarm = armDeadline(OPEN, opts, (err) => {
