@@ -450,24 +450,25 @@ OpenInOutcome OpenFailed(int err, const char *syscall) {
 // part of the way is refused here rather than followed.
 int OwnFdDir(const char **failed) {
   int proc = Openat2(AT_FDCWD, "/proc", O_PATH | O_DIRECTORY | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS);
-  if (proc < 0) return *failed = "openat2", -1;
+  if (proc < 0) return *failed = "openat2(/proc)", -1;
   struct statfs sfs;
   struct stat st;
   if (fstatfs(proc, &sfs) != 0 || fstat(proc, &st) != 0) {
     int err = errno;
     close(proc);
-    return errno = err, *failed = "fstatfs", -1;
+    return errno = err, *failed = "fstatfs(/proc)", -1;
   }
   if (sfs.f_type != PROC_SUPER_MAGIC || st.st_ino != 1) {
     close(proc);
-    return errno = EXDEV, *failed = "fstatfs", -1;
+    return errno = EXDEV, *failed = "fstatfs(/proc)", -1;
   }
   int dir = Openat2(proc, "thread-self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC, 0,
                     RESOLVE_BENEATH | RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS);
   int err = errno;
   close(proc);
   errno = err;
-  if (dir < 0) *failed = "openat2";
+  // ENOENT here: this process is not in the pid namespace of that procfs (a mount namespace joined without its pid namespace).
+  if (dir < 0) *failed = "openat2(/proc/thread-self/fd)";
   return dir;
 }
 
