@@ -139,7 +139,11 @@ export async function openNative(where: Omit<ReexecOptions, 'param'>, path: stri
       else reject(err);
     };
     openRegular(rootFd, path, flags).then(
-      (fd) => fileHandle(fd).then((fh) => done(fh), (err: Error) => done(undefined, err)),
+      (fd) => fileHandle(fd).then((fh) => done(fh), (err: Error) => {
+        /* c8 ignore next 2 -- the re-open of a regular file we hold failed: fd exhaustion */
+        addon.closeFd(fd);
+        done(undefined, err);
+      }),
       (err: Error) => done(undefined, callError(err)),
     ).finally(() => addon.closeFd(rootFd));
   });
