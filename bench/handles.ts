@@ -5,8 +5,9 @@
  * connected socket, cold and through a warm worker.
  */
 import { execFileSync } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
 import net from 'node:net';
-import { checkAction, connectIn, openNamespaceWorker, register } from '../reexec/index';
+import { checkAction, connectIn, openIn, openNamespaceWorker, register } from '../reexec/index';
 import { createNamespaces } from '../testing/index';
 
 const MiB = 1024 * 1024;
@@ -88,6 +89,37 @@ async function main(): Promise<void> {
   console.log(`| time to a connected socket: connectIn through a warm worker vs net.connect here (median of 200) | ${median(warm).toFixed(3)} ms vs ${median(direct).toFixed(3)} ms | (report) | |`);
   await inside.close();
   await here.close();
+  await ns.close();
+  await openInRows();
+}
+
+/**
+ * openIn of a file that exists only in a target's mount namespace: the
+ * native path (no child) against `fs.promises.open` of the same file through
+ * `/proc/<pid>/root`, interleaved; and through a warm worker (the child path).
+ */
+async function openInRows(): Promise<void> {
+  const file = '/tmp/gons-bench-open';
+  const ns = await createNamespaces(['mnt'], { files: { [file]: 'x'.repeat(4096) } });
+  const worker = await openNamespaceWorker({ target: { pid: ns.pid } });
+  const time = async (fn: () => Promise<fsp.FileHandle>) => {
+    const t0 = performance.now();
+    await (await fn()).close();
+    return performance.now() - t0;
+  };
+  const native: number[] = [];
+  const direct: number[] = [];
+  const child: number[] = [];
+  for (let i = 0; i < 20; i++) await time(() => openIn({ target: { pid: ns.pid } }, file)); // warm-up
+  for (let i = 0; i < 500; i++) {
+    native.push(await time(() => openIn({ target: { pid: ns.pid } }, file)));
+    direct.push(await time(() => fsp.open(`/proc/${ns.pid}/root${file}`)));
+    if (i % 5 === 0) child.push(await time(() => openIn(worker, file)));
+  }
+  const ratio = median(native) / median(direct);
+  console.log(`| openIn of a file in a target's mount namespace, native path vs fs.promises.open through /proc/<pid>/root (median of 500) | ${median(native).toFixed(3)} ms vs ${median(direct).toFixed(3)} ms = ${ratio.toFixed(1)}× | ≤ 1 ms, ≤ 5× | ${median(native) <= 1 && ratio <= 5 ? 'yes' : 'no'} |`);
+  console.log(`| openIn through a warm worker (the child path, median of 100) | ${median(child).toFixed(3)} ms | (report) | |`);
+  await worker.close();
   await ns.close();
 }
 

@@ -10,5 +10,5 @@ export { status } from './status';
 export { enterTargetRoot, leaveTargetRoot, hasTargetRoot } from './root';
 export { joinPidNamespace } from './pid';
 export { namespaceEnv, validateNamespaces } from './validate';
-export { type Target } from './target';
+export { type Target, type TargetRisk } from './target';
 export { type NamespaceInfo, listNamespaces } from './discover';

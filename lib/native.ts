@@ -44,6 +44,11 @@ interface Addon {
   nsScan(types: string[]): Buffer | { errno: number; syscall: string };
   /** The hook's table of namespace kinds (native/preinit.h), in its order. */
   readonly namespaceKinds: ReadonlyArray<{ type: string; envVar: string; procname: string; flag: number }>;
+  /** openIn's primitive: a regular file below an O_PATH root fd (-1: ours), without magic links; see native/addon.cc. */
+  openInRoot(root: number, path: string, flags: number, mode: number,
+    done: (r: { fd: number } | { refused: string } | { errno: number; syscall: string }) => void): void;
+  /** An O_PATH directory fd. */
+  openDirPath(path: string): { fd: number } | { errno: number; syscall: string };
   nsOwner(path: string): { dev: number; ino: number; ownerDev: number; ownerIno: number } | { errno: number; syscall: string };
 }
 

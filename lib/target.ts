@@ -15,7 +15,19 @@ export interface Target {
   pid: number;
   /** Which of its namespaces; `'all'` (the default) means every one that differs from ours, like `nsenter --all`. */
   types?: NamespaceType[] | 'all';
+  /**
+   * Risks this target carries that the caller accepts (see the README's
+   * "Security model"): `'ptrace'`, a container that may ptrace the child;
+   * `'host-pid'`, a container in our pid namespace whose paths an unconfined
+   * child follows. Refused by default (`ERR_GONS_UNSAFE_TARGET`).
+   */
+  allow?: TargetRisk[];
 }
+
+/** What `target.allow` may accept. */
+export const targetRisks = ['ptrace', 'host-pid'] as const;
+/** A risk a target carries that the caller may accept: `'ptrace'` or `'host-pid'` (see `Target.allow`). */
+export type TargetRisk = typeof targetRisks[number];
 
 /** What the hook needs: a pidfd and the types to join, or (before Linux 5.8) plain namespace paths. */
 export type ResolvedTarget =
@@ -51,19 +63,85 @@ function inode(pid: number | 'self', type: NamespaceType): number {
  * earlier kernels keep showing the pid, and the hook's setns on the pidfd
  * then fails with ESRCH instead).
  */
-function pidfdAlive(pidfd: number, pid: number): boolean {
+export function pidfdAlive(pidfd: number, pid: number): boolean {
   return readFileSync(`/proc/self/fdinfo/${pidfd}`, 'utf8').match(/^Pid:\s*(-?\d+)$/m)?.[1] === String(pid);
+}
+
+let kernelTypesSeen: NamespaceType[] | undefined;
+/** The namespace types this kernel has (time namespaces came with Linux 5.6): looked up once, a kernel does not change. */
+function kernelTypes(): NamespaceType[] {
+  kernelTypesSeen ??= namespaceTypes.filter((t) => existsSync(`/proc/self/ns/${t}`));
+  return kernelTypesSeen;
 }
 
 /** Checks a target's shape (`where` starts the messages); its `types` default to `'all'`. */
 export function checkTarget(where: string, target: Target): Required<Target> {
-  const { pid, types = 'all' } = target ?? {};
+  const { pid, types = 'all', allow = [] } = target ?? {};
   const invalid = (message: string) => Object.assign(new TypeError(`${where}: ${message}`), { code: 'ERR_INVALID_ARG_VALUE' });
   if (!Number.isSafeInteger(pid) || pid <= 0) throw invalid(`target.pid must be a positive integer, not ${String(pid)}`);
   if (types !== 'all' && (!Array.isArray(types) || types.length === 0 || !types.every(isNamespaceType) || new Set(types).size !== types.length)) {
     throw invalid(`target.types must be 'all' or a list of distinct namespace types, not ${JSON.stringify(types)}`);
   }
-  return { pid, types };
+  if (!Array.isArray(allow) || !allow.every((r) => targetRisks.includes(r)) || new Set(allow).size !== allow.length) {
+    throw invalid(`target.allow must be a list of distinct risks (${targetRisks.map((r) => `'${r}'`).join(', ')}), not ${JSON.stringify(allow)}`);
+  }
+  return { pid, types, allow };
+}
+
+/** A capability set (CapBnd, CapPrm, CapEff) in a /proc/<pid>/status text. */
+function caps(status: string, set: string): bigint {
+  const hex = new RegExp(`^${set}:\\s*([0-9a-f]+)$`, 'm').exec(status)?.[1];
+  /* c8 ignore next -- every Linux since 2.6.26 prints these */
+  if (hex === undefined) throw new Error(`no ${set} in /proc/<pid>/status`);
+  return BigInt(`0x${hex}`);
+}
+
+/** What a process can hold: its permitted set, and its bounding set if one of its uids is 0 (root regains it on execve). */
+function reachable(status: string): bigint {
+  const uids = /^Uid:\s*(.*)$/m.exec(status)?.[1].trim().split(/\s+/) ?? [];
+  return caps(status, 'CapPrm') | (uids.includes('0') ? caps(status, 'CapBnd') : 0n);
+}
+
+const CAP_SYS_PTRACE = 19n;
+
+/**
+ * Refuses a target a child must not serve unless the caller accepts the
+ * risk (`target.allow`). A target is *contained* when it lives in another
+ * user namespace or its bounding set lacks a capability ours has: a process
+ * with all of our capabilities in our user namespace can do whatever a child
+ * could, and gons takes nothing from it (a test's namespace holder, a host
+ * daemon). Of a contained target:
+ * - `'ptrace'`: CAP_SYS_PTRACE in its bounding set, in our user namespace,
+ *   and the child joins its pid namespace: the container sees the child and
+ *   may ptrace it (inject code into a process with the host's capabilities)
+ *   or follow `/proc/<child>/root` to the host's root while it starts.
+ * - `'host-pid'`: it shares our pid namespace (`--pid=host`) and the child
+ *   joins its mount namespace: its `/proc` shows every host process, and an
+ *   unconfined child (host root, CAP_SYS_PTRACE) follows a planted
+ *   `/proc/<host pid>/root/...` link where the container itself gets EACCES.
+ *   A confined child has the target's credentials: no deputy.
+ * The reads go by pid: the caller re-checks the pidfd afterwards.
+ */
+export function checkTargetRisks(pid: number, chosen: NamespaceType[], allow: readonly TargetRisk[], confine: boolean): void {
+  const status = (who: number | 'self') => readFileSync(`/proc/${who}/status`, 'utf8');
+  const same = (type: 'user' | 'pid') => statSync(`/proc/${pid}/ns/${type}`).ino === statSync(`/proc/self/ns/${type}`).ino;
+  const ours = caps(status('self'), 'CapEff');
+  const theirs = status(pid);
+  const sameUser = same('user');
+  const contained = !sameUser || (reachable(theirs) & ours) !== ours;
+  if (!contained) return;
+  const refuse = (risk: TargetRisk, what: string) => {
+    if (allow.includes(risk)) return;
+    throw Object.assign(new Error(`gons: target process ${pid} ${what}; refused by default: accept the risk with target.allow: ['${risk}'] (see the README's "Security model")`), {
+      code: 'ERR_GONS_UNSAFE_TARGET', pid, risk,
+    });
+  };
+  if (chosen.includes('pid') && sameUser && (caps(theirs, 'CapBnd') >> CAP_SYS_PTRACE) & 1n) {
+    refuse('ptrace', 'holds CAP_SYS_PTRACE in our user namespace and the child joins its pid namespace: it could ptrace the child, which has the host\'s capabilities');
+  }
+  if (!confine && chosen.includes('mnt') && same('pid')) {
+    refuse('host-pid', 'shares our pid namespace and the child follows its paths: a link it plants to /proc/<host pid>/root would lead an unconfined child into the host\'s files (or use confine: true)');
+  }
 }
 
 /**
@@ -71,8 +149,8 @@ export function checkTarget(where: string, target: Target): Required<Target> {
  * namespaces this process already shares with the target. Throws a
  * `NamespaceSwitchError` for a process that does not exist.
  */
-export function resolveTarget(target: Target, pidfdSetns = kernelHasPidfdSetns(), inspect: (pid: number, type: NamespaceType) => number = inode): ResolvedTarget {
-  const { pid, types } = checkTarget('gons', target);
+export function resolveTarget(target: Target, pidfdSetns = kernelHasPidfdSetns(), inspect: (pid: number, type: NamespaceType) => number = inode, confine = false): ResolvedTarget {
+  const { pid, types, allow } = checkTarget('gons', target);
   const opened = addon.pidfdOpen(pid);
   if ('errno' in opened) {
     throw new NamespaceSwitchError(`package gons: cannot open process ${pid}: ${addon.strerror(opened.errno)}`, {
@@ -81,7 +159,7 @@ export function resolveTarget(target: Target, pidfdSetns = kernelHasPidfdSetns()
   }
   const close = () => addon.closeFd(opened.fd);
   // 'all' means all this kernel has (time namespaces came with Linux 5.6).
-  const wanted = types === 'all' ? namespaceTypes.filter((t) => existsSync(`/proc/self/ns/${t}`)) : namespaceTypes.filter((t) => types.includes(t));
+  const wanted = types === 'all' ? kernelTypes() : namespaceTypes.filter((t) => types.includes(t));
   let chosen: NamespaceType[];
   try {
     // Already shared namespaces are skipped, as the hook does for paths.
@@ -90,10 +168,19 @@ export function resolveTarget(target: Target, pidfdSetns = kernelHasPidfdSetns()
     close();
     throw err;
   }
+  let refused: unknown;
+  try {
+    checkTargetRisks(pid, chosen, allow, confine);
+  } catch (err) {
+    refused = err;
+  }
   // The reads went by pid: if the process died and its pid was reused in
-  // between, they described another process. Never run with what they chose.
-  if (!pidfdAlive(opened.fd, pid)) {
-    close();
+  // between, they described another process. Never run with what they chose
+  // (nor refuse for what they found: the process we were asked about is gone).
+  const alive = pidfdAlive(opened.fd, pid);
+  if (!alive || refused) close();
+  if (alive && refused) throw refused;
+  if (!alive) {
     throw new NamespaceSwitchError(`package gons: process ${pid} exited while its namespaces were inspected: ${addon.strerror(constants.errno.ESRCH)}`, {
       envVar: 'gons_target_pidfd', path: `/proc/${pid}`, syscall: 'pidfd_open', errno: constants.errno.ESRCH,
     });

@@ -8,14 +8,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <linux/nsfs.h>
 #include <linux/filter.h>
+#include <linux/openat2.h>
 #include <sys/ioctl.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <string>
@@ -444,6 +447,227 @@ NAN_METHOD(FdFlags) {
   info.GetReturnValue().Set(flags);
 }
 
+// ---- openIn: nothing but a regular file, resolved inside a root (issues #22 and #25) ----
+//
+// A container owns every path inside its root: it can plant device nodes,
+// FIFOs, sockets, symlinks to `/proc/<pid>/root/...` and `..` chains, and swap
+// them between any check and any open. Opening a device has effects of its own
+// (a tty becomes the controlling terminal, a watchdog arms, a disk opens
+// outside the container's device cgroup), so the type is checked before the
+// open that has effects: the path is resolved once, O_PATH (which opens
+// nothing), with openat2 confined to the root and refusing magic links; the
+// fd pins the inode; fstat says what it is; only a regular file is opened for
+// real, by re-opening that very inode through our own /proc/thread-self/fd
+// (an open of the pinned inode, not a second walk of the container's path).
+
+// openat2 with EINTR and EAGAIN retried (RESOLVE_IN_ROOT returns EAGAIN when a
+// rename raced a ".." walk); a bounded number of times.
+int Openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve) {
+  struct open_how how;
+  memset(&how, 0, sizeof how);
+  how.flags = flags;
+  how.mode = mode;
+  how.resolve = resolve;
+  int fd = -1;
+  for (int i = 0; i < 64; i++) {
+    fd = static_cast<int>(syscall(SYS_openat2, dirfd, path, &how, sizeof how));
+    if (fd >= 0 || (errno != EINTR && errno != EAGAIN)) break;
+  }
+  return fd;
+}
+
+// What a file type is called in the refusal, or nullptr for a regular file.
+const char *FileTypeName(mode_t mode) {
+  switch (mode & S_IFMT) {
+    case S_IFREG: return nullptr;
+    case S_IFDIR: return "directory";
+    case S_IFCHR: return "character device";
+    case S_IFBLK: return "block device";
+    case S_IFIFO: return "FIFO";
+    case S_IFSOCK: return "socket";
+    case S_IFLNK: return "symbolic link";
+    default: return "special file";
+  }
+}
+
+// The outcome of an openInRoot: an fd, a failed call, or the type refused.
+struct OpenInOutcome {
+  int fd = -1;
+  int err = 0;
+  const char *syscall = "";
+  const char *refused = nullptr;
+};
+
+OpenInOutcome OpenFailed(int err, const char *syscall) {
+  OpenInOutcome o;
+  o.err = err;
+  o.syscall = syscall;
+  return o;
+}
+
+// Our own fd directory, in a procfs we checked: the root of a real procfs
+// (the kernel's magic number, inode 1) reached without a symlink, then
+// thread-self/fd beneath it without crossing a mount. In a child that entered
+// a container's root, /proc is the container's mount: an overmount of any
+// part of the way is refused here rather than followed.
+int OwnFdDir(const char **failed) {
+  int proc = Openat2(AT_FDCWD, "/proc", O_PATH | O_DIRECTORY | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS);
+  if (proc < 0) return *failed = "openat2(/proc)", -1;
+  struct statfs sfs;
+  struct stat st;
+  if (fstatfs(proc, &sfs) != 0 || fstat(proc, &st) != 0) {
+    int err = errno;
+    close(proc);
+    return errno = err, *failed = "fstatfs(/proc)", -1;
+  }
+  if (sfs.f_type != PROC_SUPER_MAGIC || st.st_ino != 1) {
+    close(proc);
+    return errno = EXDEV, *failed = "fstatfs(/proc)", -1;
+  }
+  int dir = Openat2(proc, "thread-self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC, 0,
+                    RESOLVE_BENEATH | RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS);
+  int err = errno;
+  close(proc);
+  errno = err;
+  // ENOENT here: this process is not in the pid namespace of that procfs (a mount namespace joined without its pid namespace).
+  if (dir < 0) *failed = "openat2(/proc/thread-self/fd)";
+  return dir;
+}
+
+// Re-opens the O_PATH fd `pathfd` (a regular file, as `seen`) with the real
+// flags, and checks that what opened is that same file.
+OpenInOutcome Reopen(int pathfd, const struct stat &seen, int flags) {
+  const char *failed = "";
+  int dir = OwnFdDir(&failed);
+  if (dir < 0) return OpenFailed(errno, failed);
+  char name[16];
+  snprintf(name, sizeof name, "%d", pathfd);
+  // No O_CREAT, O_EXCL (the file exists) nor O_NOFOLLOW (the fd entry is the link to follow).
+  int fd = openat(dir, name, (flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW | O_DIRECTORY)) | O_CLOEXEC | O_NOCTTY);
+  int err = errno;
+  close(dir);
+  if (fd < 0) return OpenFailed(err, "open");
+  struct stat st;
+  if (fstat(fd, &st) != 0 || st.st_dev != seen.st_dev || st.st_ino != seen.st_ino || !S_ISREG(st.st_mode)) {
+    err = errno;
+    close(fd);
+    return OpenFailed(err ? err : EXDEV, "fstat");
+  }
+  OpenInOutcome o;
+  o.fd = fd;
+  return o;
+}
+
+// The whole openIn step, as described above. `root` is an O_PATH directory
+// fd of the root to stay in, or -1 for this process's own root.
+OpenInOutcome OpenInRoot(int root, const std::string &path, int flags, int mode) {
+  const uint64_t resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  // O_TMPFILE names a directory to make an unnamed file in: not a file to open.
+  if ((flags & O_TMPFILE) == O_TMPFILE || (flags & O_PATH)) return OpenFailed(EINVAL, "openat2");
+  int own = -1;
+  if (root < 0) {
+    own = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (own < 0) return OpenFailed(errno, "open");
+    root = own;
+  }
+  OpenInOutcome out = OpenFailed(EEXIST, "openat2");
+  // A file that appears between "not there" and "create it" is looked at again, like any other; a few times.
+  for (int tries = 0; tries < 8; tries++) {
+    int pathfd = Openat2(root, path.c_str(), O_PATH | O_CLOEXEC | (flags & O_NOFOLLOW), 0, resolve);
+    if (pathfd >= 0) {
+      struct stat st;
+      if (fstat(pathfd, &st) != 0) {
+        out = OpenFailed(errno, "fstat");
+      } else if ((flags & O_CREAT) && (flags & O_EXCL)) {
+        out = OpenFailed(EEXIST, "openat2");
+      } else if ((out.refused = FileTypeName(st.st_mode)) == nullptr) {
+        out = Reopen(pathfd, st, flags);
+      }
+      close(pathfd);
+      break;
+    }
+    if (errno != ENOENT || !(flags & O_CREAT)) {
+      out = OpenFailed(errno, "openat2");
+      break;
+    }
+    // Not there: create it. O_EXCL makes a new regular file and never opens
+    // one that exists (nor follows a symlink, whose name exists).
+    int fd = Openat2(root, path.c_str(), static_cast<unsigned>(flags) | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY,
+                     static_cast<uint64_t>(mode) & 07777, resolve);
+    if (fd >= 0) {
+      out = OpenFailed(0, "");
+      out.fd = fd;
+      break;
+    }
+    out = OpenFailed(errno, "openat2");
+    if (errno != EEXIST || (flags & O_EXCL)) break;
+  }
+  if (own >= 0) close(own);
+  return out;
+}
+
+// openInRoot off the main thread: a container's path may sit on a file system
+// that blocks (FUSE, NFS), and the call's timeout and signal must still work.
+class OpenInWorker : public Nan::AsyncWorker {
+ public:
+  OpenInWorker(Nan::Callback *cb, int root, std::string path, int flags, int mode)
+      : Nan::AsyncWorker(cb, "gons:openInRoot"), root_(root), path_(std::move(path)), flags_(flags), mode_(mode) {}
+  void Execute() override { out_ = OpenInRoot(root_, path_, flags_, mode_); }
+  void HandleOKCallback() override {
+    Nan::HandleScope scope;
+    v8::Local<v8::Object> o;
+    if (out_.fd >= 0) {
+      o = Nan::New<v8::Object>();
+      Set(o, "fd", Nan::New(out_.fd));
+    } else if (out_.refused) {
+      o = Nan::New<v8::Object>();
+      Set(o, "refused", Str(out_.refused));
+    } else {
+      o = Failure(out_.err, out_.syscall);
+    }
+    v8::Local<v8::Value> argv[] = {o};
+    callback->Call(1, argv, async_resource);
+  }
+
+ private:
+  int root_;
+  std::string path_;
+  int flags_, mode_;
+  OpenInOutcome out_;
+};
+
+// openInRoot(rootFd, path, flags, mode, callback): callback({ fd }) with an fd
+// of a regular file opened with flags | O_CLOEXEC | O_NOCTTY, callback({
+// refused: 'block device' | 'FIFO' | ... }) for anything else, or callback({
+// errno, syscall }). rootFd -1 is this process's own root; the caller keeps
+// rootFd open until the callback ran.
+NAN_METHOD(OpenInRootJs) {
+  if (info.Length() < 5 || !info[1]->IsString() || !info[4]->IsFunction()) {
+    Nan::ThrowTypeError("openInRoot: (rootFd, path, flags, mode, callback)");
+    return;
+  }
+  Nan::Utf8String path(info[1]);
+  if (*path == nullptr || path.length() == 0 || strlen(*path) != static_cast<size_t>(path.length())) {
+    Nan::ThrowTypeError("openInRoot: path must be a non-empty string without NUL");
+    return;
+  }
+  int root = Nan::To<int32_t>(info[0]).FromMaybe(-1);
+  int flags = Nan::To<int32_t>(info[2]).FromMaybe(0);
+  int mode = Nan::To<int32_t>(info[3]).FromMaybe(0666);
+  auto *cb = new Nan::Callback(info[4].As<v8::Function>());
+  Nan::AsyncQueueWorker(new OpenInWorker(cb, root, std::string(*path, path.length()), flags, mode));
+}
+
+// openDirPath(path): { fd } of an O_PATH directory fd (close-on-exec), or
+// { errno, syscall }: a target's root, by /proc/<pid>/root.
+NAN_METHOD(OpenDirPath) {
+  Nan::Utf8String path(info[0]);
+  int fd = *path ? open(*path, O_PATH | O_DIRECTORY | O_CLOEXEC) : (errno = EINVAL, -1);
+  int err = errno;
+  info.GetReturnValue().Set(Outcome("fd", fd, err, "open"));
+}
+// ---- end of openIn ----
+
 NAN_MODULE_INIT(Init) {
   Nan::SetMethod(target, "socketPair", SocketPair);
   Nan::SetMethod(target, "sendFds", SendFds);
@@ -465,6 +689,8 @@ NAN_MODULE_INIT(Init) {
   Nan::SetMethod(target, "nsOwner", NsOwner);
   Nan::SetMethod(target, "nsScan", NsScan);
   Nan::SetMethod(target, "exitNow", ExitNow);
+  Nan::SetMethod(target, "openInRoot", OpenInRootJs);
+  Nan::SetMethod(target, "openDirPath", OpenDirPath);
   Nan::Set(target, Str("namespaceKinds"), NamespaceKinds()).Check();
 }
 

@@ -197,7 +197,7 @@ function takeFds(handleSocket: number, reply: Reply): number[] | undefined {
 
 /** The conditions gons makes in the child; any other code a child sends is the action's own, on `.cause`. */
 const childCodes = [
-  'ERR_GONS_NOT_CLONEABLE', 'ERR_GONS_NOT_TRANSFERABLE', 'ERR_GONS_UNREGISTERED_ACTION', 'ERR_GONS_ACTION_UNSETTLED', 'ERR_GONS_LOAD_REFUSED', 'ERR_GONS_RECURSIVE_REEXEC',
+  'ERR_GONS_NOT_CLONEABLE', 'ERR_GONS_NOT_TRANSFERABLE', 'ERR_GONS_UNREGISTERED_ACTION', 'ERR_GONS_ACTION_UNSETTLED', 'ERR_GONS_LOAD_REFUSED', 'ERR_GONS_RECURSIVE_REEXEC', 'ERR_GONS_NOT_REGULAR_FILE',
 ];
 
 /**

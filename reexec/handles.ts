@@ -10,7 +10,7 @@
  * where in the result each handle goes; the result holds null there.
  */
 import dgram from 'node:dgram';
-import { constants, fstatSync, promises as fsp } from 'node:fs';
+import { type Stats, constants, fstatSync, promises as fsp } from 'node:fs';
 import net from 'node:net';
 import { addon } from '../lib/native';
 import { ReexecError } from './errors';
@@ -275,6 +275,37 @@ function started<T extends NodeJS.EventEmitter>(it: T, start: (done: () => void)
   });
 }
 
+/** What a file type is called in messages. */
+function typeName(st: Stats): string {
+  if (st.isDirectory()) return 'directory';
+  if (st.isCharacterDevice()) return 'character device';
+  if (st.isBlockDevice()) return 'block device';
+  if (st.isFIFO()) return 'FIFO';
+  if (st.isSocket()) return 'socket';
+  /* c8 ignore next -- an fd is never a symlink; what else fstat may say */
+  return 'special file';
+}
+
+/**
+ * A `FileHandle` on the regular file `fd` is open on (the fd is closed once
+ * it is made); anything else is refused before it is opened again: opening a
+ * device has effects (a tty becomes the controlling terminal, a disk opens
+ * outside the container's device cgroup), and opening a FIFO again blocks a
+ * threadpool thread until a writer comes (the child decides if ever).
+ */
+export async function fileHandle(fd: number): Promise<fsp.FileHandle> {
+  const st = fstatSync(fd);
+  if (!st.isFile()) throw new Error(`a ${typeName(st)}, not a regular file`);
+  const flags = addon.fdFlags(fd);
+  /* c8 ignore next -- fstat just succeeded on the same fd */
+  if (typeof flags !== 'number') throw Object.assign(new Error(`not an open file: ${addon.strerror(flags.errno)}`), { syscall: flags.syscall });
+  // Node has no public way to wrap an fd in a FileHandle: open the same file again through the fd's magic link
+  // (this process's own procfs), with the fd's access mode and append flag; O_NOCTTY, whatever it is; then drop the fd.
+  const handle = await fsp.open(`/proc/self/fd/${fd}`, (flags & (O_ACCMODE | constants.O_APPEND)) | constants.O_NOCTTY);
+  addon.closeFd(fd);
+  return handle;
+}
+
 /** Wraps fd as its slot's kind; `failed` gets the first error of a socket before the caller has it. */
 async function wrap(slot: HandleSlot, fd: number, failed: (err: Error) => void): Promise<unknown> {
   switch (slot.kind) {
@@ -292,18 +323,8 @@ async function wrap(slot: HandleSlot, fd: number, failed: (err: Error) => void):
       const sock = dgram.createSocket(slot.udp ?? 'udp4');
       return started(sock, (done) => sock.bind({ fd }, done));
     }
-    case 'file': {
-      // Node has no public way to wrap an fd in a FileHandle: open the same file
-      // again through the fd's magic link (any mount namespace), then drop the fd.
-      // Opening a FIFO again blocks a threadpool thread until a writer comes (the child decides if ever);
-      // O_NOCTTY keeps a tty from becoming this process's controlling terminal.
-      if (fstatSync(fd).isFIFO()) throw new Error('a FIFO');
-      const flags = addon.fdFlags(fd);
-      if (typeof flags !== 'number') throw Object.assign(new Error(`not an open file: ${addon.strerror(flags.errno)}`), { syscall: flags.syscall });
-      const handle = await fsp.open(`/proc/self/fd/${fd}`, (flags & (O_ACCMODE | constants.O_APPEND)) | constants.O_NOCTTY);
-      addon.closeFd(fd);
-      return handle;
-    }
+    case 'file':
+      return fileHandle(fd);
     default:
       return new TransferredFd(fd);
   }

@@ -9,6 +9,7 @@ import { promises as fsp } from 'node:fs';
 import net from 'node:net';
 import { checkKeys } from '../lib/options';
 import { TransferredFd, dupFd } from './handles';
+import { OPEN, logChildPath, numericFlags, openAction, openNative } from './open-in';
 import type { ReexecOptions, RunOptions } from './plan';
 import { register } from './registry';
 import { NamespaceWorker, runReexecAction } from './worker';
@@ -50,7 +51,6 @@ export interface ListenInOptions {
 
 const CONNECT = 'gons:connectIn';
 const LISTEN = 'gons:listenIn';
-const OPEN = 'gons:openIn';
 
 function fdOf(handle: unknown): number {
   return (handle as { _handle: { fd: number } })._handle.fd;
@@ -78,7 +78,7 @@ register(LISTEN, (options: ListenInOptions) => new Promise<TransferredFd>((resol
   });
 }));
 
-register(OPEN, ({ path, flags }: { path: string; flags: string | number }) => fsp.open(path, flags));
+register(OPEN, openAction);
 
 function call<R>(where: Where, action: string, param: unknown, opts: RunOptions): Promise<R> {
   if (where instanceof NamespaceWorker) return where.run<R>(action, param, opts);
@@ -111,12 +111,22 @@ export async function listenIn(where: Where, options: ListenInOptions, opts: Run
 }
 
 /**
- * A `FileHandle` on a file of the target's mount namespace (the path resolves
- * against the target's root, as an action's paths do), opened with `flags`
- * (default `'r'`). Read it here at full speed, whatever its size.
+ * A `FileHandle` on a regular file of the target's mount namespace (the path
+ * resolves against the target's root; `..` and symlinks stay inside it, magic
+ * links are refused), opened with `flags` (default `'r'`). A device, FIFO,
+ * socket or directory is refused (`ERR_GONS_NOT_REGULAR_FILE`) before it is
+ * opened. For a target by pid this process opens it, without a child.
  */
 export async function openIn(where: Where, path: string, flags: string | number = 'r', opts: RunOptions = {}): Promise<fsp.FileHandle> {
   if (typeof path !== 'string' || path === '' || path.includes('\0')) throw usage('gons/reexec: openIn: path must be a non-empty string');
-  if (typeof flags !== 'string' && !Number.isInteger(flags)) throw usage('gons/reexec: openIn: flags must be a string or an integer');
-  return call(where, OPEN, { path, flags }, opts);
+  const n = numericFlags(flags);
+  if (n === undefined) throw usage(`gons/reexec: openIn: flags must be one of fs.open's flag strings or a non-negative integer, not ${JSON.stringify(flags)}`);
+  let why = 'a worker serves it';
+  if (!(where instanceof NamespaceWorker)) {
+    const native = await openNative(where, path, n, opts);
+    if (typeof native !== 'string') return native;
+    why = native;
+  }
+  logChildPath(path, why);
+  return call(where, OPEN, { path, flags: n }, opts);
 }

@@ -157,7 +157,7 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
 export function planReexec(where: keyof typeof optionKeys, action: string, options: ReexecOptions = {}): Plan {
   const o = options;
   checkRunOptions(where, action, o, optionKeys[where]);
-  checkKeys(`gons/reexec: ${where}`, 'target option', o.target, ['pid', 'types']);
+  checkKeys(`gons/reexec: ${where}`, 'target option', o.target, ['pid', 'types', 'allow']);
   // Entries that are not objects at all are namespaceEnv's to reject.
   if (Array.isArray(o.namespaces)) for (const ns of o.namespaces) if (ns && typeof ns === 'object') checkKeys(`gons/reexec: ${where}`, 'namespace entry', ns, ['type', 'path']);
   const what = label(where, action);
@@ -246,7 +246,7 @@ export function encodeRequest(where: string, id: number, action: string, param: 
 /** The `gons_*` variables of the joins: checked namespaces, or a target's pidfd (opened here) and types; with `confine`, its credentials. */
 function joinEnv(o: ReexecOptions): { env: Record<string, string>; pidfd?: number; release(): void } {
   if (o.target === undefined) return { env: { ...validateNamespaces(o.namespaces ?? []), ...cgroupEnv(o.cgroups, undefined) }, release: () => {} };
-  const target = resolveTarget(o.target);
+  const target = resolveTarget(o.target, undefined, undefined, o.confine === true);
   try {
     const joined: { env: Record<string, string>; types: NamespaceType[]; pidfd?: number; release(): void } = 'namespaces' in target
       ? { env: namespaceEnv(target.namespaces), types: target.namespaces.map((ns) => ns.type.replace('!', '') as NamespaceType), release: target.close }

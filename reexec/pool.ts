@@ -149,8 +149,10 @@ export function whereKey(where: PoolWhere): string {
       if (type === 'mnt') afterMnt = true;
     }
   } else {
-    checkKeys(WHERE, 'target', w.target, ['pid', 'types']);
-    const { pid, types } = checkTarget(WHERE, w.target!);
+    checkKeys(WHERE, 'target', w.target, ['pid', 'types', 'allow']);
+    const { pid, types, allow } = checkTarget(WHERE, w.target!);
+    // A worker started with risks accepted serves only calls that accept the same.
+    if (allow.length > 0) parts.push(`allow=${[...allow].sort().join('+')}`);
     const have = new Set(readdirSync('/proc/self/ns'));
     for (const type of namespaceTypes.filter((t) => (types === 'all' ? have.has(t) : types.includes(t)))) {
       const id = identity(`/proc/${pid}/ns/${type}`, 'gons_target_pidfd');

@@ -8,19 +8,20 @@
  * The actions live in test/fixtures/attack/actions.ts; a re-executed copy of
  * this file runs only the requested action.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
-import { checkAction, openNamespaceWorker, runReexecAction } from '../reexec/index';
+import { checkAction, createNamespacePool, openIn, openNamespaceWorker, runReexecAction } from '../reexec/index';
 import { coverageRun } from '../reexec/role';
 import type { VictimState } from './fixtures/attack/actions';
 import './fixtures/attack/actions';
 import {
-  type Container, type Tools, buildTools, createContainer, filesMatching, missingTools, signalCounts, until,
+  type Container, type Lines, type Tools, buildTools, createContainer, filesMatching, missingTools, signalCounts, until,
 } from './fixtures/attack/target';
-import { fixturePath, needsRoot } from './fixtures/helpers';
+import { fixturePath, needsRoot, rerunStagedIfHidden } from './fixtures/helpers';
 import { LONG } from './fixtures/waits';
 
 /** The container's nsswitch.conf: its planted module first for every database. */
@@ -96,7 +97,8 @@ function hostConnects(port: number): Promise<boolean> {
   });
 }
 
-void checkAction().then(() => {
+// Its children run as other uids (a hidden checkout is theirs to read only in the stage).
+if (!rerunStagedIfHidden(__filename)) void checkAction().then(() => {
   // Every attack starts real processes (each fixture parent and child compiles TypeScript): far beyond tap's default.
   t.setTimeout(40 * 60 * 1000);
   t.test('a compromised child attacks its parent over the channel', async (t) => {
@@ -456,4 +458,179 @@ for (let fd = 0; fd < 64; fd++) { try { fs.writeFileSync('/proc/self/fd/' + fd +
       });
     });
   }
+
+  /** What openIn made of a path: a regular file's first bytes, or the error's codes. */
+  const opened = async (p: Promise<FileHandle>): Promise<{ ok: true; regular: boolean; head: string } | { ok: false; code: string | null; cause: string | null; message: string }> => {
+    try {
+      const fh = await p;
+      try {
+        const st = await fh.stat();
+        const { buffer, bytesRead } = await fh.read(Buffer.alloc(64), 0, 64, 0).catch(() => ({ buffer: Buffer.alloc(0), bytesRead: 0 }));
+        return { ok: true, regular: st.isFile(), head: buffer.subarray(0, bytesRead).toString('latin1') };
+      } finally {
+        await fh.close();
+      }
+    } catch (e) {
+      const err = e as { code?: string; message?: string; cause?: { code?: string } };
+      return { ok: false, code: err.code ?? null, cause: err.cause?.code ?? null, message: String(err.message) };
+    }
+  };
+
+  t.test('openIn: the container plants devices, FIFOs, sockets, magic links, .. escapes and swaps them', { skip: skipContainer }, async (t) => {
+    const tools: Tools = buildTools(t);
+    // A loop device backed by a temp file stands in for the host's disk: the container may mknod it, never open it.
+    const marker = `HOST DISK ${process.pid} `;
+    const img = join(tools.hostDir, 'disk.img');
+    writeFileSync(img, Buffer.concat([Buffer.from(marker), Buffer.alloc(65536 - marker.length)]));
+    const loopDev = execFileSync('losetup', ['-f', '--show', img], { encoding: 'utf8' }).trim();
+    const detach = () => void spawnSync('losetup', ['-d', loopDev]);
+    process.once('exit', detach); // even when a test times out
+    t.teardown(detach);
+    const rdev = statSync(loopDev).rdev;
+    const [major, minor] = [(rdev >> 8) & 0xfff, (rdev & 0xff) | ((rdev >> 12) & 0xfff00)];
+    const secret = `host secret ${process.pid}\n`;
+    writeFileSync(join(tools.hostDir, 'secret'), secret);
+    const c = await createContainer(t, tools, { userns: false });
+    c.runSync(['sh', '-c', `set -e; mknod /tmp/disk b ${major} ${minor}; mkfifo /tmp/fifo-r /tmp/fifo-w; echo container > /tmp/reg
+ln -s /proc/1/root/tmp/reg /tmp/magic; ln -s /proc/self/root/tmp/reg /tmp/magic-self
+ln -s ../../../../../../..${tools.hostDir}/secret /tmp/dotdot`]);
+    // env -i: tap's processinfo puts its NODE_OPTIONS back into every process spawned from here.
+    c.runSync(['env', '-i', 'PATH=/usr/bin:/bin', 'node', '-e', "require('net').createServer().listen('/tmp/sock', () => process.exit(0))"]);
+    // Witnesses: a FIFO opened for reading lets a blocked writer through, one opened for writing a blocked reader.
+    // A shell loop does not end with its stdin: each says its pid (in the container), and is killed by it.
+    const loop = (script: string) => c.run(['sh', '-c', `echo pid $$; ${script}`]);
+    const stop = async (l: Lines) => {
+      c.runSync(['kill', '-9', (await l.waitFor((x) => x.startsWith('pid '))).slice(4)]);
+      await l.end();
+    };
+    const opens = (l: Lines) => l.all.filter((x) => x.startsWith('opened'));
+    const witness = loop('while :; do exec 3>/tmp/fifo-r; echo opened-fifo-r; exec 3>&-; done');
+    const witness2 = loop('while :; do exec 3</tmp/fifo-w; echo opened-fifo-w; exec 3<&-; done');
+    t.teardown(() => Promise.all([stop(witness), stop(witness2)]));
+    const worker = await openNamespaceWorker({ target: { pid: c.pid }, timeout: 120000 });
+    t.teardown(() => worker.close());
+    const wheres: Array<[string, Parameters<typeof openIn>[0]]> = [['native', { target: { pid: c.pid } }], ['child', worker]];
+
+    t.test('a regular file opens, for reading and writing, on both paths', async (t) => {
+      for (const [name, where] of wheres) {
+        t.match(await opened(openIn(where, '/tmp/reg')), { ok: true, regular: true, head: /^container/ }, `${name}: read`);
+        const fh = await openIn(where, '/tmp/new-file', 'w');
+        await fh.writeFile(`written by ${name}`);
+        await fh.close();
+        t.equal(readFileSync(c.hostPath('/tmp/new-file'), 'utf8'), `written by ${name}`, `${name}: created and written in the container`);
+      }
+    });
+
+    t.test('a device, a FIFO, a socket, a directory: refused before they are opened, naming path and type', async (t) => {
+      const cases: Array<[string, string, string[]]> = [
+        ['/tmp/disk', 'block device', ['r', 'w', 'r+']], ['/tmp/fifo-r', 'FIFO', ['r']], ['/tmp/fifo-w', 'FIFO', ['w', 'a']],
+        ['/tmp/sock', 'socket', ['r', 'w']], ['/tmp', 'directory', ['r']], ['/dev/null', 'character device', ['r', 'w']],
+      ];
+      for (const [name, where] of wheres) {
+        for (const [path, type, flagsList] of cases) {
+          for (const flags of flagsList) {
+            const r = await opened(openIn(where, path, flags));
+            t.match(r, { ok: false, code: 'ERR_GONS_NOT_REGULAR_FILE', message: new RegExp(`"${path}".*a ${type}`) }, `${name}: ${path} (${type}), '${flags}'`);
+          }
+        }
+      }
+      t.equal(readFileSync(img, 'latin1').slice(0, marker.length), marker, 'the disk is untouched');
+      t.same(opens(witness).concat(opens(witness2)), [], 'neither FIFO was ever opened');
+    });
+
+    t.test('magic links and .. stay in the container', async (t) => {
+      for (const [name, where] of wheres) {
+        for (const path of ['/tmp/magic', '/tmp/magic-self']) {
+          const r = await opened(openIn(where, path));
+          t.match(r, { ok: false, code: 'ERR_GONS_ACTION_FAILED' }, `${name}: ${path} (a link through /proc/<pid>/root) is refused`);
+          if (!r.ok) t.ok(['ELOOP', 'ENOENT'].includes(r.cause ?? ''), `${name}: ${path}: ${r.cause}`);
+        }
+        for (const path of ['/tmp/dotdot', `/../../../../..${tools.hostDir}/secret`, `../../..${tools.hostDir}/secret`]) {
+          t.match(await opened(openIn(where, path)), { ok: false, cause: 'ENOENT' }, `${name}: ${path} resolves inside the container, where there is no such file`);
+          t.match(await opened(openIn(where, path, 'w')), { ok: false }, `${name}: ${path}, 'w': nothing is created outside`);
+        }
+      }
+      t.equal(readFileSync(join(tools.hostDir, 'secret'), 'utf8'), secret, 'the host file is untouched');
+    });
+
+    t.test('a path swapped between a regular file, a FIFO and a device while openIn runs', async (t) => {
+      const swapper = loop('echo go; while :; do ln -f /tmp/reg /tmp/.s1 && mv -f /tmp/.s1 /tmp/swap; ln -f /tmp/fifo-r /tmp/.s2 && mv -f /tmp/.s2 /tmp/swap; ln -f /tmp/disk /tmp/.s3 && mv -f /tmp/.s3 /tmp/swap; done');
+      await swapper.waitFor((l) => l === 'go');
+      await until(() => existsSync(c.hostPath('/tmp/swap')), 30000, 'the swapped path');
+      const seen = { ok: 0, refused: 0 };
+      for (const [name, where, rounds] of [...wheres.map(([n, w]) => [n, w, n === 'native' ? 150 : 20] as const)]) {
+        for (let i = 0; i < rounds; i++) {
+          for (const flags of ['r', 'r+']) {
+            const r = await opened(openIn(where, '/tmp/swap', flags));
+            if (r.ok) {
+              seen.ok++;
+              if (!r.regular || r.head.startsWith('HOST DISK')) t.fail(`${name}: opened something that is not the regular file: ${JSON.stringify(r)}`);
+            } else if (r.code === 'ERR_GONS_NOT_REGULAR_FILE') seen.refused++;
+            else t.fail(`${name}: unexpected failure ${JSON.stringify(r)}`);
+          }
+        }
+      }
+      await stop(swapper);
+      t.comment(`swap race: ${seen.ok} opened the regular file, ${seen.refused} refused a FIFO or the device`);
+      t.ok(seen.ok + seen.refused > 0, 'every attempt either opened the regular file or refused');
+      t.equal(readFileSync(img, 'latin1').slice(0, marker.length), marker, 'the disk is untouched');
+      t.same(opens(witness), [], 'the FIFO was never opened');
+    });
+  });
+
+  t.test('targets that could turn a child against the host are refused unless accepted', { skip: skipContainer }, async (t) => {
+    const tools: Tools = buildTools(t);
+    const refusal = (risk: string) => ({ code: 'ERR_GONS_UNSAFE_TARGET', message: new RegExp(`target process \\d+ .*target\\.allow: \\['${risk}'\\]`) });
+
+    t.test('a rootful container with CAP_SYS_PTRACE (docker run --cap-add SYS_PTRACE)', async (t) => {
+      const c = await createContainer(t, tools, { userns: false, ptrace: true });
+      const target = { pid: c.pid };
+      t.match(await settle(runReexecAction('whoami', { target, timeout: 120000 })), { ok: false, ...refusal('ptrace') }, 'one-shot call');
+      t.match(await settle(openNamespaceWorker({ target, timeout: 120000 })), { ok: false, ...refusal('ptrace') }, 'worker');
+      t.match(await settle(runReexecAction('whoami', { target, confine: true, timeout: 120000 })), { ok: false, ...refusal('ptrace') }, 'confined one-shot call');
+      const pool = createNamespacePool({ max: 1 });
+      t.teardown(() => pool.close());
+      t.match(await settle(pool.run({ target }, 'whoami')), { ok: false, ...refusal('ptrace') }, 'pool');
+      t.match(await settle(openIn({ target }, '/etc/hosts')), { ok: false, ...refusal('ptrace') }, 'openIn');
+      t.match(await settle(runReexecAction('whoami', { target: { pid: c.pid, types: ['net', 'uts'] }, timeout: 120000 })), { ok: true },
+        'the child does not join its pid namespace: the container cannot see it');
+      const accepted = await settle(runReexecAction<number>('whoami', { target: { ...target, allow: ['ptrace'] }, timeout: 120000 }));
+      t.match(accepted, { ok: true }, "accepted with allow: ['ptrace']");
+      t.match(await settle(pool.run({ target: { ...target, allow: ['ptrace'] } }, 'whoami')), { ok: true }, 'a pool with the risk accepted');
+    });
+
+    t.test('a container in the host\'s pid namespace (docker run --pid=host)', async (t) => {
+      const secret = `host secret ${process.pid}\n`;
+      writeFileSync(join(tools.hostDir, 'secret'), secret);
+      const c = await createContainer(t, tools, { userns: false, hostPid: true });
+      const target = { pid: c.pid };
+      // Its /proc shows host processes (this one too): a link through /proc/<pid>/root leads to the host's files, for
+      // whoever may follow it: ptrace access to this process, which the container lacks (fewer capabilities).
+      const via = `/proc/${process.pid}/root${tools.hostDir}`;
+      c.runSync(['sh', '-c', `ln -s ${via}/secret /tmp/deputy && ln -s ${via}/deputy-wrote /tmp/deputy-out`]);
+      t.not(c.runSync(['sh', '-c', 'cat /tmp/deputy 2>/dev/null || echo refused']), secret, 'control: the container itself cannot follow it');
+      t.match(await settle(runReexecAction('read-file', { target, param: '/tmp/deputy', timeout: 120000 })), { ok: false, ...refusal('host-pid') }, 'one-shot call');
+      t.match(await settle(openNamespaceWorker({ target, timeout: 120000 })), { ok: false, ...refusal('host-pid') }, 'worker');
+      const pool = createNamespacePool({ max: 1 });
+      t.teardown(() => pool.close());
+      t.match(await settle(pool.run({ target }, 'read-file', '/tmp/deputy')), { ok: false, ...refusal('host-pid') }, 'pool');
+      t.match(await settle(openIn({ target }, '/tmp/deputy')), { ok: false, ...refusal('host-pid') }, 'openIn');
+      t.notOk(existsSync(join(tools.hostDir, 'deputy-wrote')), 'nothing written on the host');
+      // A confined child has the container's credentials: it cannot follow the link either.
+      const confined = await settle(runReexecAction<string>('read-file', { target, confine: true, param: '/tmp/deputy', timeout: 120000 }));
+      t.match(confined, { ok: false, code: 'ERR_GONS_ACTION_FAILED' }, 'confined: the call runs, and the link is not followed');
+      t.not(confined.ok && confined.value, secret);
+      // Accepted: the risk is real — an unconfined action follows the link into the host's files — but openIn still
+      // refuses the magic link (native and child paths alike).
+      const allowed = { target: { pid: c.pid, allow: ['host-pid' as const] } };
+      const deputy = await settle(runReexecAction<string>('read-file', { ...allowed, param: '/tmp/deputy', timeout: 120000 }));
+      t.match(deputy, { ok: true, value: secret }, "accepted with allow: ['host-pid']: an unconfined action's plain read follows the link (the risk the refusal names)");
+      t.match(await opened(openIn(allowed, '/tmp/deputy')), { ok: false, cause: 'ELOOP' }, "openIn with allow: ['host-pid'], native: the magic link is refused");
+      const worker = await openNamespaceWorker({ ...allowed, timeout: 120000 });
+      t.teardown(() => worker.close());
+      t.match(await opened(openIn(worker, '/tmp/deputy')), { ok: false, cause: 'ELOOP' }, 'openIn in an accepted worker: the magic link is refused');
+      t.match(await opened(openIn(worker, '/tmp/deputy-out', 'w')), { ok: false, cause: 'ELOOP' }, "openIn 'w' in an accepted worker: refused");
+      t.notOk(existsSync(join(tools.hostDir, 'deputy-wrote')), 'nothing written on the host');
+    });
+  });
 });

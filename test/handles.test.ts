@@ -5,12 +5,14 @@
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
-import { constants, existsSync, fstatSync, openSync, promises as fsp, readdirSync, readlinkSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { constants, existsSync, fstatSync, openSync, promises as fsp, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { format } from 'node:util';
 import { serialize } from 'node:v8';
+import createDebug from 'debug';
 import t, { type Test } from 'tap';
 import { addon } from '../lib/native';
 import { CHILD_FD } from '../reexec/channel';
@@ -156,6 +158,45 @@ void checkAction().then(() => {
     for await (const part of fh.createReadStream({ autoClose: false })) hash.update(part);
     t.equal(hash.digest('hex'), createHash('sha256').update(big).digest('hex'), 'all 70 MiB arrive');
     await t.rejects(openIn({ namespaces: ns.namespaces() }, '/tmp/not-there'), { code: 'ERR_GONS_ACTION_FAILED', cause: { code: 'ENOENT' } });
+  });
+
+  t.test('openIn of a target by pid: served here without a child when its mount namespace is joined, by a child otherwise', { skip: needsRoot }, async (t) => {
+    const ns = await createNamespaces(t, ['mnt'], { files: { '/tmp/gons-native-here': 'only in the namespace' } });
+    const logged: string[] = [];
+    const log = createDebug.log;
+    createDebug.enable('gons:handles');
+    createDebug.log = (...args: unknown[]) => logged.push(format(...args));
+    t.teardown(() => {
+      createDebug.log = log;
+      createDebug.disable();
+    });
+    const before = ownFds();
+    const target = { pid: ns.pid };
+    for (const path of ['/tmp/gons-native-here', 'tmp/../tmp/gons-native-here']) {
+      const fh = await openIn({ target }, path);
+      t.equal(await fh.readFile('utf8'), 'only in the namespace', `${path}: read`);
+      await fh.close();
+    }
+    t.match(logged.join('\n'), /gons-native-here": native path/, 'DEBUG=gons:handles says the native path served');
+    const written = await openIn({ target }, '/tmp/gons-native-new', 'wx');
+    await written.writeFile('made here');
+    await written.close();
+    t.equal(readFileSync(`/proc/${ns.pid}/root/tmp/gons-native-new`, 'utf8'), 'made here', "'wx' creates the file in the namespace");
+    await t.rejects(openIn({ target }, '/tmp/gons-native-new', 'wx'), { code: 'ERR_GONS_ACTION_FAILED', cause: { code: 'EEXIST', syscall: 'openat2' } });
+    await t.rejects(openIn({ target }, '/tmp/gons-native-none'), { code: 'ERR_GONS_ACTION_FAILED', cause: { code: 'ENOENT', path: '/tmp/gons-native-none' } });
+    await t.rejects(openIn({ target }, '/tmp'), { code: 'ERR_GONS_NOT_REGULAR_FILE', cause: { type: 'directory' } });
+    await t.rejects(openIn({ target }, '/x', 'bogus'), { code: 'ERR_INVALID_ARG_VALUE' });
+    await t.rejects(openIn({ target, tiemout: 1 } as never, '/x'), { code: 'ERR_INVALID_ARG_VALUE', message: /tiemout/ });
+    // Aborted while the open runs off the main thread: the call rejects at once, the late fd is closed.
+    const ac = new AbortController();
+    const aborted = openIn({ target }, '/tmp/gons-native-here', 'r', { signal: ac.signal });
+    ac.abort();
+    await t.rejects(aborted, { code: 'ABORT_ERR' });
+    // Not joining its mount namespace, the child's root is ours: the child path serves, where the file is not.
+    await t.rejects(openIn({ target: { pid: ns.pid, types: ['uts'] } }, '/tmp/gons-native-here'), { code: 'ERR_GONS_ACTION_FAILED', cause: { code: 'ENOENT' } });
+    t.match(logged.join('\n'), /child path: the target's mount namespace is not joined/, 'and says why');
+    await fdsBack(before);
+    t.same(ownFds(), before, 'no fd left behind');
   });
 
   t.test('a raw fd and a datagram socket arrive, anywhere in the result', { skip: needsRoot }, async (t) => {

@@ -178,7 +178,9 @@ void checkAction().then(() => {
 
   t.test('target: the namespaces of a running process, by pidfd', { skip: needsRoot }, async (t) => {
     const ns = await createNamespaces(t, ['user', 'mnt', 'net', 'uts', 'ipc'], { hostname: 'gons-target' });
-    const inodes = (await runReexecAction('nsinodes', { target: { pid: ns.pid } })) as number[];
+    // A user and mount namespace of its own in our pid namespace: a rootless container run with --pid=host.
+    await t.rejects(runReexecAction('nsinodes', { target: { pid: ns.pid } }), { code: 'ERR_GONS_UNSAFE_TARGET', risk: 'host-pid', message: /target\.allow: \['host-pid'\]/ });
+    const inodes = (await runReexecAction('nsinodes', { target: { pid: ns.pid, allow: ['host-pid'] } })) as number[];
     t.same(inodes, [ino(ns.paths.user), ino(ns.paths.mnt), ino(ns.paths.net)], "'all' joins every namespace that differs");
     const some = (await runReexecAction('nsinodes', { target: { pid: ns.pid, types: ['net'] } })) as number[];
     t.same(some, [ino('/proc/self/ns/user'), ino('/proc/self/ns/mnt'), ino(ns.paths.net)], 'only the named types');

@@ -1,0 +1,155 @@
+/**
+ * `openIn`: a regular file of a target's filesystem, and nothing else.
+ *
+ * A container owns every path inside its root: it plants device nodes, FIFOs,
+ * sockets, symlinks into `/proc/<pid>/root`, `..` chains, and swaps them
+ * between any check and any open. Both paths below therefore go through the
+ * addon's `openInRoot`: one walk with `openat2(RESOLVE_IN_ROOT |
+ * RESOLVE_NO_MAGICLINKS)` that opens nothing (`O_PATH`), a type check on the
+ * pinned inode, and only for a regular file the open with effects, as a
+ * re-open of that inode.
+ *
+ * - The native path (a target by pid whose mount namespace is joined, no
+ *   `confine`): this process opens the target's root (`/proc/<pid>/root`,
+ *   checked against the pidfd) and resolves in it. No child, no Node start-up.
+ * - The child path (namespace paths, a worker, `confine`, a target whose mount
+ *   namespace is ours): the action below, in the child, resolves against the
+ *   root it entered, and hands the fd over for the parent to wrap.
+ */
+import { constants, promises as fsp } from 'node:fs';
+import createDebug from 'debug';
+import { errnoName } from '../lib/errors';
+import { addon } from '../lib/native';
+import { armDeadline } from './calls';
+import { ReexecError } from './errors';
+import { TransferredFd, fileHandle } from './handles';
+import type { ReexecOptions, RunOptions } from './plan';
+import { planReexec } from './plan';
+import { kernelHasPidfdSetns, pidfdAlive } from '../lib/target';
+import { checkCallable } from './role';
+
+const log = createDebug('gons:handles');
+
+/** The action of the child path. */
+export const OPEN = 'gons:openIn';
+/** The code of a refused file type. */
+export const NOT_REGULAR = 'ERR_GONS_NOT_REGULAR_FILE';
+
+const { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_SYNC } = constants;
+/** Node's string flags (as `fs.open` takes them), as numbers. */
+const stringFlags: Record<string, number> = {
+  r: O_RDONLY, rs: O_RDONLY | O_SYNC, sr: O_RDONLY | O_SYNC,
+  'r+': O_RDWR, 'rs+': O_RDWR | O_SYNC, 'sr+': O_RDWR | O_SYNC,
+  w: O_TRUNC | O_CREAT | O_WRONLY, wx: O_TRUNC | O_CREAT | O_WRONLY | O_EXCL, xw: O_TRUNC | O_CREAT | O_WRONLY | O_EXCL,
+  'w+': O_TRUNC | O_CREAT | O_RDWR, 'wx+': O_TRUNC | O_CREAT | O_RDWR | O_EXCL, 'xw+': O_TRUNC | O_CREAT | O_RDWR | O_EXCL,
+  a: O_APPEND | O_CREAT | O_WRONLY, ax: O_APPEND | O_CREAT | O_WRONLY | O_EXCL, xa: O_APPEND | O_CREAT | O_WRONLY | O_EXCL,
+  as: O_APPEND | O_CREAT | O_WRONLY | O_SYNC, sa: O_APPEND | O_CREAT | O_WRONLY | O_SYNC,
+  'a+': O_APPEND | O_CREAT | O_RDWR, 'ax+': O_APPEND | O_CREAT | O_RDWR | O_EXCL, 'xa+': O_APPEND | O_CREAT | O_RDWR | O_EXCL,
+  'as+': O_APPEND | O_CREAT | O_RDWR | O_SYNC, 'sa+': O_APPEND | O_CREAT | O_RDWR | O_SYNC,
+};
+
+/** `flags` as a number, or undefined when it is neither a known string nor a 32-bit integer. */
+export function numericFlags(flags: unknown): number | undefined {
+  if (typeof flags === 'string') return Object.hasOwn(stringFlags, flags) ? stringFlags[flags] : undefined;
+  return Number.isInteger(flags) && (flags as number) >= 0 && (flags as number) <= 0x7fffffff ? flags as number : undefined;
+}
+
+/** The refusal of a file that is not regular, naming path and type. */
+export function notRegular(path: string, type: string): Error {
+  return Object.assign(new Error(`gons: openIn ${JSON.stringify(path)}: refused a ${type}: only a regular file is opened (a device, FIFO or socket has effects of its own when opened)`), {
+    code: NOT_REGULAR, path, type,
+  });
+}
+
+/**
+ * Opens `path` below `root` (an O_PATH directory fd; -1: this process's own
+ * root) as a regular file; resolves to its fd (close-on-exec, O_NOCTTY).
+ * Rejects with `ERR_GONS_NOT_REGULAR_FILE`, or a system error (`code`,
+ * `errno`, `syscall`, `path`): `ELOOP` for a magic link on the way.
+ */
+export function openRegular(root: number, path: string, flags: number, mode = 0o666): Promise<number> {
+  return new Promise((resolve, reject) => {
+    addon.openInRoot(root, path, flags, mode, (r) => {
+      if ('fd' in r) return resolve(r.fd);
+      if ('refused' in r) return reject(notRegular(path, r.refused));
+      const code = errnoName(r.errno);
+      reject(Object.assign(new Error(`${code}: ${addon.strerror(r.errno)}, ${r.syscall} '${path}'`), { code, errno: -r.errno, syscall: r.syscall, path }));
+    });
+  });
+}
+
+/** The child path's action: the fd travels as a file, and the parent makes it a FileHandle. */
+export async function openAction({ path, flags, mode }: { path: string; flags: string | number; mode?: number }): Promise<TransferredFd> {
+  const n = numericFlags(flags);
+  if (n === undefined) throw Object.assign(new TypeError(`gons: openIn: invalid flags ${JSON.stringify(flags)}`), { code: 'ERR_INVALID_ARG_VALUE' });
+  return new TransferredFd(await openRegular(-1, path, n, mode), 'file');
+}
+
+/** The error a call of the child path rejects with for the same failure. */
+function callError(cause: Error): ReexecError {
+  const code = (cause as NodeJS.ErrnoException).code === NOT_REGULAR ? NOT_REGULAR : 'ERR_GONS_ACTION_FAILED';
+  return new ReexecError(`gons/reexec: action ${JSON.stringify(OPEN)} failed: ${cause.message}`, { action: OPEN, code, cause });
+}
+
+/**
+ * The native path, when it can serve: resolves to the FileHandle, or to the
+ * reason the child path must serve instead. Throws what the child path would
+ * (bad options, a target that is gone or refused, the file's own errors).
+ */
+export async function openNative(where: Omit<ReexecOptions, 'param'>, path: string, flags: number, opts: RunOptions): Promise<fsp.FileHandle | string> {
+  if (where.target === undefined) return 'namespace paths: a child joins them';
+  if (where.confine) return 'confine: the file is opened with the target\'s credentials';
+  checkCallable(OPEN, 'runReexecAction');
+  // The same checks, and the same target inspection and refusals, as a one-shot call's.
+  const plan = planReexec('runReexecAction', OPEN, { ...where, ...opts, param: { path, flags } });
+  let rootFd: number;
+  try {
+    if (!kernelHasPidfdSetns()) return 'no pidfd to check the target\'s root against (Linux < 5.8)';
+    if (!(plan.env.gons_target_types ?? '').split(',').includes('mnt')) return 'the target\'s mount namespace is not joined: the child\'s root is ours';
+    /* c8 ignore next -- a joined mount namespace comes with the pidfd on Linux >= 5.8 */
+    if (plan.pidfd === undefined) return 'no pidfd';
+    const pid = where.target.pid;
+    const opened = addon.openDirPath(`/proc/${pid}/root`);
+    if ('errno' in opened) return `cannot open /proc/${pid}/root: ${addon.strerror(opened.errno)}`;
+    // Opened by pid: it is the target's root only if the pidfd's process is still there.
+    if (!pidfdAlive(plan.pidfd, pid)) {
+      addon.closeFd(opened.fd);
+      return `process ${pid} exited`;
+    }
+    rootFd = opened.fd;
+  } finally {
+    plan.release();
+  }
+  log('openIn %s: native path', JSON.stringify(path));
+  return new Promise<fsp.FileHandle>((resolve, reject) => {
+    let settled = false;
+    const disarm = armDeadline(OPEN, opts, (err) => {
+      settled = true;
+      reject(err);
+    });
+    const done = (fh?: fsp.FileHandle, err?: Error) => {
+      disarm();
+      if (settled) {
+        // Too late: the call already rejected. Whatever was opened is closed.
+        void fh?.close().catch(() => {});
+        return;
+      }
+      settled = true;
+      if (fh) resolve(fh);
+      else reject(err);
+    };
+    openRegular(rootFd, path, flags).then(
+      (fd) => fileHandle(fd).then((fh) => done(fh), (err: Error) => {
+        /* c8 ignore next 2 -- the re-open of a regular file we hold failed: fd exhaustion */
+        addon.closeFd(fd);
+        done(undefined, err);
+      }),
+      (err: Error) => done(undefined, callError(err)),
+    ).finally(() => addon.closeFd(rootFd));
+  });
+}
+
+/** Logs that the child path serves an openIn, and why. */
+export function logChildPath(path: string, why: string): void {
+  log('openIn %s: child path: %s', JSON.stringify(path), why);
+}
