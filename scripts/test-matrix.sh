@@ -41,6 +41,8 @@ tap_timeout=${GONS_TAP_TIMEOUT:-900}
 source scripts/node-lines.sh
 sys_node=$(command -v node) || { echo "no node in PATH"; exit 1; }
 sys_major=$("$sys_node" -p 'process.versions.node.split(".")[0]')
+# test/install.test.ts (pack, install, every prebuild: a few minutes) runs once, on this line; the others skip it.
+export GONS_MATRIX_SYS_LINE=$sys_major
 # The machine's headers: npm's nodedir if it holds them, else next to its node.
 sys_nodedir=$(npm config get nodedir 2>/dev/null)
 if [ -z "$sys_nodedir" ] || [ "$sys_nodedir" = undefined ] || [ "$sys_nodedir" = null ] ||
