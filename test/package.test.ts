@@ -189,6 +189,11 @@ t.test('a build for another Node ABI: gons says rebuild, or which lines have pre
     code: 'ERR_GONS_ABI_MISMATCH', path: built, builtFor: '1', abi: process.versions.modules, cause: { code: 'ERR_DLOPEN_FAILED' },
     message: new RegExp(`^gons: ${built} was built for NODE_MODULE_VERSION 1, but this is Node ${process.version} \\(NODE_MODULE_VERSION ${process.versions.modules}${abiName(process.versions.modules).replace(/[()]/g, '\\$&')}\\)\\. Rebuild it for this Node \\(\`npm rebuild gons\`; .*\\), or remove ${root}/build to use the prebuild for this line\\.$`),
   });
+  const alone = fakeRoot(t, { 'build/Release/gons_preinit.so': null });
+  const lone = otherAbiModule(join(alone, 'build/Release/gons.node'));
+  t.throws(() => loadAddon(resolveNative(alone, target), alone, target), {
+    code: 'ERR_GONS_ABI_MISMATCH', message: /Rebuild it for this Node \(`npm rebuild gons`; in a checkout `npx node-gyp rebuild` with this Node's headers\)\.$/,
+  }, 'with no prebuild for this line, rebuilding is the one way');
   // A prebuild of another ABI, loaded explicitly: the error lists the lines that have prebuilds.
   const prebuilt = otherAbiModule(join(root, 'gons.abi1.glibc.node'));
   t.throws(() => loadAddon({ kind: 'prebuild', addon: prebuilt, preinit: '' }, root, { ...target, arch: 'x64' }), {
