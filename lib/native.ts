@@ -47,15 +47,13 @@ interface Addon {
 }
 
 function packageRoot(from: string): string {
-  for (let dir = from; ; dir = dirname(dir)) {
-    const manifest = join(dir, 'package.json');
-    if (existsSync(manifest) && JSON.parse(readFileSync(manifest, 'utf8')).name === 'gons') {
-      return dir;
-    }
-    /* c8 ignore start -- only a broken installation lacks its package.json */
+  let dir = from;
+  while (!(existsSync(join(dir, 'package.json')) && JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).name === 'gons')) {
+    /* c8 ignore next -- only a broken installation lacks its package.json */
     if (dirname(dir) === dir) throw new Error(`gons: cannot find the gons package above ${from}`);
-    /* c8 ignore stop */
+    dir = dirname(dir);
   }
+  return dir;
 }
 
 /** What a native build must match. */
@@ -81,17 +79,22 @@ const nodeLineOfAbi: Readonly<Record<string, string>> = { 115: 'Node 20', 127: '
 const describeAbi = (abi: string) => (nodeLineOfAbi[abi] ? `${abi} (${nodeLineOfAbi[abi]})` : abi);
 
 /**
- * musl or glibc, from the C library mapped into this process (cheap: no report, no spawn); glibc when /proc is not
- * there to tell.
+ * musl or glibc, from the C library mapped into this process (`maps`: the text of /proc/self/maps; cheap: no report,
+ * no spawn).
  */
-export function detectLibc(maps?: string): 'glibc' | 'musl' {
-  try {
-    maps ??= readFileSync('/proc/self/maps', 'utf8');
-  } catch {
-    /* c8 ignore next 2 -- only a process without /proc gets here */
-    return process.report?.getReport && !(process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime ? 'musl' : 'glibc';
-  }
+export function detectLibc(maps: string | null = readMaps()): 'glibc' | 'musl' {
+  /* c8 ignore next -- only a process without /proc gets here: Node's report names glibc's version, and none for musl */
+  if (maps === null) return (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime ? 'glibc' : 'musl';
   return /\/(ld-musl-[^/\s]*|libc\.musl-[^/\s]*)$/m.test(maps) ? 'musl' : 'glibc';
+}
+
+function readMaps(): string | null {
+  try {
+    return readFileSync('/proc/self/maps', 'utf8');
+  /* c8 ignore next 3 -- /proc is not mounted */
+  } catch {
+    return null;
+  }
 }
 
 export function currentTarget(): NativeTarget {

@@ -190,7 +190,7 @@ t.test('a build for another Node ABI: gons says rebuild, or which lines have pre
     message: new RegExp(`^gons: ${built} was built for NODE_MODULE_VERSION 1, but this is Node ${process.version} \\(NODE_MODULE_VERSION ${process.versions.modules}${abiName(process.versions.modules).replace(/[()]/g, '\\$&')}\\)\\. Rebuild it for this Node \\(\`npm rebuild gons\`; .*\\), or remove ${root}/build to use the prebuild for this line\\.$`),
   });
   const alone = fakeRoot(t, { 'build/Release/gons_preinit.so': null });
-  const lone = otherAbiModule(join(alone, 'build/Release/gons.node'));
+  otherAbiModule(join(alone, 'build/Release/gons.node'));
   t.throws(() => loadAddon(resolveNative(alone, target), alone, target), {
     code: 'ERR_GONS_ABI_MISMATCH', message: /Rebuild it for this Node \(`npm rebuild gons`; in a checkout `npx node-gyp rebuild` with this Node's headers\)\.$/,
   }, 'with no prebuild for this line, rebuilding is the one way');
