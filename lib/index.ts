@@ -3,6 +3,8 @@
  * before Node starts, with a pre-init hook loaded by `LD_PRELOAD`.
  * @packageDocumentation
  */
+// For consumers whose `types` setting leaves @types/node out: the declarations use Node's types.
+/// <reference types="node" preserve="true" />
 export { type Namespace, type NamespaceType, namespaceTypes } from './namespaces';
 export { NamespaceSwitchError } from './errors';
 export { preinitPath } from './native';

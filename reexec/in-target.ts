@@ -6,7 +6,7 @@
  * parent.
  */
 import { promises as fsp } from 'node:fs';
-import net from 'node:net';
+import * as net from 'node:net';
 import { checkKeys } from '../lib/options';
 import { TransferredFd, dupFd } from './handles';
 import { OPEN, logChildPath, numericFlags, openAction, openNative } from './open-in';

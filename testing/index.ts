@@ -3,6 +3,8 @@
  * `unshare` and held by a sleeping holder process.
  * @packageDocumentation
  */
+// For consumers whose `types` setting leaves @types/node out: the declarations use Node's types.
+/// <reference types="node" preserve="true" />
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
