@@ -10,4 +10,5 @@ export { status } from './status';
 export { enterTargetRoot, leaveTargetRoot, hasTargetRoot } from './root';
 export { namespaceEnv, validateNamespaces } from './validate';
 export { type Target } from './target';
+export { type ContainerTarget, ContainerError } from './container';
 export { type NamespaceInfo, listNamespaces } from './discover';
