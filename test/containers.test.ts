@@ -120,6 +120,10 @@ void checkAction().then(() => {
     chmodSync(engine.sock, 0o600);
     const res = asNobody(process.execPath, [...process.execArgv, fixturePath('engine-permission.ts'), engine.sock]);
     t.equal(res.status, 0, 'the fixture ran', { stderr: res.stderr });
-    t.match(JSON.parse(res.stdout), { code: 'ERR_GONS_ENGINE_PERMISSION', message: /permission denied on the engine socket .*: run as root or as a member of its group/ });
+    t.match(JSON.parse(res.stdout), {
+      code: 'ERR_GONS_ENGINE_PERMISSION', message: /permission denied on the engine socket .*: run as root or as a member of its group/,
+      // podman's socket for a user who is not root: its rootless one.
+      podman: '/run/user/65534/podman/podman.sock', fallback: '/run/user/65534/podman/podman.sock',
+    });
   });
 });

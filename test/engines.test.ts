@@ -112,7 +112,8 @@ async function startDockerd(tt: Test, dir: string): Promise<{ sock: string; dock
   const log = join(dir, 'dockerd.log');
   // Its output goes to a file: dockerd writes a lot, and a pipe nobody reads would stall it.
   const logFd = openSync(log, 'w');
-  const out = spawn(dockerd!, [
+  // Should this test die before its teardown, dockerd (and the containerd it runs) dies with it.
+  const out = spawn('setpriv', ['--pdeathsig', 'KILL', '--', dockerd!,
     '--bridge=none', '--iptables=false', '--ip6tables=false', '--storage-driver=vfs',
     `--data-root=${join(dir, 'data')}`, `--exec-root=${join(dir, 'exec')}`, '-H', `unix://${sock}`, `--pidfile=${pidfile}`,
   ], { stdio: ['ignore', logFd, logFd] });
