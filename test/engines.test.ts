@@ -14,6 +14,7 @@ import { chmodSync, closeSync, copyFileSync, existsSync, openSync, mkdirSync, mk
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import t, { type Test } from 'tap';
+import { listNamespaces } from '../lib/index';
 import {
   ContainerError, checkAction, connectIn, createNamespacePool, listenIn, openIn, openNamespaceWorker, register, runReexecAction,
 } from '../reexec/index';
@@ -28,6 +29,8 @@ register('hang', () => {
   return new Promise(() => {});
 });
 register('echo', (p: unknown) => p);
+// /proc/self/net/dev lists the interfaces of the reader's network namespace (the README's visit example).
+register('interfaces', () => readFileSync('/proc/self/net/dev', 'utf8').split('\n').slice(2).map((line) => line.split(':')[0].trim()).filter(Boolean));
 
 t.setTimeout(600_000);
 
@@ -250,6 +253,16 @@ void checkAction().then(() => {
       pool.on('workerExit', (e: { reason: string }) => exits.push(e));
       t.same((await Promise.all(['gons-a', 'gons-b', 'gons-a'].map((n) => pool.run<{ hostname: string }>({ target: target(n) }, 'probe')))).map((p) => p.hostname),
         ['gons-a', 'gons-b', 'gons-a']);
+
+      // The README's visit of every container: listNamespaces finds the container's network namespace (and Docker's
+      // bind mount of it under its exec root), and the pool visits it: loopback only, as --network none makes it.
+      const netIno = statSync(`/proc/${worker.targetPid}/ns/net`).ino;
+      const net = listNamespaces('net').find((n) => n.ino === netIno);
+      t.ok(net, "listNamespaces finds the container's network namespace");
+      t.ok(net?.mounts.some((m) => m.startsWith(join(dir, 'exec'))), "and Docker's bind mount of it under its exec root", { mounts: net?.mounts });
+      const visit = createNamespacePool({ max: 1 });
+      t.same(await visit.run({ namespaces: [net!.namespace] }, 'interfaces'), ['lo'], 'a pool visits it by path');
+      await visit.close();
 
       // docker stop: the worker and the pool's worker end with their container.
       const stuck = worker.run('hang');
