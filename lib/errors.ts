@@ -48,7 +48,7 @@ export class NamespaceSwitchError extends Error {
 function notRootHint(errno: number): string {
   const code = errnoName(errno);
   if ((code !== 'EPERM' && code !== 'EACCES') || process.geteuid?.() === 0) return '';
-  return ' (not running as root: run as root, or in a user namespace that owns the target, e.g. createNamespaces(..., { user: true }))';
+  return ' (not running as root: run as root, or join the user namespace that owns the target as well — a container\'s: include \'user\' in target.types or namespaces; gons joins it first when another join needs it)';
 }
 
 /** `ENOENT` for 2; `EUNKNOWN` for numbers libuv does not know. */

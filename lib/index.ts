@@ -13,4 +13,5 @@ export { enterTargetRoot, leaveTargetRoot, hasTargetRoot } from './root';
 export { joinPidNamespace } from './pid';
 export { namespaceEnv, validateNamespaces } from './validate';
 export { type Target, type TargetRisk } from './target';
+export { type ContainerTarget, ContainerError } from './container';
 export { type NamespaceInfo, listNamespaces } from './discover';

@@ -46,6 +46,10 @@ interface Addon {
   fdFlags(fd: number): number | { errno: number; syscall: string };
   dupFd(fd: number): number | { errno: number; syscall: string };
   nsScan(types: string[]): Buffer | { errno: number; syscall: string };
+  /** Calls `onExit(status)` once when the pidfd becomes readable (its process exited); owns the fd. 0, or an errno. */
+  watchPidfd(fd: number, onExit: (status: number) => void): number;
+  /** Stops a watch without calling it back, and closes its fd. */
+  unwatchPidfd(fd: number): void;
   /** The hook's table of namespace kinds (native/preinit.h), in its order. */
   readonly namespaceKinds: ReadonlyArray<{ type: string; envVar: string; procname: string; flag: number }>;
   /** openIn's primitive: a regular file below an O_PATH root fd (-1: ours), without magic links; see native/addon.cc. */

@@ -78,6 +78,8 @@ function kernelTypes(): NamespaceType[] {
 export function checkTarget(where: string, target: Target): Required<Target> {
   const { pid, types = 'all', allow = [] } = target ?? {};
   const invalid = (message: string) => Object.assign(new TypeError(`${where}: ${message}`), { code: 'ERR_INVALID_ARG_VALUE' });
+  // A pid read from a command's output is a string ("17638\n"): say so, not that 17638 is no positive integer.
+  if (typeof pid === 'string') throw Object.assign(invalid(`target.pid must be a number, not the string ${JSON.stringify(pid)} (convert it with Number())`), { code: 'ERR_INVALID_ARG_TYPE' });
   if (!Number.isSafeInteger(pid) || pid <= 0) throw invalid(`target.pid must be a positive integer, not ${String(pid)}`);
   if (types !== 'all' && (!Array.isArray(types) || types.length === 0 || !types.every(isNamespaceType) || new Set(types).size !== types.length)) {
     throw invalid(`target.types must be 'all' or a list of distinct namespace types, not ${JSON.stringify(types)}`);

@@ -21,6 +21,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -667,6 +668,81 @@ NAN_METHOD(OpenDirPath) {
   info.GetReturnValue().Set(Outcome("fd", fd, err, "open"));
 }
 // ---- end of openIn ----
+// --- Watching a target's pidfd (issue #24) ---------------------------------
+// A worker made from a target ends when the target exits. A pidfd polls
+// readable once its process has exited; Node cannot poll an fd of this kind
+// (it is no socket, pipe or tty), so a uv_poll_t on the event loop does, and
+// never keeps the loop alive by itself. The watch owns its fd.
+struct PidfdWatch {
+  uv_poll_t poll;
+  int fd;
+  Nan::Callback cb;
+  Nan::AsyncResource res{"gons:pidfdWatch"};
+};
+static std::map<int, PidfdWatch *> pidfd_watches;
+
+static void PidfdWatchClosed(uv_handle_t *h) {
+  Nan::HandleScope scope;
+  PidfdWatch *w = static_cast<PidfdWatch *>(h->data);
+  close(w->fd);
+  delete w;
+}
+
+static void StopPidfdWatch(PidfdWatch *w) {
+  pidfd_watches.erase(w->fd);
+  uv_poll_stop(&w->poll);
+  uv_close(reinterpret_cast<uv_handle_t *>(&w->poll), PidfdWatchClosed);
+}
+
+// Readable (the process exited) or an error on the fd: either way the watch
+// is over; the callback gets the status (0, or a negative libuv error).
+static void PidfdReadable(uv_poll_t *p, int status, int /* events */) {
+  Nan::HandleScope scope;
+  PidfdWatch *w = static_cast<PidfdWatch *>(p->data);
+  v8::Local<v8::Value> argv[] = {Nan::New(status)};
+  StopPidfdWatch(w);  // freed on the close callback, after this call
+  w->cb.Call(1, argv, &w->res);
+}
+
+// watchPidfd(fd, callback): calls callback(status) once when the pidfd
+// becomes readable; takes ownership of fd. 0, or an errno (fd closed then).
+NAN_METHOD(WatchPidfd) {
+  int fd = Nan::To<int32_t>(info[0]).FromMaybe(-1);
+  if (fd < 0 || !info[1]->IsFunction() || pidfd_watches.count(fd)) {
+    info.GetReturnValue().Set(EINVAL);
+    return;
+  }
+  PidfdWatch *w = new PidfdWatch();
+  w->fd = fd;
+  w->cb.Reset(info[1].As<v8::Function>());
+  int r = uv_poll_init(Nan::GetCurrentEventLoop(), &w->poll, fd);
+  if (r == 0) {
+    w->poll.data = w;
+    r = uv_poll_start(&w->poll, UV_READABLE, PidfdReadable);
+    if (r != 0) {
+      pidfd_watches[fd] = w;
+      StopPidfdWatch(w);
+      info.GetReturnValue().Set(-r);
+      return;
+    }
+  }
+  if (r != 0) {
+    close(fd);
+    delete w;
+    info.GetReturnValue().Set(-r);
+    return;
+  }
+  uv_unref(reinterpret_cast<uv_handle_t *>(&w->poll));
+  pidfd_watches[fd] = w;
+  info.GetReturnValue().Set(0);
+}
+
+// unwatchPidfd(fd): stops a watch without calling it back, and closes its fd.
+NAN_METHOD(UnwatchPidfd) {
+  int fd = Nan::To<int32_t>(info[0]).FromMaybe(-1);
+  auto it = pidfd_watches.find(fd);
+  if (it != pidfd_watches.end()) StopPidfdWatch(it->second);
+}
 
 NAN_MODULE_INIT(Init) {
   Nan::SetMethod(target, "socketPair", SocketPair);
@@ -691,6 +767,8 @@ NAN_MODULE_INIT(Init) {
   Nan::SetMethod(target, "exitNow", ExitNow);
   Nan::SetMethod(target, "openInRoot", OpenInRootJs);
   Nan::SetMethod(target, "openDirPath", OpenDirPath);
+  Nan::SetMethod(target, "watchPidfd", WatchPidfd);
+  Nan::SetMethod(target, "unwatchPidfd", UnwatchPidfd);
   Nan::Set(target, Str("namespaceKinds"), NamespaceKinds()).Check();
 }
 

@@ -517,6 +517,8 @@ static void join(struct step *steps, int nsteps, int preserve_credentials)
 
     for (int i = 0; i < nsteps && opened; i++) {
         struct step *s = &steps[i];
+        if ((s->flag & CLONE_NEWUSER) && s->kind && (gons_preinit_state.joined & CLONE_NEWUSER))
+            continue; /* joined early, for an EPERM before it */
         if (s->kind && s->kind->flag == CLONE_NEWPID) {
             if (keep_pid_namespace(s, have_current[i] ? &current[i] : NULL) != 0)
                 break;
@@ -526,8 +528,21 @@ static void join(struct step *steps, int nsteps, int preserve_credentials)
             break;
         if (already_in(have_current[i] ? &current[i] : NULL, s->fd) || s->flag == 0)
             continue;
-        if (syscall(SYS_setns, s->fd, s->flag) != 0) {
-            int err = errno;
+        int err = syscall(SYS_setns, s->fd, s->flag) == 0 ? 0 : errno;
+        /*
+         * As nsenter, the user namespace is tried first and last: an EPERM
+         * before its step (a caller without privileges over the namespace
+         * outside it) is retried once the user namespace is joined.
+         */
+        struct step *user = err == EPERM && s->kind ? (struct step *)step_joining(steps, nsteps, CLONE_NEWUSER) : NULL;
+        if (user > s && !(gons_preinit_state.joined & CLONE_NEWUSER) && open_step(user) == 0 &&
+            syscall(SYS_setns, user->fd, user->flag) == 0) {
+            gons_preinit_state.joined |= (unsigned long)CLONE_NEWUSER;
+            if (!preserve_credentials && become_root(user->envvar, user->path) != 0)
+                break;
+            err = syscall(SYS_setns, s->fd, s->flag) == 0 ? 0 : errno;
+        }
+        if (err) {
             fail(s->envvar, s->path, "setns", err,
                  s->kind ? "package gons: cannot join %s using reference \"%s\": %s"
                          : "package gons: cannot join %s namespaces of the process behind gons_target_pidfd %s: %s",

@@ -33,6 +33,10 @@ export class Calls {
   /** Every call in flight, however it will settle. */
   private readonly inFlight = new Set<Promise<unknown>>();
   private nextId = 1;
+  /** Told when the first call starts and when the last one settles: a worker keeps the event loop alive in between. */
+  onBusy: (busy: boolean) => void = () => {};
+  /** Settles once the owner has judged the child's end (a worker whose target exited fails the calls with that first). */
+  endJudged: Promise<void> = Promise.resolve();
   /** Set once the child broke the protocol or ended: what every call rejects with from then on. */
   private gone: ReexecError | undefined;
 
@@ -52,7 +56,8 @@ export class Calls {
       }
     };
     proc.channel.on('data', onData);
-    void proc.ended.then((end) => {
+    void proc.ended.then(async (end) => {
+      await this.endJudged;
       const tail = proc.stderr();
       this.fail(new ReexecError(`gons/reexec: ${label} ${describeEnd(end, tail)}`, {
         action: '', code: 'ERR_GONS_CHILD_DIED', exitCode: end.code, signal: end.signal, stderr: tail,
@@ -61,7 +66,7 @@ export class Calls {
   }
 
   /** Fails every call in flight, and every later one, with `err` (the first such error sticks). */
-  private fail(err: ReexecError): void {
+  fail(err: ReexecError): void {
     this.gone ??= err;
     for (const [id, p] of this.pending) {
       this.pending.delete(id);
@@ -141,11 +146,18 @@ export class Calls {
     const started = performance.now();
     const settled = call.then(() => 'ok', (err: { code?: string }) => err?.code ?? 'error');
     this.inFlight.add(settled);
+    if (this.inFlight.size === 1) this.onBusy(true);
     void settled.then((how) => {
       this.inFlight.delete(settled);
+      if (this.inFlight.size === 0) this.onBusy(false);
       log('%s: call %d (%s) settled after %d ms: %s', this.label, id, action, Math.round(performance.now() - started), how);
     });
     return call;
+  }
+
+  /** Whether a call is in flight. */
+  get busy(): boolean {
+    return this.inFlight.size > 0;
   }
 
   /** Resolves once every call sent so far has settled. */

@@ -15,6 +15,8 @@ export type { CgroupsOption } from '../lib/cgroup';
 export { NamespaceSwitchError } from '../lib/errors';
 export { NamespaceWorker, openNamespaceWorker, runReexecAction } from './worker';
 export type { Target } from '../lib/target';
+export { type ContainerTarget, ContainerError } from '../lib/container';
+export type { WorkerEndReason } from './worker';
 export type { Namespace, NamespaceType } from '../lib/namespaces';
 export { TransferredFd, transferFd } from './handles';
 export { type ConnectInOptions, type ListenInOptions, type Where, connectIn, listenIn, openIn } from './in-target';

@@ -16,6 +16,7 @@
  *   namespace is ours): the action below, in the child, resolves against the
  *   root it entered, and hands the fd over for the parent to wrap.
  */
+import { isContainerTarget } from '../lib/container';
 import { constants, promises as fsp } from 'node:fs';
 import createDebug from 'debug';
 import { errnoName } from '../lib/errors';
@@ -98,6 +99,7 @@ function callError(cause: Error): ReexecError {
  */
 export async function openNative(where: Omit<ReexecOptions, 'param'>, path: string, flags: number, opts: RunOptions): Promise<fsp.FileHandle | string> {
   if (where.target === undefined) return 'namespace paths: a child joins them';
+  if (isContainerTarget(where.target)) return 'a container by name: the child path asks its engine';
   if (where.confine) return 'confine: the file is opened with the target\'s credentials';
   checkCallable(OPEN, 'runReexecAction');
   // The same checks, and the same target inspection and refusals, as a one-shot call's.

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { preinitPath } from '../lib/native';
 import type { Namespace, NamespaceType } from '../lib/namespaces';
 import { type Target, resolveTarget } from '../lib/target';
+import type { ContainerTarget } from '../lib/container';
 import { CONFINE_ENV, SECCOMP_ENV, confineValue, seccompValue } from '../lib/confine';
 import { type CgroupsOption, cgroupEnv, checkCgroupsOption } from '../lib/cgroup';
 import { checkKeys } from '../lib/options';
@@ -28,8 +29,12 @@ import { CHILD_ENV } from './role';
 export interface ReexecOptions {
   /** Namespaces to join, in this order; gons's shape, `!` allowed. */
   namespaces?: Namespace[];
-  /** Or: the namespaces of a running process, joined atomically through a pidfd. */
-  target?: Target;
+  /**
+   * Or: the namespaces of a running process, joined atomically through a
+   * pidfd; or of a container by name (`{ container, engine }`), resolved
+   * through its engine's API.
+   */
+  target?: Target | ContainerTarget;
   /**
    * With `target`: give the child the target process's uids, gids, groups,
    * capability sets and no_new_privs, and no fd back to the host's root,
@@ -246,17 +251,19 @@ export function encodeRequest(where: string, id: number, action: string, param: 
 /** The `gons_*` variables of the joins: checked namespaces, or a target's pidfd (opened here) and types; with `confine`, its credentials. */
 function joinEnv(o: ReexecOptions): { env: Record<string, string>; pidfd?: number; release(): void } {
   if (o.target === undefined) return { env: { ...validateNamespaces(o.namespaces ?? []), ...cgroupEnv(o.cgroups, undefined) }, release: () => {} };
-  const target = resolveTarget(o.target, undefined, undefined, o.confine === true);
+  // A container target was resolved to its pid by the async callers (planFor); one left here fails the key check above.
+  const target = resolveTarget(o.target as Target, undefined, undefined, o.confine === true);
   try {
     const joined: { env: Record<string, string>; types: NamespaceType[]; pidfd?: number; release(): void } = 'namespaces' in target
       ? { env: namespaceEnv(target.namespaces), types: target.namespaces.map((ns) => ns.type.replace('!', '') as NamespaceType), release: target.close }
       : { env: { gons_target_pidfd: String(TARGET_FD), gons_target_types: target.types.join(',') }, types: target.types, pidfd: target.pidfd, release: target.close };
+    const pid = (o.target as Target).pid;
     if (o.confine) {
-      joined.env[CONFINE_ENV] = confineValue(o.target.pid, joined.types);
-      const filters = seccompValue(o.target.pid);
+      joined.env[CONFINE_ENV] = confineValue(pid, joined.types);
+      const filters = seccompValue(pid);
       if (filters !== undefined) joined.env[SECCOMP_ENV] = filters;
     }
-    Object.assign(joined.env, cgroupEnv(o.cgroups, o.target.pid));
+    Object.assign(joined.env, cgroupEnv(o.cgroups, pid));
     return joined;
   } catch (err) {
     target.close();

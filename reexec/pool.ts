@@ -15,6 +15,7 @@ import { type Namespace, type NamespaceType, envVarOf, namespaceKinds, namespace
 import { checkKeys } from '../lib/options';
 import { CGROUP_ENV, type CgroupsOption, cgroupEnv, checkCgroupsOption } from '../lib/cgroup';
 import { type Target, checkTarget } from '../lib/target';
+import { type ContainerTarget, isContainerTarget, resolveContainer } from '../lib/container';
 import { validateNamespaces } from '../lib/validate';
 import { armDeadline } from './calls';
 import { ReexecError } from './errors';
@@ -38,14 +39,14 @@ export interface NamespacePoolOptions {
   output?: 'stderr' | 'ignore';
 }
 
-/** Where a pool call runs: namespaces by path (gons's shape), or those of a process. */
-export type PoolWhere = { namespaces: Namespace[]; cgroups?: CgroupsOption } | { target: Target; cgroups?: CgroupsOption };
+/** Where a pool call runs: namespaces by path (gons's shape), or those of a process, or of a container by name. */
+export type PoolWhere = { namespaces: Namespace[]; cgroups?: CgroupsOption } | { target: Target | ContainerTarget; cgroups?: CgroupsOption };
 
 /** Options of one pool call (`timeout`, `signal`); both apply while the call waits in the queue too. */
 export type PoolRunOptions = RunOptions;
 
 /** Why a worker of the pool ended. */
-export type PoolWorkerEndReason = 'idle' | 'evicted' | 'crashed' | 'abandoned' | 'closed';
+export type PoolWorkerEndReason = 'idle' | 'evicted' | 'crashed' | 'abandoned' | 'closed' | 'target-exited';
 
 /** Payload of the pool's `'workerStart'` event. */
 export interface PoolWorkerStart {
@@ -131,6 +132,8 @@ function ownIdentity(type: NamespaceType): string {
 export function whereKey(where: PoolWhere): string {
   checkKeys(WHERE, 'where', where, ['namespaces', 'target', 'cgroups']);
   const w = (where ?? {}) as { namespaces?: Namespace[]; target?: Target; cgroups?: CgroupsOption };
+  /* c8 ignore next -- run() resolves a container to its pid first */
+  if (isContainerTarget(w.target)) throw invalid(`${WHERE}: a container target is resolved before its key`);
   if ((w.namespaces === undefined) === (w.target === undefined)) {
     throw invalid(`${WHERE}: where must be { namespaces } or { target }`);
   }
@@ -164,6 +167,22 @@ export function whereKey(where: PoolWhere): string {
   const cgroups = cgroupEnv(w.cgroups, w.target?.pid)[CGROUP_ENV];
   if (cgroups !== undefined) parts.push(`cgroups=${JSON.stringify(cgroups.split('\n'))}`);
   return parts.sort().join(',');
+}
+
+/**
+ * The key of a container: its init is pinned while its namespaces are
+ * looked at, so that they are the container's (the worker started for it
+ * resolves the container again, as `openNamespaceWorker` does).
+ */
+async function containerKey(target: ContainerTarget, signal?: AbortSignal): Promise<string> {
+  const pinned = await resolveContainer(WHERE, target, signal);
+  try {
+    const key = whereKey({ target: pinned.target });
+    pinned.stillPinned();
+    return key;
+  } finally {
+    pinned.close();
+  }
 }
 
 /**
@@ -217,16 +236,20 @@ export class NamespacePool extends EventEmitter {
    * or `ERR_GONS_POOL_CLOSED`.
    */
   run<R = unknown>(where: PoolWhere, action: string, param?: unknown, opts: PoolRunOptions = {}): Promise<R> {
-    let key: string;
+    let keyed: string | Promise<string>;
     try {
       if (this.closed) throw new ReexecError(`${WHERE}: the pool is closed`, { action, code: 'ERR_GONS_POOL_CLOSED' });
       checkRegistered(action, 'NamespacePool.run');
       checkRunOptions('NamespacePool.run', action, opts);
-      key = whereKey(where);
+      const target = (where as { target?: unknown } | undefined)?.target;
+      if (isContainerTarget(target)) checkKeys(WHERE, 'where', where, ['target']);
+      keyed = isContainerTarget(target) ? containerKey(target, opts.signal) : whereKey(where);
       throwIfAborted(opts.signal);
     } catch (err) {
       return Promise.reject(err);
     }
+    // A container is resolved through its engine first: its call joins the queue once its key is known.
+    if (typeof keyed !== 'string') keyed.catch(() => {});
     return new Promise<R>((resolve, reject) => {
       const disarm = armDeadline(action, opts, (err) => expire(err));
       const done = () => {
@@ -234,7 +257,7 @@ export class NamespacePool extends EventEmitter {
         disarm();
       };
       const req: Request = {
-        key, where, action, param, settled: false, sent: false, cancel: new AbortController(),
+        key: '', where, action, param, settled: false, sent: false, cancel: new AbortController(),
         resolve: (v) => {
           if (req.settled) return;
           done();
@@ -252,8 +275,15 @@ export class NamespacePool extends EventEmitter {
         if (queued >= 0) this.queue.splice(queued, 1);
         req.cancel.abort(); // a dispatched call: the worker drops it (and a start nobody waits for is aborted)
       };
-      this.queue.push(req);
-      this.schedulePump();
+      const enqueue = (key: string) => {
+        if (req.settled) return;
+        if (this.closed) return req.reject(this.closedError(req));
+        req.key = key;
+        this.queue.push(req);
+        this.schedulePump();
+      };
+      if (typeof keyed === 'string') enqueue(keyed);
+      else keyed.then(enqueue, (err: unknown) => req.reject(err));
     });
   }
 
@@ -310,7 +340,7 @@ export class NamespacePool extends EventEmitter {
     slot.ready.then((worker) => {
       slot.worker = worker;
       slot.state = 'ready';
-      worker.once('exit', (code: number | null, signal: NodeJS.Signals | null) => this.exited(slot, code, signal));
+      worker.once('exit', (code: number | null, signal: NodeJS.Signals | null, why: string | null) => this.exited(slot, code, signal, why));
       log('worker %d ready for %s', worker.pid, slot.key);
       this.emit('workerStart', { pid: worker.pid, key: slot.key } satisfies PoolWorkerStart);
       if (slot.calls === 0) this.idle(slot);
@@ -385,8 +415,9 @@ export class NamespacePool extends EventEmitter {
     void (reason === 'abandoned' ? slot.worker!.kill() : slot.worker!.close());
   }
 
-  private exited(slot: Slot, code: number | null, signal: NodeJS.Signals | null): void {
-    const reason = slot.endReason ?? 'crashed';
+  private exited(slot: Slot, code: number | null, signal: NodeJS.Signals | null, why: string | null): void {
+    // A worker whose target exited ended with it, whatever the pool had planned for it.
+    const reason = why === 'target-exited' ? why : slot.endReason ?? 'crashed';
     slot.state = 'ended';
     log('worker %d exited (%s)', slot.worker!.pid, reason);
     this.forget(slot);

@@ -7,13 +7,18 @@
  * arrives; a child that lingers a second after it is killed).
  */
 import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
 import createDebug from 'debug';
+import { isContainerTarget, resolveContainer } from '../lib/container';
+import { errnoName } from '../lib/errors';
+import { addon } from '../lib/native';
 import { Calls, isDeadline } from './calls';
 import { ReexecError } from './errors';
-import { type NamespaceWorkerOptions, type Plan, type ReexecOptions, type RunOptions, checkRunOptions, planReexec } from './plan';
+import { type NamespaceWorkerOptions, type Plan, type ReexecOptions, type RunOptions, checkRunOptions, planReexec, throwIfAborted } from './plan';
 import { type ReexecProcess, startProcess } from './process';
 import { READY_ACTION } from './protocol';
 import { checkActionName, checkRegistered } from './registry';
+import { checkReadableByJoinedRoot } from './readable';
 import { checkCallable } from './role';
 
 const log = createDebug('gons:worker');
@@ -36,18 +41,79 @@ export class NamespaceWorker extends EventEmitter {
   readonly #proc: ReexecProcess;
   readonly #calls: Calls;
   #closing: Promise<void> | undefined;
+  /** What `ref()`/`unref()` asked for; a call or a close in flight keeps the process alive regardless. */
+  #refWanted = true;
+
+  /** The pid of the target process this worker follows, if it was made from a `target`. */
+  readonly targetPid: number | undefined;
+  /** `'target-exited'` once the worker ended because its target process exited. */
+  #endReason: WorkerEndReason | undefined;
+  #ending = false;
 
   /** @internal Use `openNamespaceWorker`. */
-  constructor(proc: ReexecProcess, calls: Calls) {
+  constructor(proc: ReexecProcess, calls: Calls, target?: TargetWatch) {
     super();
     this.pid = proc.pid;
     this.#proc = proc;
     this.#calls = calls;
+    this.targetPid = target?.pid;
     processes.set(this, proc);
-    void proc.ended.then(({ code, signal }) => {
-      log('worker %d ended: code %s, signal %s', this.pid, code, signal);
-      this.emit('exit', code, signal);
+    calls.onBusy = () => this.#applyRef();
+    const targetEnded = () => {
+      this.#endReason = 'target-exited';
+      this.#calls.fail(new ReexecError(`gons/reexec: namespace worker ${this.pid} ended: its target process ${target!.pid} exited`, {
+        action: '', code: 'ERR_GONS_TARGET_EXITED',
+      }));
+    };
+    let targetGone: () => void = () => {};
+    let targetHasExited = false;
+    const targetExited = new Promise<void>((resolve) => (targetGone = resolve));
+    // The watch fd is ours until handed to the addon's watch, which closes it once it fired or is stopped.
+    let owned = target !== undefined;
+    let watching = false;
+    if (target) follows.set(this, () => {
+      const onExit = () => {
+        watching = false;
+        targetHasExited = true;
+        targetGone();
+        if (!proc.running) return;
+        log('worker %d: its target %d exited', this.pid, target.pid);
+        targetEnded();
+        proc.kill();
+      };
+      if (!proc.running) return;
+      owned = false;
+      const err = addon.watchPidfd(target.fd, onExit);
+      watching = err === 0;
+      /* c8 ignore next 4 -- every kernel with pidfd_open (5.3) polls pidfds; should one not, the worker is not left unwatched */
+      if (!watching) {
+        log('worker %d: cannot watch its target %d: %s', this.pid, target.pid, addon.strerror(err));
+        onExit();
+      }
     });
+    // A child in the target's pid namespace is killed by the kernel as that namespace's init exits, which shows on
+    // the pidfd only once the child is reaped: a SIGKILL we did not send waits a moment for the target's word, and
+    // the calls in flight learn why (Calls waits for this before failing them).
+    calls.endJudged = proc.ended.then(async ({ signal }) => {
+      if (!target || this.#endReason || this.#ending || signal !== 'SIGKILL' || owned) return;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([targetExited, new Promise<void>((resolve) => (timer = setTimeout(resolve, TARGET_WORD_MS)))]);
+      clearTimeout(timer);
+      if (targetHasExited && !this.#endReason) targetEnded();
+    });
+    void calls.endJudged.then(() => proc.ended).then(({ code, signal }) => {
+      if (watching) addon.unwatchPidfd(target!.fd);
+      else if (owned) addon.closeFd(target!.fd);
+      log('worker %d ended: code %s, signal %s', this.pid, code, signal);
+      // A third argument only when gons knows why: listeners of (code, signal) see what they always saw.
+      if (this.#endReason) this.emit('exit', code, signal, this.#endReason);
+      else this.emit('exit', code, signal);
+    });
+  }
+
+  /** Why the worker ended, when gons knows better than its exit status: `'target-exited'`. */
+  get endReason(): WorkerEndReason | undefined {
+    return this.#endReason;
   }
 
   /**
@@ -70,12 +136,15 @@ export class NamespaceWorker extends EventEmitter {
    * channel is closed, or is killed after a grace period. Idempotent.
    */
   close(): Promise<void> {
-    this.#closing ??= (async () => {
+    if (this.#closing) return this.#closing;
+    this.#ending = true;
+    this.#closing = (async () => {
       this.#proc.channel.end(); // no more requests: the child exits once it has answered those it has
       await this.#calls.idle();
       this.#proc.killAfterGrace();
       await this.#proc.ended;
     })();
+    this.#applyRef(); // an unref'd worker's close() must still see it exit
     return this.#closing;
   }
 
@@ -84,26 +153,62 @@ export class NamespaceWorker extends EventEmitter {
    * calls in flight reject with `ERR_GONS_CHILD_DIED`. Resolves once it is gone.
    */
   async kill(): Promise<void> {
+    this.#ending = true;
     this.#proc.kill();
     await this.#proc.ended;
   }
 
-  /** Lets this process exit while the worker is idle and open. */
+  /**
+   * Lets this process exit while the worker is idle and open. A call or a
+   * `close()` in flight still keeps it alive until it settles.
+   */
   unref(): this {
-    this.#proc.ref(false);
+    this.#refWanted = false;
+    this.#applyRef();
     return this;
   }
 
   /** Keeps this process alive while the worker is open (the default). */
   ref(): this {
-    this.#proc.ref(true);
+    this.#refWanted = true;
+    this.#applyRef();
     return this;
+  }
+
+  /** Refs the child while wanted or busy (a call or a close in flight), unrefs it otherwise. */
+  #applyRef(): void {
+    this.#proc.ref(this.#refWanted || this.#calls.busy || this.#closing !== undefined);
   }
 
   /** `await using worker = await openNamespaceWorker(...)` closes it at scope end. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/** Why a worker ended, beyond its exit status: its target process exited (the worker was killed). */
+export type WorkerEndReason = 'target-exited';
+
+/** A dup of a target's pidfd that the worker watches, and the target's pid. */
+interface TargetWatch {
+  fd: number;
+  pid: number;
+}
+
+/** How long a worker killed by SIGKILL it did not get from us waits for its target's pidfd to say the target exited. */
+const TARGET_WORD_MS = 1000;
+
+/** Starts a worker's watch of its target: once its start succeeded, so that a target gone before is the switch's error. */
+const follows = new WeakMap<NamespaceWorker, () => void>();
+
+/** A watchable copy of the plan's pidfd (the plan closes its own once spawned), with the pid it refers to. */
+function targetWatch(plan: Plan): TargetWatch | undefined {
+  if (plan.pidfd === undefined) return undefined;
+  const pid = Number(/^Pid:\s*(-?\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${plan.pidfd}`, 'utf8'))?.[1]);
+  const fd = addon.dupFd(plan.pidfd);
+  /* c8 ignore next -- only fd exhaustion makes a dup fail */
+  if (typeof fd !== 'number') throw Object.assign(new Error(`gons/reexec: cannot watch the target: ${addon.strerror(fd.errno)}`), { code: errnoName(fd.errno), syscall: fd.syscall });
+  return { fd, pid };
 }
 
 /** Spawns the child of `plan`, its calls named by `label`. */
@@ -117,14 +222,25 @@ async function start(plan: Plan, label: (pid: number) => string): Promise<{ proc
  * to have succeeded. @internal Tests start workers of plans they changed.
  */
 export async function startWorker(plan: Plan): Promise<NamespaceWorker> {
-  const { proc, calls } = await start(plan, (pid) => `namespace worker ${pid}`);
-  const worker = new NamespaceWorker(proc, calls);
+  let target: TargetWatch | undefined;
+  let started: { proc: ReexecProcess; calls: Calls };
+  try {
+    target = targetWatch(plan);
+    started = await start(plan, (pid) => `namespace worker ${pid}`);
+  } catch (err) {
+    plan.release();
+    if (target) addon.closeFd(target.fd);
+    throw err;
+  }
+  const { proc, calls } = started;
+  const worker = new NamespaceWorker(proc, calls, target);
   try {
     await calls.call(READY_ACTION, undefined, plan);
   } catch (err) {
     await worker.close();
     throw err;
   }
+  follows.get(worker)?.();
   log('worker %d ready', worker.pid);
   return worker;
 }
@@ -137,7 +253,42 @@ export async function startWorker(plan: Plan): Promise<NamespaceWorker> {
  */
 export async function openNamespaceWorker(options: NamespaceWorkerOptions = {}): Promise<NamespaceWorker> {
   checkCallable('', 'openNamespaceWorker');
-  return startWorker(planReexec('openNamespaceWorker', '', options));
+  return startWorker(await planFor('openNamespaceWorker', '', options));
+}
+
+/**
+ * `planReexec`, with a container target first resolved to its init's pid
+ * through its engine (async), pinned until the plan holds its own pidfd.
+ */
+async function planFor(where: 'runReexecAction' | 'openNamespaceWorker', action: string, options: ReexecOptions): Promise<Plan> {
+  const plan = await planJoins(where, action, options);
+  try {
+    // With entry, the plan runs it (the last argument); else the main script.
+    checkReadableByJoinedRoot(plan, `gons/reexec: ${action ? `action ${JSON.stringify(action)}` : where}`, action, options?.entry !== undefined ? plan.args.at(-1)! : process.argv[1]);
+  } catch (err) {
+    plan.release();
+    throw err;
+  }
+  return plan;
+}
+
+async function planJoins(where: 'runReexecAction' | 'openNamespaceWorker', action: string, options: ReexecOptions): Promise<Plan> {
+  const target = options?.target;
+  if (!isContainerTarget(target)) return planReexec(where, action, options);
+  throwIfAborted(options.signal);
+  const pinned = await resolveContainer(`gons/reexec: ${where}`, target, options.signal instanceof AbortSignal ? options.signal : undefined);
+  try {
+    const plan = planReexec(where, action, { ...options, target: pinned.target });
+    try {
+      pinned.stillPinned(); // the plan's pidfd was opened while the container's init still held its pid
+    } catch (err) {
+      plan.release();
+      throw err;
+    }
+    return plan;
+  } finally {
+    pinned.close();
+  }
 }
 
 /**
@@ -151,7 +302,7 @@ export async function runReexecAction<R = unknown>(name: string, options: Reexec
   checkActionName(name, 'runReexecAction');
   checkCallable(name, 'runReexecAction');
   checkRegistered(name, 'runReexecAction');
-  const plan = planReexec('runReexecAction', name, options);
+  const plan = await planFor('runReexecAction', name, options);
   const { proc, calls } = await start(plan, (pid) => `child ${pid} of action ${JSON.stringify(name)}`);
   const worker = new NamespaceWorker(proc, calls);
   const result = calls.send(name, plan.request!, plan);

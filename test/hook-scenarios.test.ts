@@ -132,7 +132,8 @@ const holders: Record<string, (c: Ctx) => Promise<Namespaces>> = {
   // The marker shows only while the process sits on the target's root.
   multi: (c) => createNamespaces(t, [...uptoMulti], { hostname: 'gons-multi', files: { [join(c.work, 'mnt', 'marker')]: '' } }),
   pid: () => createNamespaces(t, ['pid']),
-  user: nobodysUserNamespace,
+  user: () => nobodysUserNamespace(),
+  userUts: () => nobodysUserNamespace(['uts']),
 };
 
 const rows: Row[] = [
@@ -414,6 +415,28 @@ const rows: Row[] = [
     name: 'join a user namespace by pidfd, become its root', needsRoot: true, asNobody: true, holder: 'user', env: { gons_target_types: 'user' }, target: { holder: 'user' },
     expect: { joined: ['user'], ids: { uid: 0, gid: 0, ngroups: 0 }, targetFdOpen: false },
   },
+  // A non-root caller entering a rootless container: its uts namespace is owned by its user namespace, so joining uts
+  // first fails (EPERM) until the user namespace is joined. As nsenter, the hook joins user first and last (issue #24).
+  {
+    name: 'nobody: [uts, user] joins user first when uts needs it', needsRoot: true, asNobody: true, holder: 'userUts',
+    env: (c) => ({ gons_user: c.ns.userUts!.paths.user, gons_uts: c.ns.userUts!.paths.uts, gons_order: 'uts,user' }),
+    expect: { joined: ['user', 'uts'], ids: { uid: 0, gid: 0, ngroups: 0 }, dumpable: 0 },
+  },
+  {
+    name: 'nobody: [user, uts] as before', needsRoot: true, asNobody: true, holder: 'userUts',
+    env: (c) => ({ gons_user: c.ns.userUts!.paths.user, gons_uts: c.ns.userUts!.paths.uts, gons_order: 'user,uts' }),
+    expect: { joined: ['user', 'uts'], ids: { uid: 0, gid: 0, ngroups: 0 }, dumpable: 0 },
+  },
+  {
+    name: 'nobody: [uts, user] with gons_preserve_credentials=1 keeps the ids', needsRoot: true, asNobody: true, holder: 'userUts',
+    env: (c) => ({ gons_user: c.ns.userUts!.paths.user, gons_uts: c.ns.userUts!.paths.uts, gons_order: 'uts,!user', gons_preserve_credentials: '1' }),
+    expect: { joined: ['user', 'uts'], ids: { uid: 65534, gid: 65534, ngroups: 1 } },
+  },
+  {
+    name: 'nobody: uts without its user namespace is still EPERM', needsRoot: true, asNobody: true, holder: 'userUts',
+    env: (c) => ({ gons_uts: c.ns.userUts!.paths.uts }),
+    expect: E('EPERM', 'gons_uts', 'setns', { path: (c) => c.ns.userUts!.paths.uts }),
+  },
   // Under AT_SECURE the hook must not trust the environment.
   {
     name: 'secure execution (setuid): the hook does nothing', needsRoot: true, asNobody: true, secure: true, env: { gons_net: '/nonexistent', gons_order: 'bogus' },
@@ -421,9 +444,13 @@ const rows: Row[] = [
   },
 ];
 
-/** A user namespace owned by nobody (createNamespaces maps root to its caller; these rows need nobody as owner and a map root writes). */
-async function nobodysUserNamespace(): Promise<Namespaces> {
-  const holder = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'unshare', '--user', 'sh', '-c', 'echo ready; read _'], { stdio: ['pipe', 'pipe', 'inherit'] });
+/**
+ * A user namespace owned by nobody (createNamespaces maps root to its caller; these rows need nobody as owner and a map
+ * root writes), and namespaces of `more` types it owns, as a rootless container's.
+ */
+async function nobodysUserNamespace(more: NamespaceType[] = []): Promise<Namespaces> {
+  const holder = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'unshare', '--user', ...more.map((type) => `--${type}`), 'sh', '-c', 'echo ready; read _'],
+    { stdio: ['pipe', 'pipe', 'inherit'] });
   await once(holder.stdout!, 'data');
   const pid = holder.pid!;
   // Each map in a single write(2).
@@ -436,8 +463,8 @@ async function nobodysUserNamespace(): Promise<Namespaces> {
     }
   };
   t.teardown(close);
-  const paths = { user: `/proc/${pid}/ns/user` } as Record<NamespaceType, string>;
-  return { pid, paths, namespaces: () => [{ type: '!user', path: paths.user }], close };
+  const paths = Object.fromEntries(['user', ...more].map((type) => [type, `/proc/${pid}/ns/${type}`])) as Record<NamespaceType, string>;
+  return { pid, paths, namespaces: () => Object.entries(paths).map(([type, path]) => ({ type: `!${type as NamespaceType}` as const, path })), close };
 }
 
 // --- the two ways to run a row ------------------------------------------------------------------------------

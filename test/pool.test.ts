@@ -83,6 +83,21 @@ void checkAction().then(() => {
     t.same((await Promise.all(after)).map((a) => a.hostname), ['mid-2', 'mid-3'], 'the others are served');
   });
 
+  t.test('a worker whose target exits is evicted: workerExit says target-exited (issue #24)', { skip: needsRoot }, async (t) => {
+    const [followed, other] = await holders(t, 2, 'followed');
+    const pool = createNamespacePool({ entry, max: 4, idleTimeout: 600_000 });
+    t.teardown(() => pool.close());
+    const w = watch(pool);
+    t.teardown(w.stop);
+    t.match(await pool.run<Where>({ target: { pid: followed.pid, types: ['net', 'uts'] } }, 'where'), { hostname: 'followed-0' });
+    t.match(await pool.run<Where>({ target: { pid: other.pid, types: ['net', 'uts'] } }, 'where'), { hostname: 'followed-1' });
+    await followed.close();
+    const [exit] = await w.exits(1);
+    t.match(exit, { reason: 'target-exited', pid: w.started[0].pid, signal: 'SIGKILL' }, 'the idle worker ended with its target');
+    t.equal(pool.size, 1, 'the other worker stays');
+    t.match(await pool.run<Where>({ target: { pid: other.pid, types: ['net', 'uts'] } }, 'where'), { hostname: 'followed-1', pid: w.started[1].pid });
+  });
+
   t.test('a failed start rejects only the call it was for; another call for the same namespaces starts its own', { skip: needsRoot }, async (t) => {
     const [h] = await holders(t, 1, 'shared');
     const sleeper = spawn('nsenter', [`--net=${h.paths.net}`, 'sleep', '1000'], { stdio: 'ignore' });

@@ -122,6 +122,14 @@ void checkAction().then(() => {
     t.match(res.stdout, /^worker \d+ open\n$/);
   });
 
+  t.test('unref() with a call or a close in flight still waits for it (issue #24: the program exited with 13)', async (t) => {
+    for (const [mode, last] of [['call', 'call: answered\n'], ['close', 'closed\n']]) {
+      const res = spawnSync(process.execPath, [...process.execArgv, fixturePath('unref-worker.ts'), mode], { encoding: 'utf8', timeout: LONG });
+      t.equal(res.status, 0, `${mode}: the program ended on its own`, { stderr: res.stderr, signal: res.signal });
+      t.match(res.stdout, new RegExp(`^worker \\d+ open\n${last}$`), `${mode}: it settled before the program ended`);
+    }
+  });
+
   t.test('close() also waits out a call that timed out in the caller but still runs in the child', async (t) => {
     const worker = await openNamespaceWorker();
     const dir = t.testdir({});
@@ -208,8 +216,35 @@ void checkAction().then(() => {
     t.match(err, { envVar: 'gons_target_pidfd', syscall: 'setns', code: 'ESRCH' });
   });
 
+  t.test('a worker made from a target ends when the target exits (issue #24)', { skip: needsRoot }, async (t) => {
+    const ns = await createNamespaces(t, ['uts', 'net'], { hostname: 'followed' });
+    const worker = await openNamespaceWorker({ target: { pid: ns.pid, types: ['uts', 'net'] } });
+    t.equal(worker.targetPid, ns.pid);
+    t.equal(worker.endReason, undefined);
+    const pidFile = join(t.testdir({}), 'pid');
+    const stuck = worker.run('hang', pidFile);
+    await startedPid(pidFile);
+    const exited = once(worker, 'exit');
+    await ns.close();
+    t.same(await exited, [null, 'SIGKILL', 'target-exited'], "'exit' says why");
+    t.equal(worker.endReason, 'target-exited');
+    await t.rejects(stuck, { name: 'ReexecError', code: 'ERR_GONS_TARGET_EXITED', message: `gons/reexec: namespace worker ${worker.pid} ended: its target process ${ns.pid} exited` });
+    await t.rejects(worker.run('action'), { code: 'ERR_GONS_TARGET_EXITED' }, 'and so does a later call');
+    await gone(worker.pid, LONG);
+    // A worker that was closed before its target exited says nothing of the target.
+    const ns2 = await createNamespaces(t, ['uts'], { hostname: 'closed-first' });
+    const closed = await openNamespaceWorker({ target: { pid: ns2.pid, types: ['uts'] } });
+    const exit2 = once(closed, 'exit');
+    await closed.close();
+    t.same((await exit2).slice(2), [], 'no reason');
+    await ns2.close();
+  });
+
   t.test('target: argument checks and the pre-5.8 fallback', async (t) => {
     await t.rejects(runReexecAction('action', { target: { pid: 0 } }), { code: 'ERR_INVALID_ARG_VALUE' });
+    await t.rejects(runReexecAction('action', { target: { pid: '17638\n' as unknown as number } }), {
+      code: 'ERR_INVALID_ARG_TYPE', message: 'gons: target.pid must be a number, not the string "17638\\n" (convert it with Number())',
+    }, 'a pid read from a command says it got a string (issue #24)');
     await t.rejects(runReexecAction('action', { target: { pid: process.pid, types: ['bogus' as 'net'] } }), { code: 'ERR_INVALID_ARG_VALUE' });
     await t.rejects(runReexecAction('action', { target: { pid: process.pid, types: [] } }), { code: 'ERR_INVALID_ARG_VALUE' });
     await t.rejects(runReexecAction('action', { target: { pid: process.pid }, namespaces: [] }), { message: /cannot be combined/ });
@@ -241,7 +276,7 @@ void checkAction().then(() => {
     t.equal(res.status, 0, 'exits normally', { stderr: res.stderr });
     t.same(JSON.parse(res.stdout), {
       name: 'NamespaceSwitchError', code: 'EACCES', syscall: 'stat',
-      message: `package gons: cannot inspect the net namespace of process ${process.pid}: Permission denied (not running as root: run as root, or in a user namespace that owns the target, e.g. createNamespaces(..., { user: true }))`,
+      message: `package gons: cannot inspect the net namespace of process ${process.pid}: Permission denied (not running as root: run as root, or join the user namespace that owns the target as well — a container's: include 'user' in target.types or namespaces; gons joins it first when another join needs it)`,
     });
   });
 
