@@ -12,7 +12,7 @@
     {
       # The addon: reads the hook's state and calls its root handoff.
       "target_name": "gons",
-      "sources": ["native/addon.cc"],
+      "sources": ["native/addon.cc", "native/netns.cc"],
       "include_dirs": ["<!(node -e \"require('nan')\")"],
       "cflags_cc": ["-Wall", "-Wextra", "-Wno-cast-function-type"],
       "libraries": ["-ldl"]

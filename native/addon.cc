@@ -20,6 +20,9 @@
 
 #include "preinit.h"
 
+// native/netns.cc: sockets made in another network namespace.
+void GonsNetnsInit(v8::Local<v8::Object> target);
+
 namespace {
 
 const gons_preinit_state *HookState() {
@@ -402,6 +405,7 @@ NAN_MODULE_INIT(Init) {
   Nan::SetMethod(target, "nsScan", NsScan);
   Nan::SetMethod(target, "exitNow", ExitNow);
   Nan::Set(target, Str("namespaceKinds"), NamespaceKinds()).Check();
+  GonsNetnsInit(target);
 }
 
 }  // namespace
