@@ -96,7 +96,7 @@ async function main(): Promise<void> {
   console.log('|---|---|---|---|');
   for (const row of rows) console.log(row);
   console.log(`| throughput, 512 MiB through a connectIn socket vs an ordinary loopback socket (median of 5) | ${median(viaGons).toFixed(0)} vs ${median(plain).toFixed(0)} MiB/s = ${ratio.toFixed(2)}× | ≥ 0.9× | ${ratio >= 0.9 ? 'yes' : 'no'} |`);
-  console.log(`| time to a connected socket: cold connectIn (median of 10) | ${median(cold).toFixed(1)} ms | (report) | |`);
+  console.log(`| time to a connected socket: connectIn with { namespaces } (native path since #25; median of 10) | ${median(cold).toFixed(1)} ms | (report) | |`);
   console.log(`| time to a connected socket: connectIn through a warm worker vs net.connect here (median of 200) | ${median(warm).toFixed(3)} ms vs ${median(direct).toFixed(3)} ms | (report) | |`);
   await inside.close();
   await here.close();

@@ -71,7 +71,9 @@ export interface BindInOptions {
 
 /** A raw socket's triple, as socket(2) takes it (see `socketConstants`). */
 export interface SocketInOptions {
+  /** `AF_NETLINK`, `AF_INET`, `AF_PACKET`…: see `socketConstants`. */
   domain: number;
+  /** `SOCK_RAW`, `SOCK_DGRAM`…, optionally or'ed with `SOCK_NONBLOCK` (close-on-exec is always set). */
   type: number;
   /** Default 0. */
   protocol?: number;
@@ -124,6 +126,7 @@ function route(where: Where, action: string, opts: RunOptions): Route {
   try {
     // Non-blocking, no controlling tty: a path swapped for a FIFO or a device since it was checked must not hang or act here.
     fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY);
+    /* c8 ignore next 3 -- only a path removed or swapped since planReexec checked it fails here; the child path reports it */
   } catch (err) {
     return { child: `open ${path}: ${(err as NodeJS.ErrnoException).code}` };
   }
@@ -213,6 +216,7 @@ export function listenNative(where: Where, o: ListenInOptions, opts: RunOptions)
   });
   let address = o.host ?? '::';
   let fd = make('listenIn', where, LISTEN, opts, spec(family === 6 ? C.AF_INET6 : C.AF_INET, address));
+  /* c8 ignore next 4 -- only a kernel booted with ipv6.disable=1 has no AF_INET6 */
   if (o.host === undefined && typeof fd === 'object' && 'failed' in fd && fd.failed.syscall === 'socket') {
     address = '0.0.0.0'; // a namespace without IPv6
     fd = make('listenIn', where, LISTEN, opts, spec(C.AF_INET, address));
@@ -224,6 +228,7 @@ export function listenNative(where: Where, o: ListenInOptions, opts: RunOptions)
   const made = fd;
   return new Promise<net.Server>((resolve, reject) => {
     const server = net.createServer();
+    /* c8 ignore next 5 -- a listening TCP socket made here always opens and listens again */
     server.once('error', (err) => {
       server.close();
       addon.closeFd(made); // Node closes a handle it opened; one it could not open is still ours
@@ -300,6 +305,7 @@ export async function bindIn(where: Where, options: BindInOptions, opts: RunOpti
   return new Promise((resolve, reject) => {
     try {
       sock.bind({ fd }, () => resolve(sock)); // opens the handle at once; 'listening' comes on a later tick
+      /* c8 ignore next 5 -- only a compromised child sends an fd that is no UDP socket */
     } catch (err) {
       sock.close(); // an fd that is no UDP socket (a child's): refused here
       addon.closeFd(fd);

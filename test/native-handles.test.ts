@@ -288,6 +288,9 @@ void checkAction().then(() => {
     t.match(scoped, { code: 'ERR_GONS_ACTION_FAILED' });
     const [, own] = await logOf(async () => (await socketIn({ namespaces: [] }, { domain: socketConstants.AF_INET, type: socketConstants.SOCK_STREAM })).close());
     t.match(own, /socketIn: native path, no network namespace to join/);
+    const uts = await createNamespaces(t, ['uts']);
+    const [, shared] = await logOf(async () => (await socketIn({ target: { pid: uts.pid } }, { domain: socketConstants.AF_INET, type: socketConstants.SOCK_STREAM })).close());
+    t.match(shared, /socketIn: native path, the target shares our network namespace/);
   });
 
   t.test('as nobody: a join the thread may not make goes to the child path; the results are the same', { skip: needsRoot }, async (t) => {
