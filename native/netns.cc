@@ -20,9 +20,13 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
+#include <poll.h>
 #include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <string>
@@ -152,6 +156,8 @@ bool Address(v8::Local<v8::Object> o, SocketJob *j) {
   return false;
 }
 
+bool ReadSpec(v8::Local<v8::Object> o, SocketJob *j);
+
 // netnsSocket(nsfd, { domain, type, protocol, address?, port?, reuseaddr?, v6only?, backlog? }):
 // an fd (close-on-exec) of a socket made in the network namespace of nsfd (a
 // namespace file or a pidfd; -1 for our own), bound and listening if asked;
@@ -164,11 +170,145 @@ NAN_METHOD(NetnsSocket) {
   SocketJob job;
   job.nsfd = Nan::To<int32_t>(info[0]).FromJust();
   v8::Local<v8::Object> o = info[1].As<v8::Object>();
-  if (!IntField(o, "domain", &job.domain) || !IntField(o, "type", &job.type) || !IntField(o, "protocol", &job.protocol) ||
-      !IntField(o, "reuseaddr", &job.reuseaddr) || !IntField(o, "v6only", &job.v6only) || !IntField(o, "backlog", &job.backlog) ||
-      !Address(o, &job))
-    return;
+  if (!ReadSpec(o, &job)) return;
   RunOnThread(&job);
+  if (job.fd < 0) {
+    v8::Local<v8::Object> f = Nan::New<v8::Object>();
+    Nan::Set(f, Key("errno"), Nan::New(job.err)).Check();
+    Nan::Set(f, Key("syscall"), Key(job.syscall)).Check();
+    info.GetReturnValue().Set(f);
+    return;
+  }
+  info.GetReturnValue().Set(job.fd);
+}
+
+// Reads the job's fields from the call's options; false with a thrown error.
+bool ReadSpec(v8::Local<v8::Object> o, SocketJob *j) {
+  return IntField(o, "domain", &j->domain) && IntField(o, "type", &j->type) && IntField(o, "protocol", &j->protocol) &&
+         IntField(o, "reuseaddr", &j->reuseaddr) && IntField(o, "v6only", &j->v6only) && IntField(o, "backlog", &j->backlog) &&
+         Address(o, j);
+}
+
+// How long the helper may take before it is killed: it only makes syscalls.
+constexpr int kHelperTimeoutMs = 10000;
+
+// Runs native/netns-helper.c: joins the user namespace (and the network
+// namespace) in a process of its own, as a multi-threaded process cannot.
+// posix_spawn (clone(CLONE_VM|CLONE_VFORK) in glibc: safe in a threaded
+// process) with an empty environment and only fds 3-5; the helper closes any
+// other, becomes non-dumpable, sends the socket and exits; it is reaped here
+// before the call returns (killed first if it does not answer in time).
+void RunHelper(const char *path, bool pidfd, int userfd, int netfd, SocketJob *j) {
+  int sv[2] = {-1, -1}, fds[3] = {-1, -1, -1};
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  bool actions_ok = false, attr_ok = false;
+  pid_t pid = -1;
+  const char *failed = nullptr;
+  int err = 0;
+  std::string args[9] = {pidfd ? "pidfd" : "ns", std::to_string(j->domain), std::to_string(j->type), std::to_string(j->protocol), "-",
+                         std::to_string(j->bind ? ntohs(reinterpret_cast<struct sockaddr_in *>(&j->addr)->sin_port) : 0),
+                         std::to_string(j->reuseaddr), std::to_string(j->v6only), std::to_string(j->backlog)};
+  if (j->bind) {
+    char text[INET6_ADDRSTRLEN];
+    const void *a = j->domain == AF_INET6 ? static_cast<const void *>(&reinterpret_cast<struct sockaddr_in6 *>(&j->addr)->sin6_addr)
+                                          : static_cast<const void *>(&reinterpret_cast<struct sockaddr_in *>(&j->addr)->sin_addr);
+    if (inet_ntop(j->domain, a, text, sizeof text) == nullptr) failed = "inet_ntop";
+    else args[4] = text;
+  }
+  char *argv[11] = {const_cast<char *>(path)};
+  for (int i = 0; i < 9; i++) argv[i + 1] = const_cast<char *>(args[i].c_str());
+  argv[10] = nullptr;
+  char *envp[] = {nullptr};
+  // Sources above 5, so that each dup2 really makes a new, inheritable fd.
+  if (!failed && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) failed = "socketpair";
+  const int from[3] = {userfd, netfd >= 0 ? netfd : userfd, sv[1]};
+  for (int i = 0; !failed && i < 3; i++)
+    if ((fds[i] = fcntl(from[i], F_DUPFD_CLOEXEC, 10)) < 0) failed = "fcntl";
+  if (!failed && (err = posix_spawn_file_actions_init(&actions)) != 0) failed = "posix_spawn";
+  actions_ok = !failed;
+  for (int i = 0; !failed && i < 3; i++)
+    if ((err = posix_spawn_file_actions_adddup2(&actions, fds[i], 3 + i)) != 0) failed = "posix_spawn";
+  if (!failed && (err = posix_spawnattr_init(&attr)) != 0) failed = "posix_spawn";
+  attr_ok = !failed;
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  if (!failed && ((err = posix_spawnattr_setsigmask(&attr, &none)) != 0 || (err = posix_spawnattr_setsigdefault(&attr, &all)) != 0 ||
+                  (err = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) != 0))
+    failed = "posix_spawn";
+  if (!failed && (err = posix_spawn(&pid, path, &actions, &attr, argv, envp)) != 0) failed = "posix_spawn";
+  if (failed && err == 0) err = errno;
+  for (int fd : fds)
+    if (fd >= 0) close(fd);
+  if (sv[1] >= 0) close(sv[1]);
+  if (actions_ok) posix_spawn_file_actions_destroy(&actions);
+  if (attr_ok) posix_spawnattr_destroy(&attr);
+  if (!failed) {
+    struct pollfd p = {sv[0], POLLIN, 0};
+    int r;
+    do r = poll(&p, 1, kHelperTimeoutMs);
+    while (r < 0 && errno == EINTR);
+    char text[64] = {0};
+    union {
+      char buf[CMSG_SPACE(sizeof(int))];
+      struct cmsghdr align;
+    } control;
+    struct iovec iov = {text, sizeof text - 1};
+    struct msghdr msg = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
+    ssize_t n = r > 0 ? recvmsg(sv[0], &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) : -1;
+    struct cmsghdr *cm = n > 0 ? CMSG_FIRSTHDR(&msg) : nullptr;
+    if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int))) {
+      memcpy(&j->fd, CMSG_DATA(cm), sizeof(int));
+    } else if (r == 0) {
+      err = ETIMEDOUT;
+      failed = "poll";
+    } else if (n > 0) {
+      // "<errno> <syscall>": the syscall names come from the helper's own fixed set.
+      char *space = strchr(text, ' ');
+      err = atoi(text);
+      failed = space && strcmp(space + 1, "setns") == 0 ? "setns" : space && strcmp(space + 1, "bind") == 0 ? "bind"
+             : space && strcmp(space + 1, "listen") == 0 ? "listen" : space && strcmp(space + 1, "socket") == 0 ? "socket" : "helper";
+      if (err <= 0) err = EPROTO;
+    } else {
+      err = n < 0 ? errno : EPROTO;
+      failed = "recvmsg";
+    }
+    if (j->fd >= 0 && strcmp(text, "ok") != 0) {
+      close(j->fd);
+      j->fd = -1;
+      err = EPROTO;
+      failed = "recvmsg";
+    }
+    if (r <= 0 || j->fd < 0) kill(pid, SIGKILL);  // gone when the call settles, answered or not
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+  if (sv[0] >= 0) close(sv[0]);
+  if (failed) {
+    j->err = err;
+    j->syscall = failed;
+  }
+}
+
+// netnsHelperSocket(helper, pidfd, userfd, netfd, options): the socket made by
+// the helper executable at path helper, which joins the user namespace userfd
+// (then the network namespace netfd), or both through the pidfd userfd when
+// pidfd is true; an fd, or { errno, syscall }.
+NAN_METHOD(NetnsHelperSocket) {
+  if (info.Length() < 5 || !info[0]->IsString() || !info[1]->IsBoolean() || !info[2]->IsInt32() || !info[3]->IsInt32() || !info[4]->IsObject()) {
+    Nan::ThrowTypeError("netnsHelperSocket: expects (helper, pidfd, userfd, netfd, options)");
+    return;
+  }
+  Nan::Utf8String helper(info[0]);
+  SocketJob job;
+  if (!ReadSpec(info[4].As<v8::Object>(), &job)) return;
+  RunHelper(*helper, Nan::To<bool>(info[1]).FromJust(), Nan::To<int32_t>(info[2]).FromJust(), Nan::To<int32_t>(info[3]).FromJust(), &job);
   if (job.fd < 0) {
     v8::Local<v8::Object> f = Nan::New<v8::Object>();
     Nan::Set(f, Key("errno"), Nan::New(job.err)).Check();
@@ -184,6 +324,7 @@ NAN_METHOD(NetnsSocket) {
 // Registers this unit's functions on the addon's exports (called from addon.cc's Init).
 void GonsNetnsInit(v8::Local<v8::Object> target) {
   Nan::SetMethod(target, "netnsSocket", NetnsSocket);
+  Nan::SetMethod(target, "netnsHelperSocket", NetnsHelperSocket);
   v8::Local<v8::Object> c = Nan::New<v8::Object>();
   Nan::Set(c, Key("AF_UNIX"), Nan::New(AF_UNIX)).Check();
   Nan::Set(c, Key("AF_INET"), Nan::New(AF_INET)).Check();

@@ -19,9 +19,11 @@ import createDebug from 'debug';
 import dgram from 'node:dgram';
 import { constants as fsConstants, openSync } from 'node:fs';
 import net from 'node:net';
+import { constants } from 'node:os';
+import { dirname, join } from 'node:path';
 import { getSystemErrorMap } from 'node:util';
 import { checkKeys } from '../lib/options';
-import { addon } from '../lib/native';
+import { addon, preinitPath } from '../lib/native';
 import { armDeadline } from './calls';
 import { ReexecError } from './errors';
 import { TransferredFd, transferFd } from './handles';
@@ -48,6 +50,7 @@ interface SocketSpec {
 type Failure = { errno: number; syscall: string };
 interface NetnsAddon {
   netnsSocket(nsfd: number, spec: SocketSpec): number | Failure;
+  netnsHelperSocket(helper: string, pidfd: boolean, userfd: number, netfd: number, spec: SocketSpec): number | Failure;
   socketConstants: Record<'AF_UNIX' | 'AF_INET' | 'AF_INET6' | 'AF_NETLINK' | 'SOCK_STREAM' | 'SOCK_DGRAM' | 'SOCK_RAW' | 'SOCK_SEQPACKET' | 'SOCK_NONBLOCK', number>;
 }
 const native = addon as unknown as NetnsAddon;
@@ -96,8 +99,15 @@ function actionFailed(action: string, cause: Error): ReexecError {
   return new ReexecError(`gons/reexec: action ${JSON.stringify(action)} failed: ${cause.message}`, { action, code: 'ERR_GONS_ACTION_FAILED', cause });
 }
 
-/** Where the native path makes the socket: an fd to join (-1: our own namespace), or why it cannot. */
-type Route = { nsfd: number; how: string; release(): void } | { child: string };
+/**
+ * Where the native path makes the socket: an fd to join (-1: our own
+ * namespace) and, when the call names one, the user namespace that owns it
+ * (for the helper); or why the child path must serve.
+ */
+type Route = { nsfd: number; how: string; user?: { pidfd: true } | { path: string }; release(): void } | { child: string };
+
+/** Entries of a namespace order that come before `at` name a mount namespace: later plain paths resolve in it. */
+const afterMnt = (order: string[], at: number) => order.slice(0, at).some((t) => t.replace('!', '') === 'mnt');
 
 /**
  * Decides the path of one call. The options are planned exactly as the child
@@ -110,7 +120,10 @@ function route(where: Where, action: string, opts: RunOptions): Route {
   const plan = planReexec('runReexecAction', action, { ...where, ...opts });
   const { env } = plan;
   if (plan.pidfd !== undefined) {
-    if (env.gons_target_types?.split(',').includes('net')) return { nsfd: plan.pidfd, how: `setns(pidfd of ${where.target?.pid}, CLONE_NEWNET)`, release: plan.release };
+    const types = env.gons_target_types?.split(',') ?? [];
+    if (types.includes('net')) {
+      return { nsfd: plan.pidfd, how: `setns(pidfd of ${where.target?.pid}, CLONE_NEWNET)`, ...(types.includes('user') && { user: { pidfd: true } }), release: plan.release };
+    }
     plan.release();
     return { nsfd: -1, how: 'the target shares our network namespace', release: () => {} };
   }
@@ -118,41 +131,72 @@ function route(where: Where, action: string, opts: RunOptions): Route {
   const order = env.gons_order ? env.gons_order.split(',') : [];
   const at = order.findIndex((t) => t === 'net' || t === '!net');
   if (at < 0) return { nsfd: -1, how: 'no network namespace to join', release: () => {} };
-  if (order[at] === 'net' && order.slice(0, at).some((t) => t.replace('!', '') === 'mnt')) {
-    return { child: 'the net path resolves in the target\'s mount namespace' };
-  }
+  if (order[at] === 'net' && afterMnt(order, at)) return { child: 'the net path resolves in the target\'s mount namespace' };
+  const u = order.findIndex((t) => t === 'user' || t === '!user');
+  const user = u >= 0 && (order[u] === '!user' || !afterMnt(order, u)) ? { path: env.gons_user as string } : undefined;
   const path = env.gons_net as string; // set: the order names net
-  let fd: number;
+  const fd = openNs(path);
+  if (typeof fd !== 'number') return fd;
+  return { nsfd: fd, how: `setns(${path}, CLONE_NEWNET)`, ...(user && { user }), release: () => addon.closeFd(fd) };
+}
+
+/** Opens a namespace file; or the child path, which reports what is wrong with it. */
+function openNs(path: string): number | { child: string } {
   try {
     // Non-blocking, no controlling tty: a path swapped for a FIFO or a device since it was checked must not hang or act here.
-    fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY);
-    /* c8 ignore next 3 -- only a path removed or swapped since planReexec checked it fails here; the child path reports it */
+    return openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY);
+    /* c8 ignore next 3 -- only a path removed or swapped since planReexec checked it fails here */
   } catch (err) {
     return { child: `open ${path}: ${(err as NodeJS.ErrnoException).code}` };
   }
-  return { nsfd: fd, how: `setns(${path}, CLONE_NEWNET)`, release: () => addon.closeFd(fd) };
+}
+
+/** The helper executable, next to the addon. */
+const helperPath = join(dirname(preinitPath), 'gons_netns_helper');
+
+/**
+ * The helper's socket, for a join the thread may not make because the
+ * network namespace belongs to a user namespace we must join first: a
+ * process of its own joins both (see native/netns-helper.c).
+ */
+function viaHelper(r: Extract<Route, { nsfd: number }>, spec: SocketSpec): number | Failure {
+  if ('pidfd' in r.user!) return native.netnsHelperSocket(helperPath, true, r.nsfd, -1, spec);
+  const userfd = openNs(r.user!.path);
+  /* c8 ignore next -- only a path removed since planReexec checked it */
+  if (typeof userfd !== 'number') return { errno: constants.errno.ENOENT, syscall: 'setns' };
+  try {
+    return native.netnsHelperSocket(helperPath, false, userfd, r.nsfd, spec);
+  } finally {
+    addon.closeFd(userfd);
+  }
 }
 
 /**
  * Makes a socket natively for `api`: its fd, or a child-path reason (the
- * route's, or a join the thread may not make), or the error of a step after
- * the join (`socket`, `bind`, `listen`), which the child would meet too.
+ * route's, or a join neither the thread nor the helper may make), or the
+ * error of a step after the join (`socket`, `bind`, `listen`), which the
+ * child would meet too.
  */
 function make(api: string, where: Where, action: string, opts: RunOptions, spec: SocketSpec): number | { child: string } | { failed: Failure } {
   const r = route(where, action, opts);
   if ('child' in r) return r;
   let made: number | Failure;
+  let how = r.how;
   try {
     made = native.netnsSocket(r.nsfd, spec);
+    if (typeof made !== 'number' && made.syscall === 'setns' && made.errno === constants.errno.EPERM && r.user) {
+      how = `a helper process joined the user namespace first (${r.how}: EPERM from a thread)`;
+      made = viaHelper(r, spec);
+    }
   } finally {
     r.release();
   }
   if (typeof made === 'number') {
-    log('%s: native path, %s', api, r.how);
+    log('%s: native path, %s', api, how);
     return made;
   }
-  if (made.syscall === 'setns' || made.syscall === 'pthread_create') return { child: `${made.syscall}: ${addon.strerror(made.errno)}` };
-  log('%s: native path, %s: %s failed', api, r.how, made.syscall);
+  if (['setns', 'pthread_create', 'posix_spawn', 'poll', 'recvmsg', 'helper'].includes(made.syscall)) return { child: `${made.syscall}: ${addon.strerror(made.errno)}` };
+  log('%s: native path, %s: %s failed', api, how, made.syscall);
   return { failed: made };
 }
 
