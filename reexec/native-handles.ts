@@ -7,13 +7,19 @@
  * datagram socket) and ends. Everything after — connect, accept, I/O — happens
  * here, by Node, on an fd that stays in the target's namespace for its life.
  *
+ * Where the thread may not join (EPERM: the network namespace belongs to a
+ * user namespace we are not privileged in, e.g. a caller who is not root and
+ * a rootless container) and the call names that user namespace, a small
+ * helper executable (`native/netns-helper.c`) joins the user namespace, then
+ * the network namespace, and sends the socket back: a multi-threaded process
+ * cannot join a user namespace, a fresh single-threaded one can.
+ *
  * The child path serves, silently, whatever the native path cannot serve the
  * same way: a worker (its own child makes the handle), `confine` (the
  * target's credentials), names to resolve (host names, unix socket paths: the
  * target's /etc/hosts, DNS and filesystem), a namespace path that resolves in
- * the target's mount namespace, and a join the thread may not make (EPERM: a
- * caller who must join a user namespace first, which a multi-threaded process
- * cannot). `DEBUG=gons:handles` says which path served each call, and why.
+ * the target's mount namespace, and a join neither the thread nor the helper
+ * may make. `DEBUG=gons:handles` says which path served each call, and why.
  */
 import createDebug from 'debug';
 import dgram from 'node:dgram';

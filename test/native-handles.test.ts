@@ -298,7 +298,7 @@ void checkAction().then(() => {
     const res = asNobody(process.execPath, args, plainEnv());
     t.equal(res.status, 0, 'exits 0', { stderr: res.stderr });
     const out = JSON.parse(res.stdout || '{}');
-    t.same(out.results, { connected: 'hello from inside', target: 'hello from inside', served: 'served here', datagram: 'datagram from inside', netlink: 0, own: 'native', spawned: 0 });
+    t.same(out.results, { connected: 'hello from inside', target: 'hello from inside', served: 'served here', datagram: 'datagram from inside', netlink: 0, own: 'native', spawned: 0, helpersLeft: 0 });
     const helper = /native path, a helper process joined the user namespace first \(setns\((\/proc\/\d+\/ns\/net|pidfd of \d+), CLONE_NEWNET\): EPERM from a thread\)/;
     t.match(out.why, { connectIn: helper, target: helper, listenIn: helper, bindIn: helper, socketIn: helper });
   });
