@@ -123,7 +123,7 @@ const afterMnt = (order: string[], at: number) => order.slice(0, at).some((t) =>
 function route(where: Where, action: string, opts: RunOptions): Route {
   if (where instanceof NamespaceWorker) return { child: 'a worker: its own child makes the handle' };
   if (where?.confine) return { child: 'confine: only a child can take the target\'s credentials' };
-  const plan = planReexec('runReexecAction', action, { ...where, ...opts });
+  const plan = planReexec('runReexecAction', action, { ...where, ...opts }, false);
   const { env } = plan;
   if (plan.pidfd !== undefined) {
     const types = env.gons_target_types?.split(',') ?? [];
