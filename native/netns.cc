@@ -195,7 +195,8 @@ constexpr int kHelperTimeoutMs = 10000;
 // Runs native/netns-helper.c: joins the user namespace (and the network
 // namespace) in a process of its own, as a multi-threaded process cannot.
 // posix_spawn (clone(CLONE_VM|CLONE_VFORK) in glibc: safe in a threaded
-// process) with an empty environment and only fds 3-5; the helper closes any
+// process) with an empty environment, /dev/null as stdio and only fds 3-5
+// of ours; the helper closes any
 // other, becomes non-dumpable, sends the socket and exits; it is reaped here
 // before the call returns (killed first if it does not answer in time).
 void RunHelper(const char *path, bool pidfd, int userfd, int netfd, SocketJob *j) {
@@ -229,6 +230,9 @@ void RunHelper(const char *path, bool pidfd, int userfd, int netfd, SocketJob *j
   actions_ok = !failed;
   for (int i = 0; !failed && i < 3; i++)
     if ((err = posix_spawn_file_actions_adddup2(&actions, fds[i], 3 + i)) != 0) failed = "posix_spawn";
+  // Not even our stdio: 0-2 are /dev/null in the helper.
+  for (int i = 0; !failed && i < 3; i++)
+    if ((err = posix_spawn_file_actions_addopen(&actions, i, "/dev/null", i == 0 ? O_RDONLY : O_WRONLY, 0)) != 0) failed = "posix_spawn";
   if (!failed && (err = posix_spawnattr_init(&attr)) != 0) failed = "posix_spawn";
   attr_ok = !failed;
   sigset_t none, all;
