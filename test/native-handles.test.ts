@@ -293,6 +293,29 @@ void checkAction().then(() => {
     t.match(shared, /socketIn: native path, the target shares our network namespace/);
   });
 
+  t.test('root without CAP_SYS_ADMIN: the thread gets EPERM, the helper joins the owning user namespace first', { skip: needsRoot }, async (t) => {
+    const ns = await createNamespaces(t, ['net'], { user: true });
+    execFileSync('nsenter', ['-t', String(ns.pid), '-U', '--preserve-credentials', '-n', 'ip', 'link', 'set', 'lo', 'up']);
+    const worker = await openNamespaceWorker({ namespaces: ns.namespaces() });
+    t.teardown(() => worker.close());
+    await worker.run('native:serve', PORT);
+    // Coverage is collected: tap's NODE_OPTIONS and execArgv stay.
+    const arg = JSON.stringify({ user: ns.paths.user, net: ns.paths.net, pid: ns.pid, port: PORT });
+    const out = execFileSync('setpriv', ['--bounding-set=-sys_admin', '--inh-caps=-sys_admin', process.execPath, ...process.execArgv, fixturePath('native-handles-nocap.ts'), arg], { encoding: 'utf8' });
+    const res = JSON.parse(out);
+    t.match(res.connected, /^hello from inside \d+$/);
+    t.match(res.viaTarget, /^hello from inside \d+$/);
+    t.match(res.why[0], /connectIn: native path, a helper process joined the user namespace first \(setns\(\/proc\/\d+\/ns\/net, CLONE_NEWNET\): EPERM from a thread\)/);
+    t.match(res.why[1], /connectIn: native path, a helper process joined the user namespace first \(setns\(pidfd of \d+, CLONE_NEWNET\)/);
+    t.same([res.listening, res.udp], [true, 'IPv6'], 'listenIn, bindIn and socketIn through the helper');
+    t.same(res.inUse, ['ERR_GONS_ACTION_FAILED', 'EADDRINUSE', 'listen'], 'a bind the helper fails is the call\'s error');
+    t.same(res.noUser, ['NamespaceSwitchError', 'EPERM'], 'no user namespace named: the child path, and its typed error');
+    t.match(res.whyNoUser, /connectIn: child path: setns: Operation not permitted/);
+    t.equal(res.spawnedForNative, 0, 'no Node process for the helper\'s calls');
+    t.equal(res.helpersLeft, 0, 'every helper reaped');
+    t.equal(res.fdsBack, true, 'no fd left behind');
+  });
+
   t.test('as nobody: a helper process joins the user namespace the thread may not join; no Node process started', { skip: needsRoot }, async (t) => {
     const args = [...process.execArgv.filter((a) => !a.includes('processinfo')), fixturePath('native-handles-nobody.ts')];
     const res = asNobody(process.execPath, args, plainEnv());
