@@ -94,6 +94,7 @@ const LISTEN = 'gons:listenIn';
 
 /** A system error shaped as Node's own (`listen EADDRINUSE: address already in use 127.0.0.1:80`). */
 function systemError(syscall: string, errno: number, where?: { address: string; port: number }): NodeJS.ErrnoException {
+  /* c8 ignore next -- libuv names every errno a socket call returns */
   const [code, text] = getSystemErrorMap().get(-errno) ?? ['EUNKNOWN', addon.strerror(errno)];
   const err: NodeJS.ErrnoException & { address?: string; port?: number } = new Error(`${syscall} ${code}: ${text}${where ? ` ${where.address}:${where.port}` : ''}`);
   Object.assign(err, { errno: -errno, code, syscall }, where);
@@ -126,7 +127,7 @@ function route(where: Where, action: string, opts: RunOptions): Route {
   const plan = planReexec('runReexecAction', action, { ...where, ...opts }, false);
   const { env } = plan;
   if (plan.pidfd !== undefined) {
-    const types = env.gons_target_types?.split(',') ?? [];
+    const types = (env.gons_target_types as string).split(','); // set with a pidfd
     if (types.includes('net')) {
       return { nsfd: plan.pidfd, how: `setns(pidfd of ${where.target?.pid}, CLONE_NEWNET)`, ...(types.includes('user') && { user: { pidfd: true } }), release: plan.release };
     }
@@ -142,6 +143,7 @@ function route(where: Where, action: string, opts: RunOptions): Route {
   const user = u >= 0 && (order[u] === '!user' || !afterMnt(order, u)) ? { path: env.gons_user as string } : undefined;
   const path = env.gons_net as string; // set: the order names net
   const fd = openNs(path);
+  /* c8 ignore next -- see openNs */
   if (typeof fd !== 'number') return fd;
   return { nsfd: fd, how: `setns(${path}, CLONE_NEWNET)`, ...(user && { user }), release: () => addon.closeFd(fd) };
 }
@@ -225,7 +227,12 @@ export function connectNative(where: Where, o: ConnectInOptions, opts: RunOption
   if (family === 0) return toChild('connectIn', o.host === undefined ? 'no host: localhost resolves in the target' : 'a host name resolves in the target');
   if (o.host!.includes('%')) return toChild('connectIn', 'a scoped address names an interface of the target');
   const fd = make('connectIn', where, CONNECT, opts, { domain: family === 6 ? C.AF_INET6 : C.AF_INET, type: C.SOCK_STREAM });
-  if (typeof fd !== 'number') return 'child' in fd ? toChild('connectIn', fd.child) : Promise.reject(actionFailed(CONNECT, systemError(fd.failed.syscall, fd.failed.errno)));
+  if (typeof fd !== 'number') {
+    if ('child' in fd) return toChild('connectIn', fd.child);
+    /* c8 ignore start -- only fd or memory exhaustion fails an unbound TCP socket() */
+    return Promise.reject(actionFailed(CONNECT, systemError(fd.failed.syscall, fd.failed.errno)));
+  }
+  /* c8 ignore stop */
   return new Promise<net.Socket>((resolve, reject) => {
     // manualStart: no read may start before the connect; Node starts reading once connected, as for net.connect.
     const sock = new net.Socket({ fd, manualStart: true } as net.SocketConstructorOpts);
@@ -258,7 +265,7 @@ export function listenNative(where: Where, o: ListenInOptions, opts: RunOptions)
   const family = o.host === undefined ? 6 : net.isIP(o.host);
   if (family === 0) return toChild('listenIn', 'a host name resolves in the target');
   if (o.host?.includes('%')) return toChild('listenIn', 'a scoped address names an interface of the target');
-  const port = o.port ?? 0;
+  const port = o.port as number; // connectIn's caller checked: a port or a path
   const backlog = o.backlog ?? 511;
   if (!isPort(port) || !Number.isInteger(backlog) || backlog < 0 || backlog > 0x7fffffff) return toChild('listenIn', 'an option for Node to check');
   const spec = (domain: number, address: string): SocketSpec => ({
@@ -272,8 +279,8 @@ export function listenNative(where: Where, o: ListenInOptions, opts: RunOptions)
     fd = make('listenIn', where, LISTEN, opts, spec(C.AF_INET, address));
   }
   if (typeof fd !== 'number') {
-    // Node reports a failed bind of a server at listen.
-    return 'child' in fd ? toChild('listenIn', fd.child) : Promise.reject(actionFailed(LISTEN, systemError(fd.failed.syscall === 'bind' ? 'listen' : fd.failed.syscall, fd.failed.errno, { address, port })));
+    // Node reports what fails in setting up a server (a bind's EADDRINUSE) as listen's.
+    return 'child' in fd ? toChild('listenIn', fd.child) : Promise.reject(actionFailed(LISTEN, systemError('listen', fd.failed.errno, { address, port })));
   }
   const made = fd;
   return new Promise<net.Server>((resolve, reject) => {
@@ -300,6 +307,9 @@ function udpSpec(o: BindInOptions, address: string): SocketSpec {
   };
 }
 
+/** The address a spec binds to, for an error's message and fields. */
+const boundTo = (spec: SocketSpec) => (spec.address === undefined ? undefined : { address: spec.address, port: Number(spec.port) });
+
 /**
  * The child path's action for `bindIn` and `socketIn`: the same native call,
  * with no join (the child is in the target's namespaces already); a host
@@ -312,7 +322,7 @@ register(SOCKET, async ({ spec, udp }: { spec: SocketSpec; udp?: BindInOptions }
     s = udpSpec(udp, address);
   }
   const fd = native.netnsSocket(-1, s);
-  if (typeof fd !== 'number') throw systemError(fd.syscall, fd.errno, s.address === undefined ? undefined : { address: s.address, port: s.port ?? 0 });
+  if (typeof fd !== 'number') throw systemError(fd.syscall, fd.errno, boundTo(s));
   return transferFd(fd);
 });
 
@@ -330,7 +340,7 @@ async function socketFd(api: string, where: Where, opts: RunOptions, spec: Socke
   const fd = udp && net.isIP(udp.address!) === 0 ? { child: 'a host name resolves in the target' } : make(api, where, SOCKET, opts, spec);
   if (typeof fd === 'number') return fd;
   if ('failed' in fd) {
-    throw actionFailed(SOCKET, systemError(fd.failed.syscall, fd.failed.errno, spec.address === undefined ? undefined : { address: spec.address, port: spec.port ?? 0 }));
+    throw actionFailed(SOCKET, systemError(fd.failed.syscall, fd.failed.errno, boundTo(spec)));
   }
   toChild(api, fd.child);
   const got = await viaChild<TransferredFd>(where, { spec, udp }, opts);

@@ -188,6 +188,7 @@ void checkAction().then(() => {
     t.match(any.address(), { address: '::', family: 'IPv6' }, 'no host: every address, dual-stack, as Node listens');
     any.on('connection', (c) => c.end('dual'));
     t.equal(await worker.run('native:fetch', (any.address() as net.AddressInfo).port), 'dual', 'IPv4 reaches the dual-stack server');
+    t.equal(await read(await connectIn({ namespaces: ns.namespaces() }, { host: '::1', port: (any.address() as net.AddressInfo).port })), 'dual', 'connectIn over IPv6, natively');
     any.close();
     const v6only = await listenIn({ namespaces: ns.namespaces() }, { host: '::1', port: 0, ipv6Only: true });
     t.match(v6only.address(), { address: '::1', family: 'IPv6' });
@@ -217,6 +218,12 @@ void checkAction().then(() => {
     await t.rejects(bindIn({ namespaces: ns.namespaces() }, { type: 'udp4', address: '127.0.0.1', port: first.address().port }), {
       code: 'ERR_GONS_ACTION_FAILED', cause: { code: 'EADDRINUSE', syscall: 'bind' },
     });
+    await t.rejects(bindIn(worker, { type: 'udp4', address: '127.0.0.1', port: first.address().port }), {
+      code: 'ERR_GONS_ACTION_FAILED', cause: { code: 'EADDRINUSE', syscall: 'bind', message: `bind EADDRINUSE: address already in use 127.0.0.1:${first.address().port}` },
+    }, 'the same error through a child');
+    const anyV4 = await bindIn({ namespaces: ns.namespaces() }, { type: 'udp4' });
+    t.match(anyV4.address(), { address: '0.0.0.0', family: 'IPv4' });
+    anyV4.close();
     const shared = await bindIn({ namespaces: ns.namespaces() }, { type: 'udp6', port: 0, reuseAddr: true, ipv6Only: true });
     t.match(shared.address(), { address: '::' });
     shared.close();
@@ -283,6 +290,8 @@ void checkAction().then(() => {
     const [odd, olog] = await logOf(() => listenIn({ namespaces: ns.namespaces() }, { host: '127.0.0.1', port: 1.5 }).catch((e) => e));
     t.match(olog, /listenIn: child path: an option for Node to check/);
     t.match(odd, { code: 'ERR_GONS_ACTION_FAILED', cause: { code: 'ERR_SOCKET_BAD_PORT' } });
+    const [, lslog] = await logOf(() => listenIn({ namespaces: ns.namespaces() }, { host: 'fe80::1%lo', port: 0 }).catch((e) => e));
+    t.match(lslog, /listenIn: child path: a scoped address/);
     const [scoped, slog] = await logOf(() => connectIn({ namespaces: ns.namespaces() }, { host: 'fe80::1%lo', port: 1 }).catch((e) => e));
     t.match(slog, /child path: a scoped address/);
     t.match(scoped, { code: 'ERR_GONS_ACTION_FAILED' });
@@ -305,7 +314,9 @@ void checkAction().then(() => {
     const res = JSON.parse(out);
     t.match(res.connected, /^hello from inside \d+$/);
     t.match(res.viaTarget, /^hello from inside \d+$/);
+    t.match(res.plain, /^hello from inside \d+$/);
     t.match(res.why[0], /connectIn: native path, a helper process joined the user namespace first \(setns\(\/proc\/\d+\/ns\/net, CLONE_NEWNET\): EPERM from a thread\)/);
+    t.match(res.why[2], /connectIn: native path, a helper process/);
     t.match(res.why[1], /connectIn: native path, a helper process joined the user namespace first \(setns\(pidfd of \d+, CLONE_NEWNET\)/);
     t.same([res.listening, res.udp], [true, 'IPv6'], 'listenIn, bindIn and socketIn through the helper');
     t.same(res.inUse, ['ERR_GONS_ACTION_FAILED', 'EADDRINUSE', 'listen'], 'a bind the helper fails is the call\'s error');
