@@ -4,13 +4,15 @@
  * this process, no child started; and the child path where the native one
  * cannot serve, with `DEBUG=gons:handles` saying which served and why.
  */
-import { ChildProcess, execFileSync } from 'node:child_process';
+import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
-import { readSync, readdirSync, readlinkSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, writeSync } from 'node:fs';
 import net from 'node:net';
+import { dirname, join } from 'node:path';
 import { format } from 'node:util';
 import createDebug from 'debug';
 import t, { type Test } from 'tap';
+import { addon, preinitPath } from '../lib/native';
 import {
   TransferredFd, bindIn, checkAction, connectIn, listenIn, openNamespaceWorker, register, socketConstants, socketIn,
 } from '../reexec/index';
@@ -325,6 +327,39 @@ void checkAction().then(() => {
     t.equal(res.spawnedForNative, 0, 'no Node process for the helper\'s calls');
     t.equal(res.helpersLeft, 0, 'every helper reaped');
     t.equal(res.fdsBack, true, 'no fd left behind');
+  });
+
+  const socketSyscall = ({ x64: 41, arm64: 198 } as Record<string, number>)[process.arch];
+  const noStrace = spawnSync('strace', ['-V']).status === 0 && socketSyscall ? false : 'needs strace (x64 or arm64) to hold the helper at its socket() call';
+  t.test('the netns helper holds only what it was given: another fd of ours never reaches it; 3 and 4 are closed once joined', { skip: needsRoot || noStrace }, async (t) => {
+    const ns = await createNamespaces(t, ['net'], { user: true });
+    const helper = join(dirname(preinitPath), 'gons_netns_helper');
+    const pair = addon.socketPair() as [number, number];
+    // Each is inheritable in the child at its index: the helper gets the user and net namespaces, the reply socket, and fd 6 it was never meant to have.
+    const fds = [openSync(ns.paths.user, 'r'), openSync(ns.paths.net, 'r'), pair[1], openSync('/etc', 'r')];
+    t.teardown(() => [...fds, pair[0]].forEach((fd) => closeSync(fd)));
+    // strace holds socket() for a minute: whatever the helper has open then, it has for the rest of its life.
+    const tracer = spawn('strace', ['-f', '-qq', '-o', '/dev/null', '-e', 'trace=socket', '-e', 'inject=socket:delay_enter=60000000',
+      helper, 'ns', '2', '1', '0', '-', '0', '-1', '-1', '-1'], { stdio: ['ignore', 'ignore', 'ignore', ...fds] });
+    const ended = new Promise((resolve) => tracer.once('exit', resolve));
+    t.teardown(async () => {
+      tracer.kill('SIGKILL');
+      await ended;
+    });
+    // strace forks probes of its own first: the helper is the child that runs its file.
+    const atSocket = () => {
+      for (const kid of readFileSync(`/proc/${tracer.pid}/task/${tracer.pid}/children`, 'utf8').trim().split(' ').filter(Boolean)) {
+        try {
+          if (readFileSync(`/proc/${kid}/cmdline`, 'utf8').split('\0')[0] === helper && Number(readFileSync(`/proc/${kid}/syscall`, 'utf8').split(' ')[0]) === socketSyscall) return Number(kid);
+        } catch { /* a probe that went */ }
+      }
+      throw new Error('the helper is not at socket() yet');
+    };
+    const pid = await eventually(atSocket, 30000);
+    t.equal(readlinkSync(`/proc/${pid}/ns/net`), readlinkSync(ns.paths.net), 'it joined the target\'s network namespace');
+    t.same(readdirSync(`/proc/${pid}/fd`).sort(), ['0', '1', '2', '5'], 'stdio, the reply socket; not fd 6 (ours), nor the namespaces once joined');
+    t.equal(readlinkSync(`/proc/${pid}/fd/5`), readlinkSync(`/proc/self/fd/${pair[1]}`), 'fd 5 is the reply socket');
+    process.kill(pid, 'SIGKILL');
   });
 
   t.test('as nobody: a helper process joins the user namespace the thread may not join; no Node process started', { skip: needsRoot }, async (t) => {
