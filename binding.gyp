@@ -10,9 +10,17 @@
       "ldflags": ["-Wl,-z,now", "-Wl,-z,relro"]
     },
     {
+      # The netns helper: one socket in a network namespace behind a user namespace (native/netns-helper.c).
+      "target_name": "gons_netns_helper",
+      "type": "executable",
+      "sources": ["native/netns-helper.c"],
+      "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Werror"],
+      "ldflags": ["-Wl,-z,now", "-Wl,-z,relro"]
+    },
+    {
       # The addon: reads the hook's state and calls its root handoff.
       "target_name": "gons",
-      "sources": ["native/addon.cc"],
+      "sources": ["native/addon.cc", "native/netns.cc"],
       "include_dirs": ["<!(node -e \"require('nan')\")"],
       "cflags_cc": ["-Wall", "-Wextra", "-Wno-cast-function-type"],
       "libraries": ["-ldl"]

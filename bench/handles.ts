@@ -4,15 +4,24 @@
  * streaming to the same kind of sink in the same run; and the time to a
  * connected socket, cold and through a warm worker.
  */
-import { execFileSync } from 'node:child_process';
-import { promises as fsp } from 'node:fs';
+import { ChildProcess, execFileSync } from 'node:child_process';
+import { promises as fsp, readSync, writeSync } from 'node:fs';
 import net from 'node:net';
-import { checkAction, connectIn, openIn, openNamespaceWorker, register } from '../reexec/index';
+import { checkAction, connectIn, listenIn, openIn, openNamespaceWorker, register, socketConstants, socketIn } from '../reexec/index';
 import { createNamespaces } from '../testing/index';
 
 const MiB = 1024 * 1024;
 const PORT = 47311;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** Every process this one spawns goes through ChildProcess.prototype.spawn: counted, for the native rows. */
+let spawned = 0;
+const proto = ChildProcess.prototype as unknown as { spawn: (...args: unknown[]) => unknown };
+const spawn = proto.spawn;
+proto.spawn = function (this: ChildProcess, ...args: unknown[]) {
+  spawned++;
+  return spawn.apply(this, args);
+};
 
 // A sink inside the child: counts what it gets, answers with the count when the sender ends.
 register('bench:sink', (port: number) => new Promise<void>((resolve) => {
@@ -81,11 +90,13 @@ async function main(): Promise<void> {
   }
 
   const ratio = median(viaGons) / median(plain);
+  const rows = [...await nativeConnectRow(ns.paths.net, PORT), await nativeListenRow(ns.paths.net), await thousandRow()];
   console.log(`node ${process.version}`);
   console.log('| row | measured | target | met |');
   console.log('|---|---|---|---|');
+  for (const row of rows) console.log(row);
   console.log(`| throughput, 512 MiB through a connectIn socket vs an ordinary loopback socket (median of 5) | ${median(viaGons).toFixed(0)} vs ${median(plain).toFixed(0)} MiB/s = ${ratio.toFixed(2)}× | ≥ 0.9× | ${ratio >= 0.9 ? 'yes' : 'no'} |`);
-  console.log(`| time to a connected socket: cold connectIn (median of 10) | ${median(cold).toFixed(1)} ms | (report) | |`);
+  console.log(`| time to a connected socket: connectIn with { namespaces } (native path since #25; median of 10) | ${median(cold).toFixed(1)} ms | (report) | |`);
   console.log(`| time to a connected socket: connectIn through a warm worker vs net.connect here (median of 200) | ${median(warm).toFixed(3)} ms vs ${median(direct).toFixed(3)} ms | (report) | |`);
   await inside.close();
   await here.close();
@@ -121,6 +132,98 @@ async function openInRows(): Promise<void> {
   console.log(`| openIn through a warm worker (the child path, median of 100) | ${median(child).toFixed(3)} ms | (report) | |`);
   await worker.close();
   await ns.close();
+}
+
+/** p50 of a native connectIn into a fresh network namespace vs net.connect here, interleaved (both servers in other processes). */
+async function nativeConnectRow(netPath: string, port: number): Promise<string[]> {
+  const where = { namespaces: [{ type: 'net' as const, path: netPath }] };
+  const here = net.createServer((c) => c.destroy()).listen(0, '127.0.0.1');
+  await new Promise((r) => here.once('listening', r));
+  const herePort = (here.address() as net.AddressInfo).port;
+  const native: number[] = [];
+  const plain: number[] = [];
+  const before = spawned;
+  for (let i = 0; i < 1000; i++) {
+    let t0 = performance.now();
+    (await connectIn(where, { host: '127.0.0.1', port })).destroy();
+    native.push(performance.now() - t0);
+    t0 = performance.now();
+    (await connectHere(herePort)).destroy();
+    plain.push(performance.now() - t0);
+  }
+  here.close();
+  const ratio = median(native) / median(plain);
+  return [
+    `| connectIn into a fresh network namespace, native path (p50 of 1000) | ${median(native).toFixed(3)} ms | ≤ 1 ms | ${median(native) <= 1 ? 'yes' : 'no'} |`,
+    `| … vs net.connect to a loopback server here, interleaved (p50 of 1000) | ${median(plain).toFixed(3)} ms = ${ratio.toFixed(2)}× | ≤ 5× | ${ratio <= 5 ? 'yes' : 'no'} |`,
+    `| … processes started by those 1000 native calls | ${spawned - before} | 0 | ${spawned === before ? 'yes' : 'no'} |`,
+  ];
+}
+
+/** p50 of a native listenIn in a network namespace (closed again each time). */
+async function nativeListenRow(netPath: string): Promise<string> {
+  const where = { namespaces: [{ type: 'net' as const, path: netPath }] };
+  const times: number[] = [];
+  for (let i = 0; i < 1000; i++) {
+    const t0 = performance.now();
+    const server = await listenIn(where, { host: '127.0.0.1', port: 0 });
+    times.push(performance.now() - t0);
+    server.close();
+  }
+  return `| listenIn in a network namespace, native path (p50 of 1000) | ${median(times).toFixed(3)} ms | ≤ 1 ms | ${median(times) <= 1 ? 'yes' : 'no'} |`;
+}
+
+/**
+ * Brings `lo` up through a netlink socket made inside the namespace by socketIn:
+ * one RTM_NEWLINK (index 1, IFF_UP) and its ack.
+ */
+async function loUp(where: { namespaces: Array<{ type: 'net'; path: string }> }): Promise<void> {
+  const nl = await socketIn(where, { domain: socketConstants.AF_NETLINK, type: socketConstants.SOCK_RAW, protocol: 0 /* NETLINK_ROUTE */ });
+  try {
+    const msg = Buffer.alloc(32);
+  msg.writeUInt32LE(32, 0); // nlmsg_len
+  msg.writeUInt16LE(16, 4); // RTM_NEWLINK
+  msg.writeUInt16LE(1 | 4, 6); // NLM_F_REQUEST | NLM_F_ACK
+  msg.writeInt32LE(1, 20); // ifi_index: lo
+  msg.writeUInt32LE(1, 24); // ifi_flags: IFF_UP
+  msg.writeUInt32LE(1, 28); // ifi_change
+  writeSync(nl.fd, msg);
+  const ack = Buffer.alloc(1024);
+  readSync(nl.fd, ack);
+  const error = ack.readInt32LE(16); // NLMSG_ERROR's error
+    if (ack.readUInt16LE(4) !== 2 || error !== 0) throw new Error(`lo up: netlink error ${error}`);
+  } finally {
+    nl.close();
+  }
+}
+
+/** One native connectIn into each of 1,000 network namespaces (a server listenIn'd in each first): total time, RSS growth, processes. */
+async function thousandRow(): Promise<string> {
+  const N = 1000;
+  const names = Array.from({ length: N }, (_, i) => `gons-bench-${process.pid}-${i}`);
+  execFileSync('ip', ['-batch', '-'], { input: names.map((n) => `netns add ${n}\n`).join('') });
+  try {
+    const wheres = names.map((n) => ({ namespaces: [{ type: 'net' as const, path: `/run/netns/${n}` }] }));
+    const servers: net.Server[] = [];
+    for (const where of wheres) {
+      await loUp(where);
+      const server = await listenIn(where, { host: '127.0.0.1', port: PORT });
+      server.on('connection', (c) => c.destroy());
+      servers.push(server);
+    }
+    const before = spawned;
+    const rss0 = process.memoryUsage().rss;
+    const t0 = performance.now();
+    for (const where of wheres) (await connectIn(where, { host: '127.0.0.1', port: PORT })).destroy();
+    const total = performance.now() - t0;
+    const grown = (process.memoryUsage().rss - rss0) / MiB;
+    const started = spawned - before;
+    for (const s of servers) s.close();
+    const met = total < 5000 && grown < 50 && started === 0;
+    return `| one connectIn into each of ${N} network namespaces, native path | ${(total / 1000).toFixed(2)} s, RSS +${grown.toFixed(1)} MiB, ${started} processes started | < 5 s, < 50 MiB, 0 | ${met ? 'yes' : 'no'} |`;
+  } finally {
+    execFileSync('ip', ['-batch', '-'], { input: names.map((n) => `netns del ${n}\n`).join('') });
+  }
 }
 
 void checkAction().then(main);

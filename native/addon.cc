@@ -27,6 +27,9 @@
 
 #include "preinit.h"
 
+// native/netns.cc: sockets made in another network namespace.
+void GonsNetnsInit(v8::Local<v8::Object> target);
+
 namespace {
 
 const gons_preinit_state *HookState() {
@@ -770,6 +773,7 @@ NAN_MODULE_INIT(Init) {
   Nan::SetMethod(target, "watchPidfd", WatchPidfd);
   Nan::SetMethod(target, "unwatchPidfd", UnwatchPidfd);
   Nan::Set(target, Str("namespaceKinds"), NamespaceKinds()).Check();
+  GonsNetnsInit(target);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@ import * as net from 'node:net';
 import { checkKeys } from '../lib/options';
 import { TransferredFd, dupFd } from './handles';
 import { OPEN, logChildPath, numericFlags, openAction, openNative } from './open-in';
+import { connectNative, listenNative } from './native-handles';
 import type { ReexecOptions, RunOptions } from './plan';
 import { register } from './registry';
 import { NamespaceWorker, runReexecAction } from './worker';
@@ -97,7 +98,7 @@ function usage(message: string): TypeError {
 export async function connectIn(where: Where, options: ConnectInOptions, opts: RunOptions = {}): Promise<net.Socket> {
   checkKeys('gons/reexec: connectIn', 'option', options, ['host', 'port', 'path', 'family', 'localAddress', 'localPort']);
   if (options?.path === undefined && options?.port === undefined) throw usage('gons/reexec: connectIn: options need a port or a path');
-  return call(where, CONNECT, options, opts);
+  return connectNative(where, options, opts) ?? call(where, CONNECT, options, opts);
 }
 
 /**
@@ -107,7 +108,7 @@ export async function connectIn(where: Where, options: ConnectInOptions, opts: R
 export async function listenIn(where: Where, options: ListenInOptions, opts: RunOptions = {}): Promise<net.Server> {
   checkKeys('gons/reexec: listenIn', 'option', options, ['host', 'port', 'path', 'backlog', 'ipv6Only', 'exclusive']);
   if (options?.path === undefined && options?.port === undefined) throw usage('gons/reexec: listenIn: options need a port or a path');
-  return call(where, LISTEN, options, opts);
+  return listenNative(where, options, opts) ?? call(where, LISTEN, options, opts);
 }
 
 /**

@@ -20,6 +20,7 @@ export type { WorkerEndReason } from './worker';
 export type { Namespace, NamespaceType } from '../lib/namespaces';
 export { TransferredFd, transferFd } from './handles';
 export { type ConnectInOptions, type ListenInOptions, type Where, connectIn, listenIn, openIn } from './in-target';
+export { type BindInOptions, type SocketInOptions, bindIn, socketConstants, socketIn } from './native-handles';
 export {
   type NamespacePoolOptions, type PoolRunOptions, type PoolWhere, type PoolWorkerEndReason, type PoolWorkerExit, type PoolWorkerStart,
   NamespacePool, createNamespacePool,

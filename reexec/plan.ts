@@ -157,9 +157,11 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
  * worker) into a plan: unknown keys and bad values are refused, the
  * namespaces checked (or the target's pidfd opened), the environment built.
  * Nothing is opened before the last check passed; an already aborted
- * `signal` rejects before anything is opened either.
+ * `signal` rejects before anything is opened either. With `child` false
+ * (the native socket path, which starts no child) only the checks and the
+ * joins are made: `env` holds just the joins' `gons_*` variables.
  */
-export function planReexec(where: keyof typeof optionKeys, action: string, options: ReexecOptions = {}): Plan {
+export function planReexec(where: keyof typeof optionKeys, action: string, options: ReexecOptions = {}, child = true): Plan {
   const o = options;
   checkRunOptions(where, action, o, optionKeys[where]);
   checkKeys(`gons/reexec: ${where}`, 'target option', o.target, ['pid', 'types', 'allow']);
@@ -175,13 +177,13 @@ export function planReexec(where: keyof typeof optionKeys, action: string, optio
   if (o.namespaces !== undefined && o.target !== undefined) throw invalid(`${what}: namespaces and target cannot be combined`);
   checkCgroupsOption(what, o.cgroups, o.target !== undefined);
   checkCompileCacheOption(o.compileCache);
-  const args = [...childExecArgv(), ...(entry === undefined ? mainScript() : [entry])];
-  const request = where === 'runReexecAction' ? encodeRequest(where, 1, action, o.param) : undefined;
+  const args = child ? [...childExecArgv(), ...(entry === undefined ? mainScript() : [entry])] : [];
+  const request = child && where === 'runReexecAction' ? encodeRequest(where, 1, action, o.param) : undefined;
   throwIfAborted(o.signal);
 
   const joins = joinEnv(o);
   try {
-    const env = compileCacheEnv(sanitizeChildEnv(childEnv(joins.env, o.env)), o);
+    const env = child ? compileCacheEnv(sanitizeChildEnv(childEnv(joins.env, o.env)), o) : joins.env;
     const plan: Plan = { args, env, pidfd: joins.pidfd, output: o.output ?? 'stderr', maxMessageBytes, timeout: o.timeout, signal: o.signal, request, release: () => {
       plan.pidfd = undefined;
       joins.release();

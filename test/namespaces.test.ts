@@ -98,8 +98,8 @@ t.test('the public API of gons, gons/reexec and gons/testing', async (t) => {
     'preinitPath', 'status', 'validateNamespaces',
   ]);
   t.same(names(reexec), [
-    'AbortError', 'NamespacePool', 'NamespaceSwitchError', 'NamespaceWorker', 'ReexecError', 'TransferredFd', 'checkAction', 'connectIn', 'createNamespacePool', 'listenIn',
-    'openIn', 'openNamespaceWorker', 'register', 'runAction', 'runReexecAction', 'transferFd',
+    'AbortError', 'NamespacePool', 'NamespaceSwitchError', 'NamespaceWorker', 'ReexecError', 'TransferredFd', 'bindIn', 'checkAction', 'connectIn', 'createNamespacePool',
+    'listenIn', 'openIn', 'openNamespaceWorker', 'register', 'runAction', 'runReexecAction', 'socketConstants', 'socketIn', 'transferFd',
   ]);
   t.same(names(testing), ['createNamespaces']);
   t.equal(reexec.NamespaceSwitchError, gons.NamespaceSwitchError, 'gons/reexec re-exports the class its calls reject with');
