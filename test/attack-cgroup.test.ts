@@ -127,6 +127,10 @@ void checkAction().then(() => {
         t.equal(r.self, r.init, `${confine ? 'confined' : 'unconfined'}: the same lines`);
         t.equal(r.self, readFileSync(`/proc/${c.pid}/cgroup`, 'utf8'), 'as the host sees the target');
         t.match(r.self, new RegExp(`^\\d+:devices:/${cg.slice(DEVICES.length + 1)}$`, 'm'));
+        // The child itself, as the host's procfs shows it (a program it runs inherits its cgroups, above).
+        const w = await openNamespaceWorker({ target, confine, timeout: 120000 });
+        t.equal(readFileSync(`/proc/${w.pid}/cgroup`, 'utf8'), readFileSync(`/proc/${c.pid}/cgroup`, 'utf8'), 'the worker itself');
+        await w.close();
       }
     });
 
@@ -168,7 +172,11 @@ void checkAction().then(() => {
       t.teardown(() => w.close());
       t.match(await w.run('run-program', argv), { status: 1, stderr: /Operation not permitted/ }, 'a confined worker neither');
       t.match(await w.run('run-program', ['unshare', '-n', 'true']), { stderr: /Operation not permitted/ }, 'nor any other namespace');
-      t.same(await w.run('thread-and-program'), { answer: 42, program: 0 }, 'while threads and programs still start (clone3 → clone)');
+      t.match(await w.run('run-program', ['true']), { status: 0 }, 'while programs still start (clone3 → clone)');
+      // Threads, where the pid namespace is not joined (where it is, no child may start one: see the README).
+      const nopid = await openNamespaceWorker({ target: { pid: c.pid, types: ['mnt', 'net', 'uts', 'ipc'] }, confine: true, timeout: 120000 });
+      t.teardown(() => nopid.close());
+      t.same(await nopid.run('thread-and-program'), { answer: 42, program: 0 }, 'and threads start under the filter');
     });
   });
 });

@@ -620,11 +620,18 @@ ln -s ../../../../../../..${tools.hostDir}/secret /tmp/dotdot`]);
       const confined = await settle(runReexecAction<string>('read-file', { target, confine: true, param: '/tmp/deputy', timeout: 120000 }));
       t.match(confined, { ok: false, code: 'ERR_GONS_ACTION_FAILED' }, 'confined: the call runs, and the link is not followed');
       t.not(confined.ok && confined.value, secret);
-      // Accepted: the risk is real — an unconfined action follows the link into the host's files — but openIn still
-      // refuses the magic link (native and child paths alike).
+      // Accepted: an unconfined child has no CAP_SYS_PTRACE, so it cannot follow a link through a host process with
+      // more capabilities than it has (this test runner). The risk the refusal names is what remains: a dumpable host
+      // process of our uid with no more capabilities than the child (here a root sleep with none) is followed.
       const allowed = { target: { pid: c.pid, allow: ['host-pid' as const] } };
       const deputy = await settle(runReexecAction<string>('read-file', { ...allowed, param: '/tmp/deputy', timeout: 120000 }));
-      t.match(deputy, { ok: true, value: secret }, "accepted with allow: ['host-pid']: an unconfined action's plain read follows the link (the risk the refusal names)");
+      t.match(deputy, { ok: false, code: 'ERR_GONS_ACTION_FAILED', message: /EACCES/ }, "accepted with allow: ['host-pid']: the link through this runner is not followed (CAP_SYS_PTRACE dropped)");
+      const weak = spawn('setpriv', ['--bounding-set', '-all', '--inh-caps', '-all', '--', 'sleep', '1000'], { stdio: 'ignore' });
+      t.teardown(() => weak.kill('SIGKILL'));
+      await until(() => existsSync(`/proc/${weak.pid}/exe`) && readlinkSync(`/proc/${weak.pid}/exe`).endsWith('/sleep'), 30000, 'the weak host process');
+      c.runSync(['sh', '-c', `ln -s /proc/${weak.pid}/root${tools.hostDir}/secret /tmp/deputy-weak`]);
+      const residue = await settle(runReexecAction<string>('read-file', { ...allowed, param: '/tmp/deputy-weak', timeout: 120000 }));
+      t.match(residue, { ok: true, value: secret }, 'the residue the refusal guards: a link through a host process with fewer capabilities is followed');
       t.match(await opened(openIn(allowed, '/tmp/deputy')), { ok: false, cause: 'ELOOP' }, "openIn with allow: ['host-pid'], native: the magic link is refused");
       const worker = await openNamespaceWorker({ ...allowed, timeout: 120000 });
       t.teardown(() => worker.close());
