@@ -94,11 +94,11 @@ t.test('the root handoff needs the hook', async (t) => {
 t.test('the public API of gons, gons/reexec and gons/testing', async (t) => {
   const names = (m: object) => Object.keys(m).filter((k) => (m as Record<string, unknown>)[k] !== undefined).sort();
   t.same(names(gons), [
-    'NamespaceSwitchError', 'enterTargetRoot', 'hasTargetRoot', 'leaveTargetRoot', 'listNamespaces', 'namespaceEnv', 'namespaceTypes',
-    'preinitPath', 'status', 'validateNamespaces',
+    'ContainerError', 'NamespaceSwitchError', 'enterTargetRoot', 'hasTargetRoot', 'joinPidNamespace', 'leaveTargetRoot', 'listNamespaces', 'namespaceEnv',
+    'namespaceTypes', 'preinitPath', 'status', 'validateNamespaces',
   ]);
   t.same(names(reexec), [
-    'AbortError', 'NamespacePool', 'NamespaceSwitchError', 'NamespaceWorker', 'ReexecError', 'TransferredFd', 'bindIn', 'checkAction', 'connectIn', 'createNamespacePool',
+    'AbortError', 'ContainerError', 'NamespacePool', 'NamespaceSwitchError', 'NamespaceWorker', 'ReexecError', 'TransferredFd', 'bindIn', 'checkAction', 'connectIn', 'createNamespacePool',
     'listenIn', 'openIn', 'openNamespaceWorker', 'register', 'runAction', 'runReexecAction', 'socketConstants', 'socketIn', 'transferFd',
   ]);
   t.same(names(testing), ['createNamespaces']);
