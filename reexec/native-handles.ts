@@ -24,9 +24,9 @@
 import { isContainerTarget } from '../lib/container';
 import type { Target } from '../lib/target';
 import createDebug from 'debug';
-import dgram from 'node:dgram';
+import * as dgram from 'node:dgram';
 import { constants as fsConstants, existsSync, openSync } from 'node:fs';
-import net from 'node:net';
+import * as net from 'node:net';
 import { constants } from 'node:os';
 import { getSystemErrorMap } from 'node:util';
 import { checkKeys } from '../lib/options';
