@@ -177,7 +177,7 @@ t.test('npm install gons, from the packed tarball, with no compiler and with npm
 import { spawn } from 'node:child_process';
 await checkAction();
 // A user+net namespace of nobody's own, as a rootless container has: held by cat, which waits on its stdin.
-const holder = spawn('/usr/bin/unshare', ['-U', '-r', '-n', '/bin/sh', '-c', 'echo ready; exec cat'], { stdio: ['pipe', 'pipe', 'inherit'] });
+const holder = spawn('/usr/bin/unshare', ['-U', '-r', '-n', '/bin/sh', '-c', 'echo ready; exec /bin/cat'], { stdio: ['pipe', 'pipe', 'inherit'] });
 await new Promise((resolve, reject) => { holder.stdout.once('data', resolve); holder.once('exit', (c) => reject(new Error('holder exited ' + c))); });
 const where = { target: { pid: holder.pid } };
 const s = await socketIn(where, { domain: socketConstants.AF_INET, type: socketConstants.SOCK_STREAM });
