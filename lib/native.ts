@@ -5,6 +5,9 @@
  *    (`process.versions.modules`): `prebuilds/<platform>-<arch>/gons.abi<N>.<libc>.node` and the hook next to it,
  *    `gons_preinit.so` (made at pack time by `scripts/prebuilds.sh`; prebuildify's names, so node-gyp-build's
  *    install step agrees on what matches).
+ * The netns helper executable (`gons_netns_helper`) comes from the same directory. Unlike the hook it is optional
+ * here: without it the calls it serves take the child path (reexec/native-handles.ts logs why); a package without
+ * it is a packaging error, which `scripts/prebuilds.sh` refuses.
  * Whatever fails says what to do (`ERR_GONS_NOT_BUILT`, `ERR_GONS_ABI_MISMATCH`, `ERR_GONS_NATIVE_LOAD_FAILED`).
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -86,6 +89,8 @@ export interface NativeFiles {
   kind: 'build' | 'prebuild';
   addon: string;
   preinit: string;
+  /** The netns helper executable (native/netns-helper.c), beside the hook; may be missing (see above). */
+  helper: string;
 }
 
 /** The Node line of each ABI gons ships prebuilds for (for messages only). */
@@ -139,10 +144,10 @@ const buildAdvice = 'build from source: `npm rebuild gons` (needs python3, make 
 export function resolveNative(root: string, target: NativeTarget = currentTarget()): NativeFiles {
   const release = join(root, 'build', 'Release');
   const built = join(release, 'gons.node');
-  if (existsSync(built)) return withHook({ kind: 'build', addon: built, preinit: join(release, 'gons_preinit.so') }, target);
+  if (existsSync(built)) return withHook({ kind: 'build', addon: built, ...beside(release) }, target);
   const tuple = join(root, 'prebuilds', `${target.platform}-${target.arch}`);
   const prebuilt = join(tuple, `gons.abi${target.abi}.${target.libc}.node`);
-  if (existsSync(prebuilt)) return withHook({ kind: 'prebuild', addon: prebuilt, preinit: join(tuple, 'gons_preinit.so') }, target);
+  if (existsSync(prebuilt)) return withHook({ kind: 'prebuild', addon: prebuilt, ...beside(tuple) }, target);
   const prebuilds = listPrebuilds(root);
   const want = `${target.platform}-${target.arch} ${target.libc} ${describeAbi(target.abi)}`;
   const musl = target.libc === 'musl' ? ' musl libc (Alpine) is not prebuilt, and a source build there is untested.' : '';
@@ -151,6 +156,11 @@ export function resolveNative(root: string, target: NativeTarget = currentTarget
     + `${buildAdvice}.`), {
     code: 'ERR_GONS_NOT_BUILT', path: built, ...target, prebuilds,
   });
+}
+
+/** The hook and the helper of the addon in `dir`: always from the addon's own directory. */
+function beside(dir: string): { preinit: string; helper: string } {
+  return { preinit: join(dir, 'gons_preinit.so'), helper: join(dir, 'gons_netns_helper') };
 }
 
 /** A build without its hook is half a build: say so rather than run without the hook. */
@@ -201,5 +211,8 @@ export const native: NativeFiles = resolveNative(packageRoot(__dirname));
 
 /** Absolute path of the pre-init hook, for `LD_PRELOAD`: next to the addon, from the same build. */
 export const preinitPath: string = native.preinit;
+
+/** Absolute path of the netns helper, from the same build as the hook (the file may be missing: see above). */
+export const helperPath: string = native.helper;
 
 export const addon: Addon = loadAddon(native);

@@ -3,6 +3,7 @@
 # native part that goes into the tarball,
 #   prebuilds/linux-<arch>/gons.abi<NODE_MODULE_VERSION>.glibc.node   the addon, one per Node line
 #   prebuilds/linux-<arch>/gons_preinit.so                            the pre-init hook (plain C), one per arch
+#   prebuilds/linux-<arch>/gons_netns_helper                          the netns helper (executable, plain C), one per arch
 # for the Node lines in GONS_PREBUILD_LINES (default: 20 22 24 26) and the architectures in GONS_PREBUILD_ARCHS
 # (default: x64 arm64), linux, glibc. lib/native.ts loads them at run time when there is no source build in
 # build/Release; the names follow prebuildify's, so node-gyp-build's install step (package.json `install`) finds them
@@ -14,7 +15,8 @@
 # The builds run in a temporary copy of the sources: the checkout's build/ (a developer's source build) is untouched.
 #
 # Checks, each failing the pack: every file is stripped and needs no glibc newer than GONS_GLIBC_MAX (2.34, what the
-# README states); every x64 addon loads under its own line's node; the hook exports its state symbol.
+# README states); every x64 addon loads under its own line's node; the hook exports its state symbol; every
+# architecture's directory holds the hook and the helper, the helper executable (0755: npm pack keeps the mode).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -72,11 +74,25 @@ for arch in $archs; do
     # The hook is plain C, the same for every line: built with each, kept from the first.
     [ -f "$dest/gons_preinit.so" ] ||
       "${cross[$arch]}strip" --strip-unneeded -o "$dest/gons_preinit.so" "$stage/build/Release/gons_preinit.so"
+    # So is the netns helper (an executable: lib/native.ts finds it beside the hook).
+    if [ ! -f "$dest/gons_netns_helper" ]; then
+      "${cross[$arch]}strip" --strip-all -o "$dest/gons_netns_helper" "$stage/build/Release/gons_netns_helper"
+      chmod 0755 "$dest/gons_netns_helper"
+    fi
     if [ "$arch" = x64 ]; then
       "$nodedir/bin/node" -e 'require(process.argv[1])' "$dest/gons.abi$abi.glibc.node" ||
         { echo "prebuilds: $dest/gons.abi$abi.glibc.node does not load under $("$nodedir/bin/node" --version)" >&2; exit 1; }
     fi
   done
+done
+
+# Each architecture's directory is complete: a missing helper would not break a load, only silently send the calls it
+# serves to the slower child path, so it is checked here rather than found by users.
+for arch in $archs; do
+  for file in gons_preinit.so gons_netns_helper; do
+    [ -f "$out/linux-$arch/$file" ] || { echo "prebuilds: prebuilds/linux-$arch/$file is missing" >&2; exit 1; }
+  done
+  [ -x "$out/linux-$arch/gons_netns_helper" ] || { echo "prebuilds: prebuilds/linux-$arch/gons_netns_helper is not executable" >&2; exit 1; }
 done
 
 for file in "$out"/*/*; do

@@ -3,13 +3,15 @@
  * so `prepack` builds every prebuild from source), install it into a fresh app with no compiler, make or python in
  * PATH, and run the README's example in a uts namespace; the same with npm 12, whose default blocks install scripts;
  * every x64 prebuild under its own Node line; every arm64 prebuild under qemu-user with its line's arm64 node, the
- * arm64 hook joining uts and net; a prebuild of another ABI through the loader gives gons's error.
+ * arm64 hook joining uts and net; the netns helper ships executable for both architectures and, installed, serves a
+ * nobody's socketIn/listenIn into a user+net namespace that nobody made (the child path without it); the arm64 helper
+ * runs under qemu-user; a prebuild of another ABI through the loader gives gons's error.
  *
  * Slow (a minute or two; the Node lines and npm 12 come from the registry once and are cached under /var/cache), so
  * it runs once, on the machine's Node line: scripts/test-matrix.sh tells the other lines to skip it.
  */
 import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync, cpSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -102,6 +104,7 @@ t.test('npm install gons, from the packed tarball, with no compiler and with npm
   const [pack] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('[\n')));
   const tarball = join(work, pack.filename);
   const files: Record<string, number> = Object.fromEntries(pack.files.map((f: { path: string; size: number }) => [f.path, f.size]));
+  const modes: Record<string, number> = Object.fromEntries(pack.files.map((f: { path: string; mode: number }) => [f.path, f.mode & 0o7777]));
   t.comment(`tarball ${pack.filename}: ${pack.size} bytes packed, ${pack.unpackedSize} unpacked, ${pack.entryCount} files`);
   t.comment(Object.entries(files).filter(([f]) => f.startsWith('prebuilds/')).map(([f, size]) => `${f}: ${size} bytes`).join('\n'));
   const archs = cross ? ['x64', 'arm64'] : ['x64'];
@@ -109,6 +112,8 @@ t.test('npm install gons, from the packed tarball, with no compiler and with npm
   for (const arch of archs) {
     for (const line of lines) t.ok(files[`prebuilds/linux-${arch}/gons.abi${abiOf[line]}.glibc.node`] > 0, `the tarball holds the ${arch} addon for Node ${line}`);
     t.ok(files[`prebuilds/linux-${arch}/gons_preinit.so`] > 0, `and the ${arch} hook`);
+    t.ok(files[`prebuilds/linux-${arch}/gons_netns_helper`] > 0, `and the ${arch} netns helper`);
+    t.equal(modes[`prebuilds/linux-${arch}/gons_netns_helper`], 0o755, `the ${arch} helper is packed executable (0755)`);
   }
   t.same(Object.keys(files).filter((f) => f.endsWith('.map')), [], 'no source maps');
 
@@ -157,8 +162,57 @@ t.test('npm install gons, from the packed tarball, with no compiler and with npm
         kind: 'prebuild',
         addon: join(realpathSync(pkg), 'prebuilds', 'linux-x64', `gons.abi${abiOf[line]}.glibc.node`),
         preinit: join(realpathSync(pkg), 'prebuilds', 'linux-x64', 'gons_preinit.so'),
-      }, `Node ${line}: the addon is the prebuild for ABI ${abiOf[line]}, the hook comes from beside it`);
+        helper: join(realpathSync(pkg), 'prebuilds', 'linux-x64', 'gons_netns_helper'),
+      }, `Node ${line}: the addon is the prebuild for ABI ${abiOf[line]}, the hook and the helper come from beside it`);
       t.equal(out.preinitPath, out.native.preinit, 'preinitPath is that hook');
+    }
+  });
+
+  t.test('as nobody, the installed netns helper serves socketIn and listenIn into a user+net namespace nobody made', { skip: needsRoot }, async (t) => {
+    const helper = join(realpathSync(pkg), 'prebuilds', 'linux-x64', 'gons_netns_helper');
+    t.equal(statSync(helper).mode & 0o777, 0o755, 'installed executable (0755)');
+    // nobody must reach the app: the work directory is mkdtemp's 0700.
+    chmodSync(work, 0o755);
+    writeFileSync(join(plain.app, 'helper.js'), `import { checkAction, listenIn, socketConstants, socketIn } from 'gons/reexec';
+import { spawn } from 'node:child_process';
+await checkAction();
+// A user+net namespace of nobody's own, as a rootless container has: held by cat, which waits on its stdin.
+const holder = spawn('/usr/bin/unshare', ['-U', '-r', '-n', '/bin/sh', '-c', 'echo ready; exec /bin/cat'], { stdio: ['pipe', 'pipe', 'inherit'] });
+await new Promise((resolve, reject) => { holder.stdout.once('data', resolve); holder.once('exit', (c) => reject(new Error('holder exited ' + c))); });
+const where = { target: { pid: holder.pid } };
+const s = await socketIn(where, { domain: socketConstants.AF_INET, type: socketConstants.SOCK_STREAM });
+s.close();
+const server = await listenIn(where, { host: '0.0.0.0', port: 0 });
+const port = server.address().port;
+server.close();
+holder.stdin.end();
+console.log(JSON.stringify({ uid: process.getuid(), port }));
+`);
+    const asNobody = () => run('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', '/usr/bin/env', '-u', 'NODE_OPTIONS', node20, 'helper.js'],
+      { cwd: plain.app, env: cleanEnv({ PATH: bin, DEBUG: 'gons:handles' }) });
+    const served = asNobody();
+    t.equal(served.status, 0, 'the app ran as nobody', { stderr: served.stderr });
+    t.match(JSON.parse(served.stdout || '{}'), { uid: 65534, port: Number }, 'both calls made their socket');
+    t.comment(served.stderr.trim());
+    const viaHelper = /native path, a helper process joined the user namespace first \(setns\(pidfd of \d+, CLONE_NEWNET\): EPERM from a thread\)/;
+    t.match(served.stderr, new RegExp(`socketIn: ${viaHelper.source}`), 'socketIn: the helper served');
+    t.match(served.stderr, new RegExp(`listenIn: ${viaHelper.source}`), 'listenIn: the helper served');
+    t.notMatch(served.stderr, /child path/, 'not the child path');
+
+    // The same package without its helper (what the tarball shipped before): the load works, the calls go to the child path, and the log says why.
+    const kept = join(work, 'gons_netns_helper.kept');
+    copyFileSync(helper, kept);
+    rmSync(helper);
+    try {
+      const fallback = asNobody();
+      t.equal(fallback.status, 0, 'without the helper: the app still runs', { stderr: fallback.stderr });
+      t.match(JSON.parse(fallback.stdout || '{}'), { uid: 65534, port: Number });
+      const escaped = helper.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      t.match(fallback.stderr, new RegExp(`socketIn: child path: setns\\(pidfd of \\d+, CLONE_NEWNET\\): EPERM from a thread, and the netns helper ${escaped} is missing`), 'the child path serves, and says why');
+      t.notMatch(fallback.stderr, /a helper process joined/);
+    } finally {
+      copyFileSync(kept, helper);
+      chmodSync(helper, 0o755);
     }
   });
 
@@ -231,5 +285,16 @@ console.log(JSON.stringify({ arch: process.arch, abi: process.versions.modules, 
       t.equal(out.uts, statSync(ns.paths.uts).ino, 'in the target uts namespace');
       t.equal(out.net, statSync(ns.paths.net).ino, 'and the target net namespace');
     }
+  });
+
+  t.test('arm64, under qemu-user: the netns helper runs, and refuses no arguments in its defined way', { skip: !cross ? 'no arm64 prebuilds (no aarch64-linux-gnu-g++)' : !qemu ? 'no qemu-aarch64 (apt-get install qemu-user)' : false }, async (t) => {
+    const helper = join(pkg, 'prebuilds', 'linux-arm64', 'gons_netns_helper');
+    t.equal(statSync(helper).mode & 0o777, 0o755, 'installed executable (0755)');
+    t.match(run('file', ['-b', helper]).stdout, /ELF 64-bit .*ARM aarch64/, 'an arm64 executable');
+    // fd 5 is where it replies "<errno> <syscall>" (native/netns-helper.c): a socket pair from Node, read back here.
+    const res = spawnSync(qemu, ['-L', '/usr/aarch64-linux-gnu', helper], { stdio: ['ignore', 'pipe', 'pipe', 'ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+    t.notMatch(res.stderr, /format error|Invalid ELF|cannot/i, 'no exec format error', { stderr: res.stderr });
+    t.equal(res.status, 1, 'exits 1');
+    t.equal(res.output[5], '22 argv', 'and replies EINVAL at argv on fd 5');
   });
 });

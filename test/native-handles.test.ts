@@ -8,11 +8,10 @@ import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process
 import dgram from 'node:dgram';
 import { closeSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, writeSync } from 'node:fs';
 import net from 'node:net';
-import { dirname, join } from 'node:path';
 import { format } from 'node:util';
 import createDebug from 'debug';
 import t, { type Test } from 'tap';
-import { addon, preinitPath } from '../lib/native';
+import { addon, helperPath } from '../lib/native';
 import {
   TransferredFd, bindIn, checkAction, connectIn, listenIn, openNamespaceWorker, register, socketConstants, socketIn,
 } from '../reexec/index';
@@ -333,7 +332,7 @@ void checkAction().then(() => {
   const noStrace = spawnSync('strace', ['-V']).status === 0 && socketSyscall ? false : 'needs strace (x64 or arm64) to hold the helper at its socket() call';
   t.test('the netns helper holds only what it was given: another fd of ours never reaches it; 3 and 4 are closed once joined', { skip: needsRoot || noStrace }, async (t) => {
     const ns = await createNamespaces(t, ['net'], { user: true });
-    const helper = join(dirname(preinitPath), 'gons_netns_helper');
+    const helper = helperPath;
     const pair = addon.socketPair() as [number, number];
     // Each is inheritable in the child at its index: the helper gets the user and net namespaces, the reply socket, and fd 6 it was never meant to have.
     const fds = [openSync(ns.paths.user, 'r'), openSync(ns.paths.net, 'r'), pair[1], openSync('/etc', 'r')];

@@ -10,7 +10,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { currentTarget, detectLibc, listPrebuilds, loadAddon, native, resolveNative, type NativeTarget } from '../lib/native';
+import { currentTarget, detectLibc, helperPath, listPrebuilds, loadAddon, native, preinitPath, resolveNative, type NativeTarget } from '../lib/native';
 import { projectRoot } from './fixtures/helpers';
 
 const npmEnv = { ...process.env, npm_config_loglevel: 'error' };
@@ -40,13 +40,14 @@ t.test('the tarball holds what a consumer needs, and nothing else', async (t) =>
 
 t.test('package.json: what npm shows and checks, prebuilds in the tarball, no build on install where one matches', async (t) => {
   const pkg = JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8'));
-  t.match(pkg.repository, { type: 'git', url: /^git\+https:\/\/github\.com\/.+\.git$/ });
-  t.match(pkg.bugs, { url: /^https:\/\/github\.com\/.+\/issues$/ });
-  t.match(pkg.homepage, /^https:\/\//);
+  // No repository, bugs or homepage until a real one exists: the former github.com/gons-js/gons was a placeholder nobody
+  // confirmed, and a made-up URL on the registry page is worse than none.
+  t.same([pkg.repository, pkg.bugs, pkg.homepage], [undefined, undefined, undefined], 'no made-up repository, bugs or homepage URL');
   t.ok(pkg.keywords.includes('namespaces'));
   t.same(pkg.os, ['linux']);
   t.same(pkg.cpu, ['x64', 'arm64'], 'the architectures with prebuilds');
   t.ok(pkg.files.includes('prebuilds/linux-*/gons.abi*.node') && pkg.files.includes('prebuilds/linux-*/gons_preinit.so'), 'prebuilds ship');
+  t.ok(pkg.files.includes('prebuilds/linux-*/gons_netns_helper'), 'and the netns helper beside each hook');
   t.equal(pkg.gypfile, false, 'npm adds no `node-gyp rebuild` of its own (it fails with no compiler, and rolls back the install)');
   t.equal(pkg.scripts.install, 'node-gyp-build', 'the install step builds only when no prebuild loads');
   t.ok(pkg.dependencies['node-gyp-build'], 'which is why node-gyp-build is a dependency');
@@ -120,6 +121,8 @@ const allPrebuilds = Object.fromEntries(['x64', 'arm64'].flatMap((arch) => [
 t.test('this process: the target is this platform, arch, libc and ABI; the loaded addon and the hook sit side by side', async (t) => {
   t.same(here, { platform: process.platform, arch: process.arch, libc: 'glibc', abi: process.versions.modules, node: process.version });
   t.equal(join(native.addon, '..'), join(native.preinit, '..'), 'the hook comes from where the addon came from');
+  t.equal(helperPath, join(preinitPath, '..', 'gons_netns_helper'), 'the netns helper from beside the hook');
+  t.equal(helperPath, native.helper);
   t.equal(native.kind, 'build', 'a checkout runs its source build');
 });
 
@@ -132,12 +135,13 @@ t.test('libc is read from the C library mapped into the process', async (t) => {
 t.test('a source build comes first; else the prebuild of this platform, arch, libc and ABI, with its own hook', async (t) => {
   const both = fakeRoot(t, { ...allPrebuilds, 'build/Release/gons.node': null, 'build/Release/gons_preinit.so': null });
   t.same(resolveNative(both, x64), {
-    kind: 'build', addon: join(both, 'build/Release/gons.node'), preinit: join(both, 'build/Release/gons_preinit.so'),
+    kind: 'build', addon: join(both, 'build/Release/gons.node'), preinit: join(both, 'build/Release/gons_preinit.so'), helper: join(both, 'build/Release/gons_netns_helper'),
   }, 'build/Release wins over a matching prebuild (a developer, or a user who rebuilt)');
   const packed = fakeRoot(t, allPrebuilds);
   t.same(resolveNative(packed, x64), {
     kind: 'prebuild', addon: join(packed, 'prebuilds/linux-x64/gons.abi137.glibc.node'), preinit: join(packed, 'prebuilds/linux-x64/gons_preinit.so'),
-  });
+    helper: join(packed, 'prebuilds/linux-x64/gons_netns_helper'),
+  }, 'the helper is named beside the hook; its absence does not fail the load (the calls it serves take the child path)');
   t.same(resolveNative(packed, { ...x64, arch: 'arm64', abi: '115' }).addon, join(packed, 'prebuilds/linux-arm64/gons.abi115.glibc.node'));
   t.same(listPrebuilds(packed), [
     'linux-arm64 glibc 115 (Node 20)', 'linux-arm64 glibc 127 (Node 22)', 'linux-arm64 glibc 137 (Node 24)', 'linux-arm64 glibc 147 (Node 26)',
@@ -196,10 +200,10 @@ t.test('a build for another Node ABI: gons says rebuild, or which lines have pre
   }, 'with no prebuild for this line, rebuilding is the one way');
   // A prebuild of another ABI, loaded explicitly: the error lists the lines that have prebuilds.
   const prebuilt = otherAbiModule(join(root, 'gons.abi1.glibc.node'));
-  t.throws(() => loadAddon({ kind: 'prebuild', addon: prebuilt, preinit: '' }, root, { ...target, arch: 'x64' }), {
+  t.throws(() => loadAddon({ kind: 'prebuild', addon: prebuilt, preinit: '', helper: '' }, root, { ...target, arch: 'x64' }), {
     code: 'ERR_GONS_ABI_MISMATCH', message: /Use a Node line gons has prebuilds for \(linux-x64 glibc 115 \(Node 20\), linux-x64 glibc 127 \(Node 22\), linux-x64 glibc 137 \(Node 24\), linux-x64 glibc 147 \(Node 26\)\), or build from source: `npm rebuild gons`/,
   });
-  t.throws(() => loadAddon({ kind: 'prebuild', addon: prebuilt, preinit: '' }, root, { ...target, arch: 'riscv64' }), {
+  t.throws(() => loadAddon({ kind: 'prebuild', addon: prebuilt, preinit: '', helper: '' }, root, { ...target, arch: 'riscv64' }), {
     code: 'ERR_GONS_ABI_MISMATCH', message: /\(none for this platform\)/,
   });
 });
@@ -214,13 +218,13 @@ t.test('a prebuild this system\'s glibc is too old for: gons says so, and how to
   const root = fakeRoot(t, {});
   const file = join(root, 'gons.node');
   writeFileSync(file, bytes);
-  t.throws(() => loadAddon({ kind: 'prebuild', addon: file, preinit: '' }, root), {
+  t.throws(() => loadAddon({ kind: 'prebuild', addon: file, preinit: '', helper: '' }, root), {
     code: 'ERR_GONS_NATIVE_LOAD_FAILED', path: file, cause: { code: 'ERR_DLOPEN_FAILED' },
     message: /^gons: cannot load .*gons\.node: it needs glibc 9\.9\S* or newer, which this system's C library is not \(the prebuilds need glibc 2\.34: .*\)\. To build from source: `npm rebuild gons`/,
   });
   writeFileSync(file.replace('gons.node', 'text.node'), 'not an ELF file\n');
-  t.throws(() => loadAddon({ kind: 'prebuild', addon: file.replace('gons.node', 'text.node'), preinit: '' }, root), {
+  t.throws(() => loadAddon({ kind: 'prebuild', addon: file.replace('gons.node', 'text.node'), preinit: '', helper: '' }, root), {
     code: 'ERR_GONS_NATIVE_LOAD_FAILED', message: /^gons: cannot load .*text\.node: .*(invalid ELF header|file too short)\. To build from source/,
   });
-  t.throws(() => loadAddon({ kind: 'build', addon: join(root, 'missing.node'), preinit: '' }, root), { code: 'MODULE_NOT_FOUND' }, 'other failures pass as they are');
+  t.throws(() => loadAddon({ kind: 'build', addon: join(root, 'missing.node'), preinit: '', helper: '' }, root), { code: 'MODULE_NOT_FOUND' }, 'other failures pass as they are');
 });
