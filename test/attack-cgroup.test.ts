@@ -15,6 +15,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { seccompValue } from '../lib/confine';
+import { addon } from '../lib/native';
 import { checkAction, createNamespacePool, openNamespaceWorker, runReexecAction } from '../reexec/index';
 import './fixtures/attack/actions';
 import { Lines, type Tools, buildTools, createContainer, missingTools, until } from './fixtures/attack/target';
@@ -140,6 +142,21 @@ void checkAction().then(() => {
       const dir = join(tools.hostDir, 'made-by-child');
       t.equal(await runReexecAction('mkdir', { target: filtered, confine: true, param: dir, timeout: 120000 }), 'EPERM', 'confined: its mkdir is refused');
       t.equal(await runReexecAction('mkdir', { target: filtered, param: dir, timeout: 120000 }), 'ok:made', 'control: unconfined, mkdir works');
+      // The filters are read by pid, the process stopped under ptrace: the plan's pidfd must still show that pid.
+      // A pidfd of another process (what the pidfd of a target whose pid was reused shows: not this pid) fails closed.
+      const hex = seccompValue(filtered.pid);
+      t.match(hex, /^[0-9a-f]+$/, 'seccompValue with a pidfd of its own: the filter');
+      const mine = addon.pidfdOpen(filtered.pid);
+      if ('fd' in mine) {
+        t.equal(seccompValue(filtered.pid, mine.fd), hex, 'with the plan\'s pidfd: the same filter');
+        addon.closeFd(mine.fd);
+      } else t.fail('pidfd_open');
+      const other = addon.pidfdOpen(process.pid);
+      if ('fd' in other) {
+        t.same(addon.seccompFilters(filtered.pid, other.fd), { errno: 3, syscall: 'pidfd' }, 'another process\'s pidfd: ESRCH, nothing read');
+        t.throws(() => seccompValue(filtered.pid, other.fd), { name: 'NamespaceSwitchError', code: 'ESRCH', envVar: 'gons_seccomp', syscall: 'pidfd' }, 'seccompValue fails closed');
+        addon.closeFd(other.fd);
+      } else t.fail('pidfd_open');
       const status = readFileSync(`/proc/${filtered.pid}/status`, 'utf8');
       t.match(status, /^TracerPid:\s+0$/m, 'no tracer left on the target');
       t.match(status, /^State:\s+S/m, 'the target is not left stopped');
