@@ -30,6 +30,7 @@ export function seccompValue(pid: number, pidfd?: number): string | undefined {
   if (field(readProc(pid, 'status'), 'Seccomp', pid) !== '2') return undefined;
   // The filters are read by pid: the addon checks, with the process stopped, that the pidfd still shows that pid.
   const own = pidfd === undefined ? addon.pidfdOpen(pid) : undefined;
+  /* c8 ignore next 3 -- pidfd_open fails only for a process that exited since its status was read: -1 fails closed below */
   const fd = own === undefined ? pidfd as number : 'fd' in own ? own.fd : -1;
   const got = addon.seccompFilters(pid, fd);
   if (own !== undefined && 'fd' in own) addon.closeFd(own.fd);
