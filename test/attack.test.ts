@@ -644,16 +644,22 @@ ln -s ../../../../../../..${tools.hostDir}/secret /tmp/dotdot`]);
       const confined = await settle(runReexecAction<string>('read-file', { target, confine: true, param: '/tmp/deputy', timeout: 120000 }));
       t.match(confined, { ok: false, code: 'ERR_GONS_ACTION_FAILED' }, 'confined: the call runs, and the link is not followed');
       t.not(confined.ok && confined.value, secret);
-      // Accepted: the risk is real — an unconfined action follows the link into the host's files — but openIn still
-      // refuses the magic link (native and child paths alike).
+      // Accepted: the call runs. Since unconfined children lost CAP_SYS_PTRACE (sec-window), following
+      // /proc/<pid>/root of a host process holding capabilities the child lacks needs ptrace access the child has
+      // not: its plain read is refused too (EACCES). openIn refuses the magic link on both paths: ELOOP where the
+      // walk reaches it, EACCES where the ptrace check on /proc/<pid> comes first.
       const allowed = { target: { pid: c.pid, allow: ['host-pid' as const] } };
       const deputy = await settle(runReexecAction<string>('read-file', { ...allowed, param: '/tmp/deputy', timeout: 120000 }));
-      t.match(deputy, { ok: true, value: secret }, "accepted with allow: ['host-pid']: an unconfined action's plain read follows the link (the risk the refusal names)");
+      t.match(deputy, { ok: false, code: 'ERR_GONS_ACTION_FAILED' }, "accepted with allow: ['host-pid']: the call runs; an unconfined action's plain read cannot follow the link either");
+      t.not(deputy.ok && deputy.value, secret);
       t.match(await opened(openIn(allowed, '/tmp/deputy')), { ok: false, cause: 'ELOOP' }, "openIn with allow: ['host-pid'], native: the magic link is refused");
       const worker = await openNamespaceWorker({ ...allowed, timeout: 120000 });
       t.teardown(() => worker.close());
-      t.match(await opened(openIn(worker, '/tmp/deputy')), { ok: false, cause: 'ELOOP' }, 'openIn in an accepted worker: the magic link is refused');
-      t.match(await opened(openIn(worker, '/tmp/deputy-out', 'w')), { ok: false, cause: 'ELOOP' }, "openIn 'w' in an accepted worker: refused");
+      for (const [path, flags] of [['/tmp/deputy', 'r'], ['/tmp/deputy-out', 'w']]) {
+        const r = await opened(openIn(worker, path, flags));
+        t.match(r, { ok: false }, `openIn '${flags}' ${path} in an accepted worker: refused`);
+        t.ok(!r.ok && ['ELOOP', 'EACCES'].includes(r.cause ?? ''), `openIn '${flags}' ${path}: ${r.ok ? 'opened' : r.cause}`);
+      }
       t.notOk(existsSync(join(tools.hostDir, 'deputy-wrote')), 'nothing written on the host');
     });
   });
