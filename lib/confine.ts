@@ -26,10 +26,23 @@ export const SECCOMP_ENV = 'gons_seccomp';
  * CAP_SYS_ADMIN, the process is traced already, it is our own): then the
  * child has gons's own filter only (README, "Confinement").
  */
-export function seccompValue(pid: number): string | undefined {
+export function seccompValue(pid: number, pidfd?: number): string | undefined {
   if (field(readProc(pid, 'status'), 'Seccomp', pid) !== '2') return undefined;
-  const got = addon.seccompFilters(pid);
-  if ('errno' in got) return undefined;
+  // The filters are read by pid: the addon checks, with the process stopped, that the pidfd still shows that pid.
+  const own = pidfd === undefined ? addon.pidfdOpen(pid) : undefined;
+  /* c8 ignore next 3 -- pidfd_open fails only for a process that exited since its status was read: -1 fails closed below */
+  const fd = own === undefined ? pidfd as number : 'fd' in own ? own.fd : -1;
+  const got = addon.seccompFilters(pid, fd);
+  if (own !== undefined && 'fd' in own) addon.closeFd(own.fd);
+  if ('errno' in got) {
+    // The process we were asked about is gone (its pid may be another's now): fail closed.
+    if (got.syscall === 'pidfd') {
+      throw new NamespaceSwitchError(`package gons: process ${pid} exited while its seccomp filters were read: ${addon.strerror(got.errno)}`, {
+        envVar: SECCOMP_ENV, path: `/proc/${pid}`, syscall: got.syscall, errno: got.errno,
+      });
+    }
+    return undefined;
+  }
   return got.filters.map((f) => f.toString('hex')).join(','); // Seccomp: 2 means at least one filter
 }
 

@@ -41,7 +41,7 @@ interface Addon {
   claimChannel(fd: number): number;
   closeFd(fd: number): number;
   pidfdOpen(pid: number): { fd: number } | { errno: number; syscall: string };
-  seccompFilters(pid: number): { filters: Buffer[] } | { errno: number; syscall: string };
+  seccompFilters(pid: number, pidfd: number): { filters: Buffer[] } | { errno: number; syscall: string };
   nsType(path: string): { nstype: number } | { errno: number; syscall: string };
   socketPair(): [number, number] | { errno: number; syscall: string };
   sendFds(sock: number, fds: number[]): number;

@@ -7,6 +7,8 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <linux/magic.h>
 #include <linux/nsfs.h>
@@ -269,13 +271,40 @@ NAN_METHOD(PidfdOpen) {
 #define PTRACE_SECCOMP_GET_FILTER 0x420c
 #endif
 
-// seccompFilters(pid): { filters: [Buffer] } — the process's seccomp filters
-// as raw struct sock_filter arrays, most recently installed first — or
-// { errno, syscall }. The kernel hands them out only to a CAP_SYS_ADMIN
+// The pid the kernel shows for `pidfd` in our fdinfo ("Pid:" line): -1 once
+// its process is gone (Linux >= 5.12), 0 when it cannot be read.
+pid_t PidfdPid(int pidfd) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/fdinfo/%d", pidfd);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  std::string text;
+  char buf[512];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0) text.append(buf, static_cast<size_t>(n));
+  close(fd);
+  size_t at = text.find("\nPid:");
+  if (at == std::string::npos) return 0;
+  return static_cast<pid_t>(strtol(text.c_str() + at + 5, nullptr, 10));
+}
+
+// seccompFilters(pid, pidfd): { filters: [Buffer] } — the process's seccomp
+// filters as raw struct sock_filter arrays, most recently installed first —
+// or { errno, syscall }. The kernel hands them out only to a CAP_SYS_ADMIN
 // tracer of a stopped process: seize, interrupt, read, detach (re-injecting
 // a signal the stop caught). Measured: the process stops for ~30 us.
+// ptrace goes by pid: once the process is stopped under us, the pidfd (the
+// process the caller checked) must still show that pid, else the pid was
+// reused and the stopped process is another one: detach, ESRCH ("pidfd").
+// A stopped tracee keeps its pid, and ptrace requests reach only our tracee.
 NAN_METHOD(SeccompFilters) {
   pid_t pid = Nan::To<int32_t>(info[0]).FromMaybe(0);
+  int pidfd = Nan::To<int32_t>(info[1]).FromMaybe(-1);
+  if (pidfd < 0) {
+    info.GetReturnValue().Set(Failure(EBADF, "pidfd"));
+    return;
+  }
   if (pid <= 0 || ptrace(PTRACE_SEIZE, pid, nullptr, nullptr) != 0) {
     info.GetReturnValue().Set(Failure(pid <= 0 ? EINVAL : errno, "ptrace"));
     return;
@@ -289,6 +318,7 @@ NAN_METHOD(SeccompFilters) {
     do w = waitpid(pid, &status, __WALL);
     while (w < 0 && errno == EINTR);
     if (w != pid || !WIFSTOPPED(status)) err = w < 0 ? errno : ESRCH, call = "waitpid";
+    else if (PidfdPid(pidfd) != pid) err = ESRCH, call = "pidfd";
   }
   std::vector<std::vector<struct sock_filter>> filters;
   for (unsigned long i = 0; err == 0; i++) {
@@ -463,6 +493,9 @@ NAN_METHOD(FdFlags) {
 // fd pins the inode; fstat says what it is; only a regular file is opened for
 // real, by re-opening that very inode through our own /proc/thread-self/fd
 // (an open of the pinned inode, not a second walk of the container's path).
+// A child in a container's mount namespace but not its pid namespace has no
+// thread-self in that procfs: it walks a second time and checks the inode
+// (ReopenByWalk says why that is acceptable there, and only there).
 
 // openat2 with EINTR and EAGAIN retried (RESOLVE_IN_ROOT returns EAGAIN when a
 // rename raced a ".." walk); a bounded number of times.
@@ -538,22 +571,25 @@ int OwnFdDir(const char **failed) {
   return dir;
 }
 
-// Re-opens the O_PATH fd `pathfd` (a regular file, as `seen`) with the real
-// flags, and checks that what opened is that same file.
-OpenInOutcome Reopen(int pathfd, const struct stat &seen, int flags) {
-  const char *failed = "";
-  int dir = OwnFdDir(&failed);
-  if (dir < 0) return OpenFailed(errno, failed);
+// What Reopen made of a checked O_PATH fd: an fd, a failure, or "raced"
+// (the path no longer named the checked inode: walk and check it again).
+struct ReopenOutcome {
+  OpenInOutcome out;
+  bool raced = false;
+};
+
+// The re-open through our own /proc/thread-self/fd: an open of the pinned
+// inode itself. Where it works (the parent's native path, on the host's
+// procfs) it is the only way used.
+OpenInOutcome ReopenByProc(int dir, int pathfd, const struct stat &seen, int flags) {
   char name[16];
   snprintf(name, sizeof name, "%d", pathfd);
   // No O_CREAT, O_EXCL (the file exists) nor O_NOFOLLOW (the fd entry is the link to follow).
   int fd = openat(dir, name, (flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW | O_DIRECTORY)) | O_CLOEXEC | O_NOCTTY);
-  int err = errno;
-  close(dir);
-  if (fd < 0) return OpenFailed(err, "open");
+  if (fd < 0) return OpenFailed(errno, "open");
   struct stat st;
   if (fstat(fd, &st) != 0 || st.st_dev != seen.st_dev || st.st_ino != seen.st_ino || !S_ISREG(st.st_mode)) {
-    err = errno;
+    int err = errno;
     close(fd);
     return OpenFailed(err ? err : EXDEV, "fstat");
   }
@@ -562,32 +598,127 @@ OpenInOutcome Reopen(int pathfd, const struct stat &seen, int flags) {
   return o;
 }
 
+// The child's way when its own fd directory is not in the procfs of the root
+// it entered (a child that joined a container's mount namespace but, since the
+// late pid join, never its pid namespace: that procfs has no thread-self for
+// it). The path is walked a second time, as confined as the first, with the
+// real flags, and what opened must be the inode the first walk checked (same
+// st_dev and st_ino, a regular file), else it is closed unused and the caller
+// walks again. The open with effects may thus land on something the container
+// swapped in after the check. Acceptable in the child, and only there:
+// - a device: the child joined the container's cgroups (the default with a
+//   target), so its device cgroup refuses a node the container may not open;
+//   what it may open, the container's own processes could open anyway. The
+//   fd is closed before anything is read or written through it.
+// - a FIFO: O_NONBLOCK, so the open never waits for a peer (an O_WRONLY open
+//   of a reader-less FIFO fails ENXIO); a tty: O_NOCTTY, it never becomes our
+//   controlling terminal.
+// - O_TRUNC is left out of the open and done with ftruncate only after the
+//   check: a file swapped in is never truncated.
+// - symlinks and magic links: the same RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
+//   walk (and O_NOFOLLOW when asked) as the first.
+// Residue: a child left outside the container's cgroups (`cgroups: false`, or
+// namespace paths without `cgroups`) could open, and at once close, a device
+// node swapped in at that moment that the container itself may not open.
+ReopenOutcome ReopenByWalk(int root, const std::string &path, const struct stat &seen, int flags) {
+  ReopenOutcome r;
+  int open_flags = (flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_DIRECTORY)) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+  int fd = Openat2(root, path.c_str(), static_cast<unsigned>(open_flags), 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+  if (fd < 0) {
+    // The file's own error (EACCES, ETXTBSY...) if the path still names the
+    // checked inode; else it changed since the check (gone, or a FIFO without
+    // a peer: ENXIO, a device the cgroup refuses: EPERM): walk again.
+    r.out = OpenFailed(errno, "openat2");
+    int again = Openat2(root, path.c_str(), O_PATH | O_CLOEXEC | (flags & O_NOFOLLOW), 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+    struct stat now;
+    r.raced = again < 0 || fstat(again, &now) != 0 || now.st_dev != seen.st_dev || now.st_ino != seen.st_ino;
+    if (again >= 0) close(again);
+    return r;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    r.out = OpenFailed(errno, "fstat");
+    close(fd);
+    return r;
+  }
+  if (st.st_dev != seen.st_dev || st.st_ino != seen.st_ino || !S_ISREG(st.st_mode)) {
+    close(fd);
+    r.raced = true;
+    r.out = OpenFailed(EXDEV, "fstat");
+    return r;
+  }
+  int fl = fcntl(fd, F_GETFL);
+  bool ok = fl >= 0 && ((flags & O_NONBLOCK) || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == 0);
+  const char *failed = "fcntl";
+  // O_TRUNC, now that the file is known to be the one checked (ignored with O_RDONLY, which cannot truncate through the fd).
+  if (ok && (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
+    int t;
+    do t = ftruncate(fd, 0);
+    while (t != 0 && errno == EINTR);
+    ok = t == 0;
+    failed = "ftruncate";
+  }
+  if (!ok) {
+    r.out = OpenFailed(errno, failed);
+    close(fd);
+    return r;
+  }
+  r.out.fd = fd;
+  return r;
+}
+
+// Re-opens the O_PATH fd `pathfd` (a regular file, as `seen`, reached as
+// `path` below `root`) with the real flags, and checks that what opened is
+// that same file. `walk`: the second walk may stand in when our fd directory
+// is not reachable (the child path only, see ReopenByWalk).
+ReopenOutcome Reopen(int root, const std::string &path, int pathfd, const struct stat &seen, int flags, bool walk) {
+  const char *failed = "";
+  int dir = OwnFdDir(&failed);
+  if (dir < 0) {
+    if (walk) return ReopenByWalk(root, path, seen, flags);
+    ReopenOutcome r;
+    r.out = OpenFailed(errno, failed);
+    return r;
+  }
+  ReopenOutcome r;
+  r.out = ReopenByProc(dir, pathfd, seen, flags);
+  close(dir);
+  return r;
+}
+
 // The whole openIn step, as described above. `root` is an O_PATH directory
-// fd of the root to stay in, or -1 for this process's own root.
+// fd of the root to stay in (the parent's native path), or -1 for this
+// process's own root (the child path, which may re-open by a second walk).
 OpenInOutcome OpenInRoot(int root, const std::string &path, int flags, int mode) {
   const uint64_t resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
   // O_TMPFILE names a directory to make an unnamed file in: not a file to open.
   if ((flags & O_TMPFILE) == O_TMPFILE || (flags & O_PATH)) return OpenFailed(EINVAL, "openat2");
+  const bool child = root < 0;
   int own = -1;
-  if (root < 0) {
+  if (child) {
     own = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (own < 0) return OpenFailed(errno, "open");
     root = own;
   }
   OpenInOutcome out = OpenFailed(EEXIST, "openat2");
-  // A file that appears between "not there" and "create it" is looked at again, like any other; a few times.
+  // A file that appears between "not there" and "create it", or that changes
+  // between the check and the second walk, is looked at again; a few times.
   for (int tries = 0; tries < 8; tries++) {
     int pathfd = Openat2(root, path.c_str(), O_PATH | O_CLOEXEC | (flags & O_NOFOLLOW), 0, resolve);
     if (pathfd >= 0) {
       struct stat st;
+      bool again = false;
       if (fstat(pathfd, &st) != 0) {
         out = OpenFailed(errno, "fstat");
       } else if ((flags & O_CREAT) && (flags & O_EXCL)) {
         out = OpenFailed(EEXIST, "openat2");
       } else if ((out.refused = FileTypeName(st.st_mode)) == nullptr) {
-        out = Reopen(pathfd, st, flags);
+        ReopenOutcome r = Reopen(root, path, pathfd, st, flags, child);
+        out = r.out;
+        again = r.raced;
       }
       close(pathfd);
+      if (again) continue;
       break;
     }
     if (errno != ENOENT || !(flags & O_CREAT)) {

@@ -262,7 +262,7 @@ function joinEnv(o: ReexecOptions): { env: Record<string, string>; pidfd?: numbe
     const pid = (o.target as Target).pid;
     if (o.confine) {
       joined.env[CONFINE_ENV] = confineValue(pid, joined.types);
-      const filters = seccompValue(pid);
+      const filters = seccompValue(pid, joined.pidfd);
       if (filters !== undefined) joined.env[SECCOMP_ENV] = filters;
     }
     Object.assign(joined.env, cgroupEnv(o.cgroups, pid));

@@ -15,6 +15,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { seccompValue } from '../lib/confine';
+import { addon } from '../lib/native';
 import { checkAction, createNamespacePool, openNamespaceWorker, runReexecAction } from '../reexec/index';
 import './fixtures/attack/actions';
 import { Lines, type Tools, buildTools, createContainer, missingTools, until } from './fixtures/attack/target';
@@ -121,7 +123,9 @@ void checkAction().then(() => {
       t.equal(diskHead(), MARKER);
     });
 
-    t.test('the child\'s /proc/self/cgroup equals the target\'s, every hierarchy', async (t) => {
+    t.test('the child\'s cgroups (/proc/<pid>/cgroup on the host) equal the target\'s, every hierarchy', async (t) => {
+      // The child is not in the container's pid namespace (joined late, for its children only): the container's
+      // procfs has no /proc/self for it. Its pid is a host pid: the host's procfs shows its cgroups while it runs.
       for (const confine of [false, true]) {
         const r = await runReexecAction<{ self: string; init: string }>('cgroups', { target, confine, timeout: 120000 });
         t.equal(r.self, r.init, `${confine ? 'confined' : 'unconfined'}: the same lines`);
@@ -129,6 +133,7 @@ void checkAction().then(() => {
         t.match(r.self, new RegExp(`^\\d+:devices:/${cg.slice(DEVICES.length + 1)}$`, 'm'));
         // The child itself, as the host's procfs shows it (a program it runs inherits its cgroups, above).
         const w = await openNamespaceWorker({ target, confine, timeout: 120000 });
+        t.teardown(() => w.close());
         t.equal(readFileSync(`/proc/${w.pid}/cgroup`, 'utf8'), readFileSync(`/proc/${c.pid}/cgroup`, 'utf8'), 'the worker itself');
         await w.close();
       }
@@ -144,6 +149,21 @@ void checkAction().then(() => {
       const dir = join(tools.hostDir, 'made-by-child');
       t.equal(await runReexecAction('mkdir', { target: filtered, confine: true, param: dir, timeout: 120000 }), 'EPERM', 'confined: its mkdir is refused');
       t.equal(await runReexecAction('mkdir', { target: filtered, param: dir, timeout: 120000 }), 'ok:made', 'control: unconfined, mkdir works');
+      // The filters are read by pid, the process stopped under ptrace: the plan's pidfd must still show that pid.
+      // A pidfd of another process (what the pidfd of a target whose pid was reused shows: not this pid) fails closed.
+      const hex = seccompValue(filtered.pid);
+      t.match(hex, /^[0-9a-f]+$/, 'seccompValue with a pidfd of its own: the filter');
+      const mine = addon.pidfdOpen(filtered.pid);
+      if ('fd' in mine) {
+        t.equal(seccompValue(filtered.pid, mine.fd), hex, 'with the plan\'s pidfd: the same filter');
+        addon.closeFd(mine.fd);
+      } else t.fail('pidfd_open');
+      const other = addon.pidfdOpen(process.pid);
+      if ('fd' in other) {
+        t.same(addon.seccompFilters(filtered.pid, other.fd), { errno: 3, syscall: 'pidfd' }, 'another process\'s pidfd: ESRCH, nothing read');
+        t.throws(() => seccompValue(filtered.pid, other.fd), { name: 'NamespaceSwitchError', code: 'ESRCH', envVar: 'gons_seccomp', syscall: 'pidfd' }, 'seccompValue fails closed');
+        addon.closeFd(other.fd);
+      } else t.fail('pidfd_open');
       const status = readFileSync(`/proc/${filtered.pid}/status`, 'utf8');
       t.match(status, /^TracerPid:\s+0$/m, 'no tracer left on the target');
       t.match(status, /^State:\s+S/m, 'the target is not left stopped');
@@ -172,7 +192,9 @@ void checkAction().then(() => {
       t.teardown(() => w.close());
       t.match(await w.run('run-program', argv), { status: 1, stderr: /Operation not permitted/ }, 'a confined worker neither');
       t.match(await w.run('run-program', ['unshare', '-n', 'true']), { stderr: /Operation not permitted/ }, 'nor any other namespace');
-      t.match(await w.run('run-program', ['true']), { status: 0 }, 'while programs still start (clone3 → clone)');
+      // Programs still start (clone3 → clone). A thread cannot: since the late pid join, a child whose pid namespace
+      // for children is the target's may make no thread (the kernel refuses CLONE_THREAD: README, environment protocol).
+      t.match(await w.run('thread-and-program'), { answer: /^ERR_WORKER_INIT_FAILED: .*EINVAL/, program: 0 }, 'while programs still start (clone3 → clone); a worker thread is refused (late pid join)');
       // Threads, where the pid namespace is not joined (where it is, no child may start one: see the README).
       const nopid = await openNamespaceWorker({ target: { pid: c.pid, types: ['mnt', 'net', 'uts', 'ipc'] }, confine: true, timeout: 120000 });
       t.teardown(() => nopid.close());
