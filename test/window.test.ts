@@ -14,6 +14,7 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { coverageRun } from '../reexec/role';
 import { checkAction, openNamespaceWorker, runReexecAction } from '../reexec/index';
 import './fixtures/attack/actions';
 import type { VictimState } from './fixtures/attack/actions';
@@ -100,7 +101,8 @@ void checkAction().then(() => {
         // /proc/<frozen process>/root/<host file>, and run programs for it to freeze (in their fork-exec window too).
         const gate1 = '/tmp/gate-deputy-1';
         const one = settle(runReexecAction<{ written: number; failed: number; ran: number }>('deputy', { target, param: { path: link, gate: gate1, programs: 10 }, timeout: 180000 }));
-        await Promise.race([frozenPrograms(att, 'sh', 5), one]);
+        // Waits for the attacker to have frozen programs, within a bound; the controls at the end count what it froze.
+        await Promise.race([frozenPrograms(att, 'sh', 5).catch(() => undefined), one]);
         openGate(c, gate1);
         const oneShot = await one;
         const opened = await settle(openNamespaceWorker({ target, timeout: 120000 }));
@@ -109,7 +111,7 @@ void checkAction().then(() => {
         if (opened.ok) {
           const gate2 = '/tmp/gate-deputy-2';
           const running = settle(opened.value.run<{ written: number; failed: number; ran: number }>('deputy', { path: link, gate: gate2, programs: 10 }));
-          await Promise.race([frozenPrograms(att, 'sh', 10), running]);
+          await Promise.race([frozenPrograms(att, 'sh', 10).catch(() => undefined), running]);
           openGate(c, gate2);
           worker = await running;
           await opened.value.close();
@@ -134,7 +136,11 @@ void checkAction().then(() => {
           t.comment(`residue, host processes that are no gons children: ${JSON.stringify([...new Set(s.hits.map((h) => `${h.split(' ')[1]} ${s.seen.get(Number(h.split(' ')[1]))}`))])}`);
           t.comment(`the host file after the deputies: ${JSON.stringify(readFileSync(secretPath, 'utf8'))}`);
         } else {
-          t.same(s.hits, [], 'no freeze point reached the host file through /proc/<pid>/root, cwd, fd/N or exe');
+          // A coverage run keeps the way back to the host's root (two fds) so that a child can write its coverage at
+          // exit (the README; test/seal.test.ts): a program an action forks holds them until its exec. What this
+          // measures is a production child's, where no such fd exists; the other lines of the matrix run it whole.
+          const kept = coverageRun() ? (h: string) => /^hit \d+ fd\d+-/.test(h) : () => false;
+          t.same(s.hits.filter((h) => !kept(h)), [], 'no freeze point reached the host file through /proc/<pid>/root, cwd, fd/N or exe');
           t.equal(readFileSync(secretPath, 'utf8'), SECRET, 'no deputy wrote the host file');
         }
         if (v.opts.hostPid) {
