@@ -79,6 +79,11 @@ export function checkContainerTarget(where: string, target: ContainerTarget): vo
   if (engine !== undefined && engine !== 'docker' && engine !== 'podman' && !(typeof engine === 'string' && engine.startsWith('/') && !engine.includes('\0'))) {
     throw invalid(`target.engine must be 'docker', 'podman' or the absolute path of an engine's socket, not ${JSON.stringify(engine)}`);
   }
+  // A unix socket's path has room for 107 bytes (sun_path); a longer one fails at connect with an errno that
+  // depends on the Node line (ENOENT, EINVAL): say what is wrong instead.
+  if (typeof engine === 'string' && engine.startsWith('/') && Buffer.byteLength(engine) > 107) {
+    throw invalid(`target.engine: a unix socket's path has at most 107 bytes, not ${Buffer.byteLength(engine)}: ${JSON.stringify(engine)}`);
+  }
   // The types as a pid target's (the pid is checked once known).
   checkTarget(where, { pid: 1, types: target.types });
 }

@@ -83,10 +83,14 @@ void checkAction().then(() => {
       const engine = await fakeEngine(t, answers);
       await t.rejects(runReexecAction('mark', target(engine.sock)), { name: 'ContainerError', container: 'db', socketPath: engine.sock, ...expected }, name);
     }
-    const err = await runReexecAction('mark', target(join(t.testdir(), 'none.sock'))).catch((e) => e);
+    // Where no engine listens (in a short directory: a unix socket's path has room for 107 bytes).
+    const nowhere = mkdtempSync('/tmp/gons-engine-');
+    t.teardown(() => rmSync(nowhere, { recursive: true, force: true }));
+    const err = await runReexecAction('mark', target(join(nowhere, 'none.sock'))).catch((e) => e);
     t.type(err, ContainerError);
     t.match(err, { code: 'ERR_GONS_ENGINE_UNAVAILABLE', message: /no container engine listens on .*none\.sock \(ENOENT\)/ });
     await t.rejects(runReexecAction('mark', target('/etc/hostname')), { code: 'ERR_GONS_ENGINE_UNAVAILABLE' }, 'a file that is no socket');
+    await t.rejects(runReexecAction('mark', target(`/tmp/${'x'.repeat(108)}.sock`)), { code: 'ERR_INVALID_ARG_VALUE', message: /at most 107 bytes/ }, 'a socket path too long for a unix socket');
     await t.rejects(runReexecAction('mark', { target: { container: 'db', engine: 'docker' }, signal: AbortSignal.abort() }), { name: 'AbortError' }, 'aborted before asking');
   });
 
