@@ -12,6 +12,7 @@ import { constants } from 'node:os';
 import { readFileSync, statfsSync } from 'node:fs';
 import { NamespaceSwitchError } from './errors';
 import { addon } from './native';
+import { readProcFile } from './target';
 
 /** The protocol variable: cgroup directories, one per line. */
 export const CGROUP_ENV = 'gons_cgroup_dirs';
@@ -139,20 +140,6 @@ export function cgroupDir(line: CgroupLine, mounts: CgroupMount[]): string | und
   return undefined;
 }
 
-function readProc(pid: number | 'self', file: string, envPid: number): string {
-  const path = `/proc/${pid}/${file}`;
-  try {
-    return readFileSync(path, 'utf8');
-  /* c8 ignore start -- only a target that exits between pidfd_open and this read */
-  } catch (err) {
-    const errno = -((err as NodeJS.ErrnoException).errno as number);
-    throw new NamespaceSwitchError(`package gons: cannot read the cgroups of process ${envPid}: ${addon.strerror(errno)}`, {
-      envVar: CGROUP_ENV, path, syscall: 'open', errno,
-    });
-  }
-  /* c8 ignore stop */
-}
-
 /**
  * The cgroup directories of process `pid` that differ from ours (those we
  * share the child is in already), read through a pidfd so that a pid
@@ -200,4 +187,8 @@ export function cgroupEnv(value: CgroupsOption | undefined, targetPid: number | 
   if (Array.isArray(value)) dirs = value;
   else dirs = cgroupDirsOf(typeof value === 'object' ? value.pid : targetPid!);
   return dirs.length > 0 ? { [CGROUP_ENV]: dirs.join('\n') } : {};
+}
+
+function readProc(pid: number | 'self', file: string, targetPid: number): string {
+  return readProcFile(pid, file, 'cgroups', targetPid, CGROUP_ENV);
 }

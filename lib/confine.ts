@@ -10,6 +10,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { NamespaceSwitchError } from './errors';
 import { addon } from './native';
 import type { NamespaceType } from './namespaces';
+import { readProcFile } from './target';
 
 const { ENOSYS } = constants.errno;
 const ESRCH = 3;
@@ -48,20 +49,6 @@ export function seccompValue(pid: number, pidfd?: number): string | undefined {
 
 function usage(message: string): TypeError {
   return Object.assign(new TypeError(`gons: confine: ${message}`), { code: 'ERR_INVALID_ARG_VALUE' });
-}
-
-function readProc(pid: number, file: string): string {
-  const path = `/proc/${pid}/${file}`;
-  try {
-    return readFileSync(path, 'utf8');
-  /* c8 ignore start -- only a target that exits between the checks before and this read */
-  } catch (err) {
-    const errno = -((err as NodeJS.ErrnoException).errno as number);
-    throw new NamespaceSwitchError(`package gons: cannot read the credentials of process ${pid}: ${addon.strerror(errno)}`, {
-      envVar: CONFINE_ENV, path, syscall: 'open', errno,
-    });
-  }
-  /* c8 ignore stop */
 }
 
 /** `inside outside count` lines, read from our side: outside ids are ours. */
@@ -161,3 +148,7 @@ export function confineError(): NamespaceSwitchError | null {
   return failure;
 }
 
+
+function readProc(pid: number, file: string): string {
+  return readProcFile(pid, file, 'credentials', pid, CONFINE_ENV);
+}

@@ -58,6 +58,24 @@ function inode(pid: number | 'self', type: NamespaceType): number {
 }
 
 /**
+ * A target's `/proc/<pid>/<file>`; a read that fails (the process exited in between) is a NamespaceSwitchError
+ * naming `what` was read, for the protocol variable `envVar` it was read for.
+ */
+export function readProcFile(pid: number | 'self', file: string, what: string, targetPid: number, envVar: string): string {
+  const path = `/proc/${pid}/${file}`;
+  try {
+    return readFileSync(path, 'utf8');
+  /* c8 ignore start -- only a target that exits between its pidfd's checks and this read */
+  } catch (err) {
+    const errno = -((err as NodeJS.ErrnoException).errno as number);
+    throw new NamespaceSwitchError(`package gons: cannot read the ${what} of process ${targetPid}: ${addon.strerror(errno)}`, {
+      envVar, path, syscall: 'open', errno,
+    });
+  }
+  /* c8 ignore stop */
+}
+
+/**
  * True while the process behind `pidfd` has not been reaped: the kernel
  * shows its pid in the pidfd's fdinfo, and -1 once it is gone (Linux >= 5.12;
  * earlier kernels keep showing the pid, and the hook's setns on the pidfd
