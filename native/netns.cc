@@ -110,6 +110,15 @@ void RunOnThread(SocketJob *j) {
 
 v8::Local<v8::String> Key(const char *s) { return Nan::New(s).ToLocalChecked(); }
 
+// What a socket call returns: the fd, or { errno, syscall } of the step that failed.
+v8::Local<v8::Value> JobResult(const SocketJob &job) {
+  if (job.fd >= 0) return Nan::New(job.fd);
+  v8::Local<v8::Object> f = Nan::New<v8::Object>();
+  Nan::Set(f, Key("errno"), Nan::New(job.err)).Check();
+  Nan::Set(f, Key("syscall"), Key(job.syscall)).Check();
+  return f;
+}
+
 // Reads an optional integer field; false (with a thrown TypeError) for a non-integer.
 bool IntField(v8::Local<v8::Object> o, const char *key, int *out) {
   v8::Local<v8::Value> v = Nan::Get(o, Key(key)).ToLocalChecked();
@@ -172,14 +181,7 @@ NAN_METHOD(NetnsSocket) {
   v8::Local<v8::Object> o = info[1].As<v8::Object>();
   if (!ReadSpec(o, &job)) return;
   RunOnThread(&job);
-  if (job.fd < 0) {
-    v8::Local<v8::Object> f = Nan::New<v8::Object>();
-    Nan::Set(f, Key("errno"), Nan::New(job.err)).Check();
-    Nan::Set(f, Key("syscall"), Key(job.syscall)).Check();
-    info.GetReturnValue().Set(f);
-    return;
-  }
-  info.GetReturnValue().Set(job.fd);
+  info.GetReturnValue().Set(JobResult(job));
 }
 
 // Reads the job's fields from the call's options; false with a thrown error.
@@ -313,14 +315,7 @@ NAN_METHOD(NetnsHelperSocket) {
   SocketJob job;
   if (!ReadSpec(info[4].As<v8::Object>(), &job)) return;
   RunHelper(*helper, Nan::To<bool>(info[1]).FromJust(), Nan::To<int32_t>(info[2]).FromJust(), Nan::To<int32_t>(info[3]).FromJust(), &job);
-  if (job.fd < 0) {
-    v8::Local<v8::Object> f = Nan::New<v8::Object>();
-    Nan::Set(f, Key("errno"), Nan::New(job.err)).Check();
-    Nan::Set(f, Key("syscall"), Key(job.syscall)).Check();
-    info.GetReturnValue().Set(f);
-    return;
-  }
-  info.GetReturnValue().Set(job.fd);
+  info.GetReturnValue().Set(JobResult(job));
 }
 
 }  // namespace
