@@ -126,6 +126,9 @@ for major in $lines; do
     fail=1
   fi
   [ "$run_status" -eq 0 ] || status=1
+  if [ "$fail" -gt 0 ]; then
+    { echo "node $version:"; "$sys_node" scripts/tap-failures.mjs "$log" 60; } >>"$log_dir/failures"
+  fi
   line="node $version: $pass passed, $fail failed, $skip skipped, $((SECONDS - start)) s"
   echo "$line"
   echo "$line" >>"$log_dir/lines"
@@ -136,6 +139,12 @@ lines_done=$(cat "$log_dir/lines" 2>/dev/null)
 trap - EXIT
 restore
 echo
+# CI shows the tail of the run: what failed is repeated here, where it can be read.
+if [ -s "$log_dir/failures" ]; then
+  echo "== failures"
+  cat "$log_dir/failures"
+  echo
+fi
 echo "== per Node version"
 [ -z "$lines_done" ] || echo "$lines_done"
 echo "(matrix wall time ${SECONDS} s)"
