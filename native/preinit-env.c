@@ -27,6 +27,11 @@ const struct gons_nskind *kind_by_name(const char *name, size_t len)
     return NULL;
 }
 
+const struct gons_nskind *kind_at(size_t i)
+{
+    return &gons_nskinds[i];
+}
+
 const char *next_item(const char *item, size_t *len)
 {
     const char *comma = strchr(item, ',');

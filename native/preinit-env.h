@@ -14,8 +14,13 @@
 /* A copy of a non-empty variable, or NULL; running out of memory is recorded, never read as "unset". */
 char *dup_env(const char *name);
 
-/* The entry of gons_nskinds whose type is name[0..len), or NULL. */
+/*
+ * The entry of gons_nskinds whose type is name[0..len), or NULL; kind_at(i):
+ * the entry at index i. Every kind a step points to comes from these two, so
+ * the hook's steps point into one copy of preinit.h's (static) table.
+ */
 const struct gons_nskind *kind_by_name(const char *name, size_t len);
+const struct gons_nskind *kind_at(size_t i);
 
 /*
  * One item of a comma list: its length in *len; returns the rest after the

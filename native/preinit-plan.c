@@ -67,7 +67,7 @@ int plan(struct step steps[GONS_NKINDS])
     char *order = dup_env("gons_order");
     int seen = 0;
     for (size_t i = 0; !order && i < GONS_NKINDS; i++)
-        nsteps = add_step(steps, nsteps, &gons_nskinds[i], 1);
+        nsteps = add_step(steps, nsteps, kind_at(i), 1);
     for (const char *item = order, *rest; item; item = rest) {
         size_t len;
         rest = next_item(item, &len);

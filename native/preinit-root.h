@@ -8,6 +8,13 @@
 #ifndef GONS_PREINIT_ROOT_H
 #define GONS_PREINIT_ROOT_H
 
+#include "preinit-state.h"
+
+/* The addon's (preinit.h): 0 or -errno. */
+EXPORT int gons_preinit_enter_target_root(void);
+EXPORT int gons_preinit_leave_target_root(void);
+EXPORT int gons_preinit_seal_target_root(void);
+
 #pragma GCC visibility push(hidden)
 
 /* O_PATH fds kept across the mount namespace switch; -1 when unused. */
