@@ -80,7 +80,7 @@ void join(struct step *steps, int nsteps, int preserve_credentials)
     int opened = 1;
     for (int i = 0; i < nsteps && opened; i++)
         opened = !steps[i].early || open_step(&steps[i]) == 0;
-    /* A pidfd's pid namespace is taken out of its mask and kept for the late join (above). */
+    /* A pidfd's pid namespace is taken out of its mask and kept for the late join (preinit-pidns.c). */
     for (int i = 0; i < nsteps && opened; i++)
         if (!steps[i].kind && (steps[i].flag & CLONE_NEWPID))
             opened = pidfd_pid_namespace(&steps[i]) == 0;

@@ -17,7 +17,7 @@ EXPORT int gons_preinit_seal_target_root(void);
 
 #pragma GCC visibility push(hidden)
 
-/* O_PATH fds kept across the mount namespace switch; -1 when unused. */
+/* O_PATH fds kept across the mount namespace switch; -1 when unused. Not static: the fuzzer closes what a run left. */
 extern int orig_root_fd;
 extern int orig_cwd_fd;
 extern int target_root_fd;
