@@ -5,7 +5,13 @@
       "target_name": "gons_preinit",
       "type": "shared_library",
       "product_name": "gons_preinit",
-      "sources": ["native/preinit.c"],
+      # One unit per concern; the constructor (native/preinit.c) runs them as stages (docs/hook.md).
+      "sources": [
+        "native/preinit.c", "native/preinit-state.c", "native/preinit-env.c", "native/preinit-fds.c",
+        "native/cgroup.c", "native/preinit-sigusr1.c", "native/preinit-scrub.c", "native/preinit-plan.c",
+        "native/preinit-join.c", "native/preinit-root.c", "native/preinit-pidns.c", "native/preinit-nss.c",
+        "native/preinit-caps.c", "native/confine.c", "native/nsfilter.c", "native/preinit-dlopen.c"
+      ],
       "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden", "-fPIC"],
       "ldflags": ["-Wl,-z,now", "-Wl,-z,relro"]
     },

@@ -1,7 +1,6 @@
 /*
- * Joining the target's cgroups (gons_cgroup_dirs), a section of the pre-init
- * hook: included by preinit.c (so the sanitizer and fuzz drivers, which
- * include preinit.c, get it too), never compiled on its own.
+ * Joining the target's cgroups (gons_cgroup_dirs), a unit of the pre-init
+ * hook (cgroup.h).
  *
  * gons_cgroup_dirs=DIR\nDIR...: absolute paths of cgroup directories, one
  * for each cgroup v1 hierarchy the target process is in and/or its cgroup v2
@@ -22,7 +21,17 @@
  * recorded, so nothing is joined and no action runs; a failure after a move
  * leaves the process in the cgroups joined so far, where it runs nothing.
  */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/vfs.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "preinit-env.h"
+#include "preinit-state.h"
 
 #define CGROUP_ENV "gons_cgroup_dirs"
 #ifndef CGROUP_SUPER_MAGIC
@@ -47,12 +56,7 @@ static int cgroup_dir_ok(const char *d)
     }
 }
 
-/*
- * Splits value (changed in place) into its paths; returns their number
- * (> 0), or -1 after recording what is malformed (whole: the value as it
- * was, for the message). *dirs is allocated for the caller to free.
- */
-static int cgroup_parse(char *value, const char *whole, char ***dirs)
+int cgroup_parse(char *value, const char *whole, char ***dirs)
 {
     size_t n = 1;
     for (const char *p = value; *p; p++)
@@ -102,8 +106,7 @@ static int cgroup_open_dir(const char *dir)
     return fd;
 }
 
-/* gons_cgroup_dirs: see the top of this file. */
-static void cgroup_join(void)
+void cgroup_join(void)
 {
     char *value = dup_env(CGROUP_ENV);
     if (!value)

@@ -1,7 +1,5 @@
 /*
- * Confinement (gons_confine), a section of the pre-init hook: included by
- * preinit.c (so the sanitizer and fuzz drivers, which include preinit.c, get
- * it too), never compiled on its own.
+ * Confinement (gons_confine), a unit of the pre-init hook (confine.h).
  *
  * gons_confine=RUID,EUID,SUID;RGID,EGID,SGID;G1,G2,...;INH,PRM,EFF,BND,AMB
  * (decimal ids as seen inside the joined user namespace, hex capability
@@ -30,8 +28,24 @@
  * lacks it; with no fd or path to the host left in the process it only lets
  * a thread chroot into directories it can already reach (README).
  */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <grp.h>
 #include <linux/capability.h>
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "confine.h"
+#include "nsfilter.h"
+#include "preinit-pidns.h"
+#include "preinit-root.h"
+#include "preinit-state.h"
 
 #define CONFINE_NCAPS 64
 
@@ -42,8 +56,6 @@ struct confine_creds {
     size_t ngroups;
     uint64_t inh, prm, eff, bnd, amb;
 };
-
-EXPORT int gons_preinit_join_pid(void);
 
 /* 0: not asked; 1: applied, serve-time step pending; 2: done; -1: failed (fail closed). */
 static int confine_stage;
@@ -184,8 +196,7 @@ static void confine_fail(const char *value, const char *syscall_name, const char
     free(msg);
 }
 
-/* Step one, from the constructor after the joins (single-threaded). */
-static void confine_apply(const char *value)
+void confine_apply(const char *value)
 {
     struct confine_creds *c = &confine_target;
     confine_stage = -1;
@@ -199,7 +210,7 @@ static void confine_apply(const char *value)
     int nonzero = c->uid[0] && c->uid[1] && c->uid[2];
     uint64_t extra = CONFINE_BIT(CAP_SYS_CHROOT) | (nonzero ? CONFINE_BIT(CAP_SETUID) : 0);
     /* For the late pid namespace join (gons_preinit_join_pid): permitted only, raised for the setns alone. */
-    uint64_t pid_extra = pid_join_fd >= 0 ? CONFINE_BIT(CAP_SYS_ADMIN) : 0;
+    uint64_t pid_extra = pid_namespace_pending() ? CONFINE_BIT(CAP_SYS_ADMIN) : 0;
     errno = 0;
     if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) {
         confine_fail(value, "prctl", "PR_SET_KEEPCAPS");
@@ -309,4 +320,9 @@ EXPORT int gons_preinit_confine(void)
         return -errno;
     confine_stage = 2;
     return 1;
+}
+
+int confine_applied(void)
+{
+    return confine_stage == 1;
 }

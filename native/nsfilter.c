@@ -1,6 +1,6 @@
 /*
- * The seccomp filters of a confined child, a section of the pre-init hook:
- * included by preinit.c before confine.c, never compiled on its own.
+ * The seccomp filters of a confined child, a unit of the pre-init hook
+ * (nsfilter.h), installed by confine.c.
  *
  * A container usually runs under its engine's seccomp filter (Docker's
  * default profile refuses unshare, setns, mount, ptrace, bpf, keyctl, ...
@@ -20,10 +20,21 @@
  * falls back to clone), as Docker's profile does. System calls of another
  * ABI (i386, x32) answer ENOSYS.
  */
+#define _GNU_SOURCE
+#include <errno.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sched.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "nsfilter.h"
+#include "preinit-env.h"
+#include "preinit.h"
 
 #if defined(__x86_64__)
 #define NSFILTER_ARCH AUDIT_ARCH_X86_64
@@ -56,8 +67,7 @@ static const long nsfilter_denied[] = {
 #define NSFILTER_NDENIED (sizeof(nsfilter_denied) / sizeof(nsfilter_denied[0]))
 #endif
 
-/* Installs the filter on every thread of the process; 0, or -1 with errno. */
-static int nsfilter_install(void)
+int nsfilter_install(void)
 {
 #ifndef NSFILTER_ARCH
     errno = ENOSYS; /* no filter written for this architecture: confinement fails closed */
@@ -119,7 +129,7 @@ static int nsfilter_install(void)
 #define NSFILTER_ENV "gons_seccomp"
 static char *nsfilter_copied;
 
-static void nsfilter_read_env(void)
+void nsfilter_read_env(void)
 {
     nsfilter_copied = dup_env(NSFILTER_ENV);
 }
@@ -129,8 +139,7 @@ static int nsfilter_hex(char c)
     return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* Installs the copied filters (if any); 0, or -1 with errno (EINVAL for a malformed value). */
-static int nsfilter_install_copies(void)
+int nsfilter_install_copies(void)
 {
     const char *v = nsfilter_copied;
     if (!v)

@@ -40,7 +40,15 @@ FUZZER=$WORK/fuzz_env
 CFLAGS=(-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
         -Wall -Wextra -Werror)
 echo "fuzz: building with $CC ${CFLAGS[*]}"
-if ! "$CC" "${CFLAGS[@]}" -o "$FUZZER" "$ROOT/native/fuzz/fuzz_env.c"; then
+# The hook's units (binding.gyp's list), the constructor disabled, their syscall/fork/getenv/setenv/unsetenv pointed at
+# fuzz_env.c's stubs by native/fuzz/stubs.h.
+mapfile -t HOOK_SOURCES < <(node "$ROOT/scripts/hook-sources.mjs" | sed "s|^|$ROOT/|")
+if [ "${#HOOK_SOURCES[@]}" -eq 0 ]; then
+  echo "fuzz: no hook sources (scripts/hook-sources.mjs)"
+  exit 1
+fi
+if ! "$CC" "${CFLAGS[@]}" -DGONS_PREINIT_CONSTRUCTOR= -include "$ROOT/native/fuzz/stubs.h" -o "$FUZZER" \
+    "$ROOT/native/fuzz/fuzz_env.c" "${HOOK_SOURCES[@]}"; then
   echo "fuzz: build failed"
   exit 1
 fi

@@ -588,13 +588,20 @@ function quiet<T>(p: Promise<T>): Promise<T> {
 
 // --- the test -------------------------------------------------------------------------------------------------
 
+/** The hook's units: binding.gyp's gons_preinit sources, as scripts/hook-sources.mjs reads them (so does scripts/fuzz.sh). */
+function hookSources(): string[] {
+  const out = execFileSync(process.execPath, [join(projectRoot, 'scripts', 'hook-sources.mjs')], { encoding: 'utf8' });
+  return out.trim().split('\n').map((f) => join(projectRoot, f));
+}
+
 /** The compiler that builds and runs a sanitized driver here, or why none does. */
 function buildDriver(work: string): { driver: string; cc: string } | { skip: string } {
   const driver = join(work, 'bin', 'driver');
   const tried: string[] = [];
   for (const cc of ['clang', 'gcc']) {
+    // The driver links the hook's units, with the constructor left to its main() (-DGONS_PREINIT_CONSTRUCTOR=).
     const res = spawnSync(cc, ['-fsanitize=address,undefined', '-fno-sanitize-recover=all', '-fno-omit-frame-pointer', '-g', '-O1', '-Wall', '-Wextra', '-Werror',
-      '-o', driver, join(projectRoot, 'native', 'test', 'driver.c')], { encoding: 'utf8' });
+      '-DGONS_PREINIT_CONSTRUCTOR=', '-o', driver, join(projectRoot, 'native', 'test', 'driver.c'), ...hookSources()], { encoding: 'utf8' });
     if (res.error) {
       tried.push(`${cc}: not found`);
       continue;

@@ -2,8 +2,9 @@
  * libFuzzer target for the pre-init hook's environment parsing
  * (scripts/fuzz.sh builds and runs it).
  *
- * It includes native/preinit.c with the constructor disabled and drives only
- * the parsing parts, never a namespace switch:
+ * It links the hook's units (binding.gyp's gons_preinit sources, the
+ * constructor disabled) and drives only the parsing parts, never a namespace
+ * switch:
  *   - plan()          gons_order and the gons_<type> variables
  *   - types_mask()    gons_target_types, then join() of a pidfd step (and
  *                     gons_target_pidfd's text in its messages); setns() is a
@@ -16,7 +17,8 @@
  * from the protocol's description; a mismatch is a crash (__builtin_trap).
  * join() of namespace paths and fork are never called (fork and any other
  * syscall() trap). The hook's getenv/setenv/unsetenv work on a private
- * table here (see fuzz_getenv below), not on the process environment.
+ * table here (see fuzz_getenv below), not on the process environment: every
+ * unit is built with -include native/fuzz/stubs.h, which points them here.
  *
  * Input: fields separated by NUL bytes; a missing field leaves the variable
  * unset, an empty one sets it to "":
@@ -53,6 +55,23 @@
 
 #include <sanitizer/allocator_interface.h>
 
+#include "../cgroup.h"
+#include "../preinit-env.h"
+#include "../preinit-join.h"
+#include "../preinit-pidns.h"
+#include "../preinit-plan.h"
+#include "../preinit-root.h"
+#include "../preinit-scrub.h"
+#include "../preinit-state.h"
+#include "stubs.h"
+
+/* The stubs are defined below; stubs.h's macros would rename their definitions. */
+#undef syscall
+#undef fork
+#undef getenv
+#undef setenv
+#undef unsetenv
+
 /*
  * The hook's syscall(): setns(fd, flags) and pidfd_send_signal(fd, 0, NULL, 0)
  * only record their arguments and fail; anything else is never expected here.
@@ -60,7 +79,7 @@
 static int setns_calls, setns_fd, pidfd_calls, pidfd_fd;
 static unsigned long setns_flags;
 
-static long fuzz_syscall(long nr, ...)
+long fuzz_syscall(long nr, ...)
 {
     va_list ap;
     va_start(ap, nr);
@@ -80,7 +99,7 @@ static long fuzz_syscall(long nr, ...)
     return -1;
 }
 
-static pid_t fuzz_fork(void)
+pid_t fuzz_fork(void)
 {
     __builtin_trap();
 }
@@ -107,13 +126,13 @@ static struct fuzz_var *fuzz_find(const char *name)
     return NULL;
 }
 
-static char *fuzz_getenv(const char *name)
+char *fuzz_getenv(const char *name)
 {
     struct fuzz_var *v = fuzz_find(name);
     return v ? v->value : NULL;
 }
 
-static int fuzz_unsetenv(const char *name)
+int fuzz_unsetenv(const char *name)
 {
     struct fuzz_var *v = fuzz_find(name);
     if (v) {
@@ -124,7 +143,7 @@ static int fuzz_unsetenv(const char *name)
     return 0;
 }
 
-static int fuzz_setenv(const char *name, const char *value, int overwrite)
+int fuzz_setenv(const char *name, const char *value, int overwrite)
 {
     struct fuzz_var *v = fuzz_find(name);
     if (v && !overwrite)
@@ -149,17 +168,10 @@ static int fuzz_setenv(const char *name, const char *value, int overwrite)
     return 0;
 }
 
-/* Function-like, so the struct member gons_preinit_state.syscall is untouched. */
-#define syscall(...) fuzz_syscall(__VA_ARGS__)
+/* The checks below use the same table as the hook. */
 #define getenv(name) fuzz_getenv(name)
 #define setenv(name, value, overwrite) fuzz_setenv(name, value, overwrite)
 #define unsetenv(name) fuzz_unsetenv(name)
-#define fork() fuzz_fork()
-#define GONS_PREINIT_CONSTRUCTOR /* empty: nothing runs at load time */
-#include "../preinit.c"
-#undef syscall
-#undef fork
-/* getenv/setenv/unsetenv stay redirected: the checks below use the same table. */
 
 #define CHECK(cond)                                                                        \
     do {                                                                                   \
@@ -177,7 +189,7 @@ static int fuzz_setenv(const char *name, const char *value, int overwrite)
 #define F_CGROUP 12
 
 static const struct gons_preinit_state initial_state = {
-    GONS_PREINIT_VERSION, 0, 0, "", "", "", "", 0, 0,
+    GONS_PREINIT_VERSION, 0, 0, "", "", "", "", 0, 0, 0,
 };
 
 static const char *self_path; /* what dladdr reports for the hook */
@@ -320,7 +332,7 @@ static void check_plan(const char *values[NFIELDS])
     /* On an error, the steps before it are planned all the same (to be freed). */
     CHECK(n == nwant);
     for (int i = 0; i < n; i++) {
-        CHECK(steps[i].kind == &gons_nskinds[want_kind[i]]);
+        CHECK(steps[i].kind == kind_at((size_t)want_kind[i])); /* the hook's copy of the table (preinit-env.h) */
         CHECK(eq(steps[i].kind->type, ref_types[want_kind[i]]));
         CHECK(steps[i].flag == steps[i].kind->flag);
         CHECK(eq(steps[i].envvar, steps[i].kind->envvar));
@@ -388,7 +400,7 @@ static void check_target(const char *values[NFIELDS])
     /* With pid, the pidfd's pid namespace is looked up first (its fdinfo): fd 1000 is not open, so ENOENT. */
     int pid_first = !want_message && (want_mask & CLONE_NEWPID);
     CHECK(st->err == (pid_first ? ENOENT : EINVAL));
-    CHECK(pid_join_fd < 0);
+    CHECK(!pid_namespace_pending());
     if (want_message) {
         CHECK(setns_calls == 0);
         CHECK(eq(st->envvar, "gons_target_types"));

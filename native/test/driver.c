@@ -1,9 +1,10 @@
 /*
  * Sanitizer test driver for the pre-init hook (test/hook-scenarios.test.ts).
  *
- * It compiles native/preinit.c into this executable with the constructor
- * disabled, runs gons_preinit() from main() once the environment is set up,
- * and prints what the hook did as one JSON line on stdout:
+ * It links the hook's units (binding.gyp's gons_preinit sources), built with
+ * -DGONS_PREINIT_CONSTRUCTOR= so that the constructor does not run at load
+ * time, runs gons_preinit() from main() once the environment is set up, and
+ * prints what the hook did as one JSON line on stdout:
  *
  *   {"version":1,"ran":1,"err":0,"envvar":"","path":"","syscall":"","message":"",
  *    "joined":0,"root_moved":0,"dumpable":1,"pid":123,"ppid":100,"uid":0,"gid":0,
@@ -43,10 +44,22 @@
  *
  * Exit status 0 on success, 2 on a usage error (nothing is printed then).
  */
-#define GONS_PREINIT_CONSTRUCTOR /* empty: main() runs the hook itself */
-#include "../preinit.c"
-
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../preinit-root.h"
+#include "../preinit-state.h"
 
 extern char **environ;
 
