@@ -5,13 +5,18 @@
  * - a cold call against bare `node entry`;
  * - a cold call into a uts namespace against `nsenter -t PID -u node entry`;
  * - warm calls (sequential, 16 concurrent) against a plain Node ping-pong of
- *   the same small message over a socket pair (bench/peer.ts);
+ *   the same small message over a socket pair (bench/peer.ts: ids and a
+ *   pending map, as gons's calls have);
+ * - the sequential warm call against a minimal peer (bench/minimal-peer.ts:
+ *   one frame written in one write each way, no ids, no pending map), the
+ *   least a Node-to-Node call over a socket pair costs;
  * - a 64 MiB Buffer param + result round trip against the same plain Node
  *   socket-pair echo of the same payload with v8.serialize;
  * - the parent's RSS growth over 10,000 warm calls, next to the peer's.
- * Prints the Node version first; runs on any supported line once the addon is
- * built for it (see README, "Supported Node versions"). Needs root (for
- * nsenter and the throw-away uts namespace).
+ * Prints the Node version first, and writes the table to
+ * docs/benchmarks/bench.md (bench/report.ts); runs on any supported line once
+ * the addon is built for it (docs/compatibility.md). Needs root (for nsenter
+ * and the throw-away uts namespace).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -22,7 +27,9 @@ import { runInNewContext } from 'node:vm';
 import { join } from 'node:path';
 import { checkAction, openNamespaceWorker, runReexecAction } from '../reexec/index';
 import { createNamespaces } from '../testing/index';
+import { frame, frames } from './minimal-peer';
 import { receive, send } from './peer';
+import { writeReport } from './report';
 import './entry';
 
 const entry = join(__dirname, 'entry.js');
@@ -59,6 +66,33 @@ class Peer {
     return new Promise((resolve) => {
       this.pending.set(id, resolve);
       send(this.sock, { id, value });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.sock.end();
+    await once(this.child, 'exit');
+  }
+}
+
+/** The minimal peer (bench/minimal-peer.ts): one frame per call, replies matched to calls by order alone. */
+class MinimalPeer {
+  private readonly waiting: Array<(value: unknown) => void> = [];
+  private constructor(private readonly child: ChildProcess, private readonly sock: Socket) {
+    frames(sock, (value) => this.waiting.shift()!(value));
+  }
+
+  static async start(): Promise<MinimalPeer> {
+    const child = spawn(process.execPath, [join(__dirname, 'minimal-peer.js')], { stdio: ['ignore', 'ignore', 'inherit', 'pipe'] });
+    const peer = new MinimalPeer(child, child.stdio[3] as Socket);
+    await peer.run('ready');
+    return peer;
+  }
+
+  run(value: unknown): Promise<unknown> {
+    return new Promise((resolve) => {
+      this.waiting.push(resolve);
+      this.sock.write(frame(value));
     });
   }
 
@@ -114,21 +148,20 @@ async function load(calls: number, concurrency: number, call: () => Promise<unkn
   return { rate: calls / ((performance.now() - t0) / 1000), lat };
 }
 
-/** Warm calls of gons and of the peer in alternating blocks; returns [gons, peer] calls/s and gons's latencies. */
-async function warmPair(concurrency: number, a: () => Promise<unknown>, b: () => Promise<unknown>) {
+/** Warm calls of each of `fns` in turn, in 10 rounds of 1,000 each; returns each one's calls/s and latencies. */
+async function warmBlocks(concurrency: number, fns: Array<() => Promise<unknown>>) {
   const blocks = 10;
   const per = 1000;
-  let ta = 0;
-  let tb = 0;
-  const lat: number[] = [];
+  const secs = fns.map(() => 0);
+  const lat = fns.map(() => [] as number[]);
   for (let i = 0; i < blocks; i++) {
-    const ra = await load(per, concurrency, a);
-    const rb = await load(per, concurrency, b);
-    ta += per / ra.rate;
-    tb += per / rb.rate;
-    lat.push(...ra.lat);
+    for (const [j, fn] of fns.entries()) {
+      const r = await load(per, concurrency, fn);
+      secs[j] += per / r.rate;
+      lat[j].push(...r.lat);
+    }
   }
-  return { gons: (blocks * per) / ta, peer: (blocks * per) / tb, lat };
+  return { rate: secs.map((t) => (blocks * per) / t), lat };
 }
 
 async function rssGrowth(calls: number, call: () => Promise<unknown>): Promise<{ growth: number; before: number }> {
@@ -152,6 +185,7 @@ async function main() {
 
   const ns = await createNamespaces(['uts'], { hostname: 'bench' });
   const peer = await Peer.start();
+  const minimal = await MinimalPeer.start();
   try {
     const [inNs, nsenter] = await compare(n,
       () => runReexecAction('noop', { entry, namespaces: ns.namespaces() }),
@@ -163,17 +197,24 @@ async function main() {
       const param = { id: 1, name: 'small' };
       const gonsCall = () => worker.run('echo', param);
       const peerCall = () => peer.run(param);
-      for (let i = 0; i < 2000; i++) { await gonsCall(); await peerCall(); } // warm-up
+      const minimalCall = () => minimal.run(param);
+      for (let i = 0; i < 2000; i++) { await gonsCall(); await peerCall(); await minimalCall(); } // warm-up
 
-      const seq = await warmPair(1, gonsCall, peerCall);
-      const seqRatio = seq.peer / seq.gons; // time per call, gons / peer
-      rows.push(['3a. warm call, sequential, vs plain Node socket-pair ping-pong',
-        `${Math.round(seq.gons)} vs ${Math.round(seq.peer)} calls/s = ${seqRatio.toFixed(2)}× the time (gons p50 ${pct(seq.lat, 0.5).toFixed(3)} ms, p99 ${pct(seq.lat, 0.99).toFixed(3)} ms)`,
+      // The three interleaved in the same rounds, so that the machine's drift hits all alike.
+      const seq = await warmBlocks(1, [gonsCall, peerCall, minimalCall]);
+      const [gonsRate, peerRate, minimalRate] = seq.rate;
+      const seqRatio = peerRate / gonsRate; // time per call, gons / peer
+      rows.push(['3a. warm call, sequential, vs plain Node socket-pair ping-pong (ids, pending map)',
+        `${Math.round(gonsRate)} vs ${Math.round(peerRate)} calls/s = ${seqRatio.toFixed(2)}× the time; p50 ${pct(seq.lat[0], 0.5).toFixed(3)} vs ${pct(seq.lat[1], 0.5).toFixed(3)} ms = ${(pct(seq.lat[0], 0.5) / pct(seq.lat[1], 0.5)).toFixed(2)}× (gons p99 ${pct(seq.lat[0], 0.99).toFixed(3)} ms)`,
         '≤ 1.5×', seqRatio <= 1.5]);
-      const con = await warmPair(16, gonsCall, peerCall);
-      const conRatio = con.peer / con.gons;
+      const wireRatio = minimalRate / gonsRate;
+      rows.push(['3c. warm call, sequential, vs minimal peer (one write each way, no ids, no pending map)',
+        `${Math.round(gonsRate)} vs ${Math.round(minimalRate)} calls/s = ${wireRatio.toFixed(2)}× the time; p50 ${pct(seq.lat[0], 0.5).toFixed(3)} vs ${pct(seq.lat[2], 0.5).toFixed(3)} ms = ${(pct(seq.lat[0], 0.5) / pct(seq.lat[2], 0.5)).toFixed(2)}×`,
+        '≤ 1.3×', wireRatio <= 1.3]);
+      const con = await warmBlocks(16, [gonsCall, peerCall]);
+      const conRatio = con.rate[1] / con.rate[0];
       rows.push(['3b. warm calls, 16 concurrent, vs the same ping-pong, 16 concurrent',
-        `${Math.round(con.gons)} vs ${Math.round(con.peer)} calls/s = ${conRatio.toFixed(2)}× the time`, '≤ 1.5×', conRatio <= 1.5]);
+        `${Math.round(con.rate[0])} vs ${Math.round(con.rate[1])} calls/s = ${conRatio.toFixed(2)}× the time`, '≤ 1.5×', conRatio <= 1.5]);
 
       const mem = await rssGrowth(10000, gonsCall);
       const peerMem = await rssGrowth(10000, peerCall);
@@ -190,16 +231,22 @@ async function main() {
       await worker.close();
     }
   } finally {
+    await minimal.close();
     await peer.close();
     await ns.close();
   }
 
   rows.sort((a, b) => a[0].localeCompare(b[0]));
   const w = [Math.max(...rows.map((r) => r[0].length)), Math.max(...rows.map((r) => r[1].length)), Math.max(...rows.map((r) => r[2].length))];
-  console.log(`medians of ${n} cold calls each, of 5 round trips each; warm calls in 10 alternating blocks of 1,000 each\n`);
-  console.log(`| ${'row'.padEnd(w[0])} | ${'measured'.padEnd(w[1])} | ${'target'.padEnd(w[2])} | met |`);
-  console.log(`|${'-'.repeat(w[0] + 2)}|${'-'.repeat(w[1] + 2)}|${'-'.repeat(w[2] + 2)}|-----|`);
-  for (const [a, b, c, ok] of rows) console.log(`| ${a.padEnd(w[0])} | ${b.padEnd(w[1])} | ${c.padEnd(w[2])} | ${ok ? 'yes' : 'no '} |`);
+  const out = [
+    `medians of ${n} cold calls each, of 5 round trips each; warm calls in 10 rounds of alternating blocks of 1,000 each (calls/s over all of them, and the median call)`,
+    '',
+    `| ${'row'.padEnd(w[0])} | ${'measured'.padEnd(w[1])} | ${'target'.padEnd(w[2])} | met |`,
+    `|${'-'.repeat(w[0] + 2)}|${'-'.repeat(w[1] + 2)}|${'-'.repeat(w[2] + 2)}|-----|`,
+    ...rows.map(([a, b, c, ok]) => `| ${a.padEnd(w[0])} | ${b.padEnd(w[1])} | ${c.padEnd(w[2])} | ${ok ? 'yes' : 'no '} |`),
+  ];
+  for (const line of out) console.log(line);
+  console.log(`\nwritten to ${writeReport('bench', 'npm run bench', out)}`);
 }
 
 main().catch((err) => {

@@ -3,7 +3,8 @@
  * small entry and one that loads TypeScript's compiler, in one run: bare
  * `node entry`, a cold call without the cache, the first call with an empty
  * cache, and the steady state; medians of interleaved runs (`BENCH_RUNS`,
- * default 15). Run it under each Node line (the addon built for it).
+ * default 15). Run it under each Node line (the addon built for it). Writes
+ * its table to docs/benchmarks/cold.md (bench/report.ts).
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -12,6 +13,7 @@ import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkAction, runReexecAction } from '../reexec/index';
 import { compileCacheSupported } from '../reexec/compile-cache';
+import { writeReport } from './report';
 import './entry';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -68,15 +70,22 @@ async function main() {
   const head = ['entry', 'bare `node entry`', 'bare, NODE_COMPILE_CACHE warm', 'cold call, no cache', 'cold call, first (cache empty)', 'cold call, steady state'];
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(w[i])).join(' | ')} |`;
-  console.log(`gons bench:cold — Node ${process.version} (compile cache ${compileCacheSupported ? 'supported' : 'not supported: children run without it'}), ` +
-    `Linux ${release()}, ${cpus().length}× ${cpus()[0]?.model ?? 'cpu'}; medians of ${n} interleaved runs, ratios against bare \`node entry\`\n`);
-  console.log(line(head));
-  console.log(`|${w.map((x) => '-'.repeat(x + 2)).join('|')}|`);
-  for (const r of rows) console.log(line(r));
   const ts = rows[1];
   const steadyRatio = Number(/= ([\d.]+)×/.exec(ts[5])![1]);
-  console.log(`\ntarget: steady-state cold call ≤ 0.85× bare \`node entry\` for the typescript entry: ${steadyRatio}× — ` +
-    `${!compileCacheSupported ? 'n/a on this line' : steadyRatio <= 0.85 ? 'met' : 'not met'}`);
+  const out = [
+    `Compile cache ${compileCacheSupported ? 'supported' : 'not supported on this line: children run without it'}; ` +
+      `medians of ${n} interleaved runs, ratios against bare \`node entry\` (a cold call is timed to its reply, bare \`node\` to its exit).`,
+    '',
+    line(head),
+    `|${w.map((x) => '-'.repeat(x + 2)).join('|')}|`,
+    ...rows.map(line),
+    '',
+    `Target: steady-state cold call ≤ 0.85× bare \`node entry\` for the typescript entry: ${steadyRatio}× — ` +
+      `${!compileCacheSupported ? 'n/a on this line' : steadyRatio <= 0.85 ? 'met' : 'not met'}.`,
+  ];
+  console.log(`gons bench:cold — Node ${process.version}, Linux ${release()}, ${cpus().length}× ${cpus()[0]?.model ?? 'cpu'}\n`);
+  for (const l of out) console.log(l);
+  console.log(`\nwritten to ${writeReport('cold', 'npm run bench:cold', out)}`);
 }
 
 main().catch((err) => {

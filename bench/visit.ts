@@ -3,7 +3,8 @@
  * run (one cold call each, one warm worker each, a pool with max 4): wall
  * time and peak memory (summed RSS of this process and all its descendants,
  * sampled from /proc); an idle worker's RSS against a bare `node`; and
- * listNamespaces() on a host with 1,000 more processes. Needs root.
+ * listNamespaces() on a host with 1,000 more processes. Needs root. Writes
+ * its table to docs/benchmarks/visit.md (bench/report.ts).
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -13,6 +14,7 @@ import { join } from 'node:path';
 import { listNamespaces } from '../lib/index';
 import { checkAction, createNamespacePool, openNamespaceWorker, runReexecAction } from '../reexec/index';
 import { createNamespaces } from '../testing/index';
+import { writeReport } from './report';
 import './visit-entry';
 
 const entry = join(__dirname, 'visit-entry.js');
@@ -128,7 +130,8 @@ const mib = (b: number) => `${(b / MiB).toFixed(0)} MiB`;
 
 async function main() {
   await checkAction();
-  console.log(`gons bench:visit — Node ${process.version}, Linux ${release()}, ${cpus().length}× ${cpus()[0]?.model ?? 'cpu'}, load ${loadavg()[0].toFixed(1)}\n`);
+  const startLoad = loadavg()[0];
+  console.log(`gons bench:visit — Node ${process.version}, Linux ${release()}, ${cpus().length}× ${cpus()[0]?.model ?? 'cpu'}, load ${startLoad.toFixed(1)}\n`);
   const holders = await limited(8, Array.from({ length: N }, () => () => createNamespaces(['net'])));
   const exclude = new Set(holders.flatMap((h) => [h.pid, ...descendants(h.pid)]));
   for (const h of holders) {
@@ -174,7 +177,17 @@ async function main() {
     `${median(d.all).toFixed(1)} ms wall, ${median(d.cpuAll).toFixed(1)} ms CPU (target < 100 ms), ${d.found} namespaces; listNamespaces('net') ${median(d.net).toFixed(1)} ms`]);
 
   const w = Math.max(...rows.map((r) => r[0].length));
-  for (const [a, b] of rows) console.log(`| ${a.padEnd(w)} | ${b} |`);
+  const v = Math.max(...rows.map((r) => r[1].length));
+  const out = [
+    `${N} network namespaces, each visited once; memory is the peak of the summed RSS of the program and all its children, ` +
+      `namespace holders left out; load average ${startLoad.toFixed(1)} at the start.`,
+    '',
+    `| ${'row'.padEnd(w)} | ${'measured'.padEnd(v)} |`,
+    `|${'-'.repeat(w + 2)}|${'-'.repeat(v + 2)}|`,
+    ...rows.map(([a, b]) => `| ${a.padEnd(w)} | ${b.padEnd(v)} |`),
+  ];
+  for (const l of out) console.log(l);
+  console.log(`\nwritten to ${writeReport('visit', 'npm run bench:visit', out)}`);
 }
 
 main().catch((err) => {
