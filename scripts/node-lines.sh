@@ -26,8 +26,10 @@ fetch_line() {
   mkdir -p -m 0755 "$node_cache" || return 1
   local tmp tgz
   tmp=$(mktemp -d "$node_cache/.fetch-$arch-$major.XXXXXX") || return 1
-  # npm pack prints the tarball's file name last; the package's layout is package/{bin,include,...}.
-  tgz=$(cd "$tmp" && npm pack --silent "node-linux-$arch@$major" 2>"$tmp/pack.err" | tail -n 1)
+  # npm pack prints the tarball's file name last; the package's layout is package/{bin,include,...}. Run from a
+  # lifecycle script (prepack of an `npm pack --json --pack-destination D`), npm hands those options down as
+  # npm_config_* variables: the flags here override them, so the tarball lands here and its name is printed plainly.
+  tgz=$(cd "$tmp" && npm pack --silent --json=false --dry-run=false --pack-destination=. "node-linux-$arch@$major" 2>"$tmp/pack.err" | tail -n 1)
   if [ -z "$tgz" ] || [ ! -f "$tmp/$tgz" ]; then
     cat "$tmp/pack.err" >&2
     rm -rf "$tmp"
