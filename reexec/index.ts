@@ -7,7 +7,7 @@
 /// <reference types="node" preserve="true" />
 export { type Action, register } from './registry';
 export { checkAction, runAction } from './child';
-export type { NamespaceWorkerOptions, ReexecOptions, RunOptions } from './plan';
+export type { NamespaceWorkerOptions, ReexecOptions, RunOptions } from './options';
 export type { CompileCacheOption } from './compile-cache';
 export { AbortError, ReexecError } from './errors';
 export type { CgroupsOption } from '../lib/cgroup';
