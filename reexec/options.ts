@@ -51,6 +51,14 @@ export interface ReexecOptions {
 }
 
 /**
+ * Options of `runReexecAction` with an action handle: `param` has the
+ * action's parameter type, and is required when the action needs one.
+ */
+export type ActionOptions<P> = Omit<ReexecOptions, 'param'> & (undefined extends P ? { param?: P } : { param: P });
+/** `runReexecAction`'s options argument for a handle: optional when `param` is. */
+export type OptionsArgs<P> = undefined extends P ? [options?: ActionOptions<P>] : [options: ActionOptions<P>];
+
+/**
  * Options of `openNamespaceWorker`; `timeout` and `signal` bound the start
  * (an entry that never calls `checkAction()` would never answer).
  */
