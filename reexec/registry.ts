@@ -15,6 +15,8 @@ declare const actionTypes: unique symbol;
  * compiler its function's parameter type `P` and awaited result type `R`, so
  * that `runReexecAction(handle, { param })`, `worker.run(handle, param)` and
  * `pool.run(where, handle, param)` check `param` and resolve to `R`.
+ * @template P The action's parameter type.
+ * @template R The action's awaited result type.
  */
 export interface ActionHandle<P = any, R = any> { // eslint-disable-line @typescript-eslint/no-explicit-any
   /** The name the action was registered under. */
