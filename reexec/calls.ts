@@ -13,9 +13,9 @@ import { addon } from '../lib/native';
 import { FrameReader, ProtocolError, writeFrame } from './channel';
 import { AbortError, ReexecError, type WireError, fromWire } from './errors';
 import { checkSlots, receiveFds, restoreHandles } from './handles';
-import { type RunOptions, encodeRequest } from './plan';
+import type { RunOptions } from './options';
 import { type ReexecProcess, describeEnd } from './process';
-import { READY_ACTION, type Reply, asReply } from './protocol';
+import { READY_ACTION, type Reply, asReply, encodeRequest } from './protocol';
 
 const log = createDebug('gons:reexec');
 

@@ -1,6 +1,6 @@
 /**
  * The IPC channel between parent and re-executed child: a dedicated socket
- * (fd 3 in the child, never stdout) carrying frames of a 32-bit big-endian
+ * (`FD.channel` in the child, never stdout) carrying frames of a 32-bit big-endian
  * length and a V8-serialized value (structured clone: Map, Set, BigInt, Date,
  * RegExp, typed arrays, Buffer, undefined, ...).
  *
@@ -11,9 +11,6 @@
  */
 import { serialize, deserialize } from 'node:v8';
 import type { Duplex } from 'node:stream';
-
-/** The child's end of the channel. */
-export const CHILD_FD = 3;
 
 const MAX_FRAME = 0xffff_ffff;
 

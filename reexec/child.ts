@@ -13,10 +13,11 @@ import { hookState, joinedTypes, status } from '../lib/status';
 import { confineChild, confineError } from '../lib/confine';
 import { joinPidNamespace } from '../lib/pid';
 import { isNamespaceType } from '../lib/namespaces';
-import { CHILD_FD, FrameReader, encodeFrame, writeFrame } from './channel';
+import { FrameReader, encodeFrame, writeFrame } from './channel';
 import { settleCompileCache } from './compile-cache';
 import { ReexecError, toWire } from './errors';
-import { HANDLE_FD, type Extracted, extractHandles, sendHandles } from './handles';
+import { FD } from './fds';
+import { type Extracted, extractHandles, sendHandles } from './handles';
 import { READY_ACTION, type Reply, type Request } from './protocol';
 import { lookup } from './registry';
 import { coverageRun, enableReexec, isReexecChild } from './role';
@@ -143,21 +144,21 @@ function leaveRoot(code?: unknown): void {
   }
 }
 
-/** Whether fd 5 is the handle channel (`serve()` claims it). */
+/** Whether `FD.handles` is the handle channel (`serve()` claims it). */
 let handleChannel = false;
 
 
 /** Serves every request until the parent closes its end, on the target root when a mount namespace was joined. */
 async function serve(): Promise<void> {
-  const bad = addon.claimChannel(CHILD_FD);
-  if (bad !== 0) throw new Error(`gons/reexec: re-executed child has no channel on fd ${CHILD_FD}: ${addon.strerror(bad)}`);
+  const bad = addon.claimChannel(FD.channel);
+  if (bad !== 0) throw new Error(`gons/reexec: re-executed child has no channel on fd ${FD.channel}: ${addon.strerror(bad)}`);
   // Without it (a child started by hand) results cannot carry handles; everything else works.
-  handleChannel = addon.claimChannel(HANDLE_FD) === 0;
+  handleChannel = addon.claimChannel(FD.handles) === 0;
   // First the pid namespace (for children): it needs the thread pool started and, when confined, capabilities
   // that the confinement drops; it closes the hook's last fd to a namespace before anything else happens.
   if (!status()) await joinPidNamespace();
   log('child %d serving; the hook joined: %s', process.pid, joinedTypes().join(',') || 'nothing');
-  const sock = new Socket({ fd: CHILD_FD, readable: true, writable: true, allowHalfOpen: true });
+  const sock = new Socket({ fd: FD.channel, readable: true, writable: true, allowHalfOpen: true });
   // Confined: on the target root for good, with no way back (nothing to leave at exit).
   const confined = !status() && confineChild();
   if (!confined && !status() && hasTargetRoot()) {

@@ -4,7 +4,7 @@
  * life, so the child passes the fd itself to the parent (SCM_RIGHTS) and the
  * parent wraps it in the same kind of Node object: no process sits in the
  * data path. The fds travel on a channel of their own (a SOCK_SEQPACKET pair,
- * fd 5 in the child; Node reads its pipes with plain read(2), which would drop
+ * `FD.handles` in the child; Node reads its pipes with plain read(2), which would drop
  * them): one message per reply that carries handles, sent just before that
  * reply, so the parent finds it queued when the reply arrives. The reply lists
  * where in the result each handle goes; the result holds null there.
@@ -14,9 +14,9 @@ import { type Stats, constants, fstatSync, promises as fsp } from 'node:fs';
 import net from 'node:net';
 import { addon } from '../lib/native';
 import { ReexecError } from './errors';
+import { FD } from './fds';
 
 /** The child's end of the handle channel. */
-export const HANDLE_FD = 5;
 /** The most fds one message carries (the kernel's SCM_MAX_FD). */
 export const MAX_HANDLES = 253;
 
@@ -196,7 +196,7 @@ export function extractHandles(action: string, result: unknown, channel = true):
   walk(result, []);
   const release = () => found.forEach((f) => f.release());
   if (found.length > MAX_HANDLES) refused.push({ problem: `${found.length} handles, more than ${MAX_HANDLES}`, release: () => {} });
-  if (found.length > 0 && !channel) refused.push({ problem: 'handles, and this child has no handle channel (fd 5)', release: () => {} });
+  if (found.length > 0 && !channel) refused.push({ problem: `handles, and this child has no handle channel (fd ${FD.handles})`, release: () => {} });
   if (refused.length > 0) {
     release();
     refused.forEach((r) => r.release());
@@ -233,7 +233,7 @@ function describe(path: Array<string | number>): string {
 /** Sends the fds of one reply; the child's copies are closed afterwards either way. */
 export function sendHandles(action: string, extracted: Extracted): void {
   try {
-    const err = addon.sendFds(HANDLE_FD, extracted.fds);
+    const err = addon.sendFds(FD.handles, extracted.fds);
     if (err !== 0) throw notTransferable(action, `sending the fds failed: ${addon.strerror(err)}`);
   } finally {
     extracted.release();

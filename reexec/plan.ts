@@ -11,105 +11,26 @@ import { statSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { preinitPath } from '../lib/native';
-import type { Namespace, NamespaceType } from '../lib/namespaces';
+import type { NamespaceType } from '../lib/namespaces';
 import { type Target, resolveTarget } from '../lib/target';
-import type { ContainerTarget } from '../lib/container';
 import { CONFINE_ENV, SECCOMP_ENV, confineValue, seccompValue } from '../lib/confine';
-import { type CgroupsOption, cgroupEnv, checkCgroupsOption } from '../lib/cgroup';
+import { cgroupEnv, checkCgroupsOption } from '../lib/cgroup';
 import { checkKeys } from '../lib/options';
 import { namespaceEnv, validateNamespaces } from '../lib/validate';
-import { CHILD_FD, checkMaxMessageBytes, encodeFrame } from './channel';
-import { type CompileCacheOption, checkCompileCacheOption, compileCacheEnv } from './compile-cache';
-import { AbortError, ReexecError } from './errors';
+import { checkMaxMessageBytes } from './channel';
+import { checkCompileCacheOption, compileCacheEnv } from './compile-cache';
+import { AbortError } from './errors';
 import { childExecArgv, sanitizeChildEnv } from './flags';
-import { HANDLE_FD } from './handles';
+import { FD, keepFds, preloadByFd } from './fds';
+import type { Plan, ReexecOptions, RunOptions } from './options';
+import { encodeRequest } from './protocol';
 import { CHILD_ENV } from './role';
 
-/** Options of `runReexecAction`. */
-export interface ReexecOptions {
-  /** Namespaces to join, in this order; gons's shape, `!` allowed. */
-  namespaces?: Namespace[];
-  /**
-   * Or: the namespaces of a running process, joined atomically through a
-   * pidfd; or of a container by name (`{ container, engine }`), resolved
-   * through its engine's API.
-   */
-  target?: Target | ContainerTarget;
-  /**
-   * With `target`: give the child the target process's uids, gids, groups,
-   * capability sets and no_new_privs, and no fd back to the host's root,
-   * before the first action (see the README's "Confinement").
-   */
-  confine?: boolean;
-  /**
-   * The cgroups the child joins before it joins any namespace (see the
-   * README's "Security model"): with `target`, the target's by default
-   * (`false` opts out); with `namespaces`, none unless named here — `{ pid }`
-   * (that process's) or a list of cgroup directories.
-   */
-  cgroups?: CgroupsOption;
-  /** Parameter for the action; any structured-cloneable value. */
-  param?: unknown;
-  /** Extra environment for the child. */
-  env?: Record<string, string>;
-  /** Module to re-execute instead of the current main script; it must register the action and call `checkAction()`. */
-  entry?: string | URL;
-  /** Milliseconds; then the child is killed and the call rejects with code `ERR_GONS_TIMEOUT`. */
-  timeout?: number;
-  /** Aborting kills the child and rejects with an `AbortError`. */
-  signal?: AbortSignal;
-  /** Where the child's stdout and stderr go: this process's stderr (the default), or nowhere. Never its stdout. */
-  output?: 'stderr' | 'ignore';
-  /** Bound of one message from the child, in bytes (default 256 MiB); a larger frame is `ERR_GONS_PROTOCOL`. */
-  maxMessageBytes?: number;
-  /** The child's compile cache (Node ≥ 22.10): on by default, `false` turns it off, `{ directory }` chooses where. */
-  compileCache?: CompileCacheOption;
-}
-
-/**
- * Options of `openNamespaceWorker`; `timeout` and `signal` bound the start
- * (an entry that never calls `checkAction()` would never answer).
- */
-export type NamespaceWorkerOptions = Omit<ReexecOptions, 'param'>;
-
-/** Options of one call on a worker or a pool. */
-export interface RunOptions {
-  /** Milliseconds; then the call rejects with code `ERR_GONS_TIMEOUT` (a worker keeps running). */
-  timeout?: number;
-  /** Aborting rejects the call with an `AbortError` (a worker keeps running). */
-  signal?: AbortSignal;
-}
+// The option types live below every layer that names them (options.ts); importable from here as before.
+export type { NamespaceWorkerOptions, Plan, ReexecOptions, RunOptions } from './options';
 
 /** Node's timers take at most 2^31-1 ms; a longer timeout would fire at once. */
 export const MAX_TIMEOUT_MS = 0x7fffffff;
-/** fd of the target's pidfd in the child. */
-const TARGET_FD = 4;
-/**
- * LD_PRELOAD cannot spell a path with white space or ":" (a checkout in
- * "My Projects"): then the child inherits the hook on this fd and LD_PRELOAD
- * names it as /proc/self/fd/6. The hook closes it first thing (gons_keep_fds
- * does not list it) and scrubs the name from LD_PRELOAD.
- */
-const HOOK_FD = 6;
-export const preloadByFd = /[\s:]/.test(preinitPath);
-
-/** Everything a re-execution needs, checked. */
-export interface Plan {
-  /** Node's arguments: the safe flags of this process, the main script (or `entry`) and its arguments. */
-  args: string[];
-  /** The child's whole environment. */
-  env: NodeJS.ProcessEnv;
-  /** The target's pidfd, inherited as fd 4. */
-  pidfd?: number;
-  output: 'stderr' | 'ignore';
-  maxMessageBytes: number;
-  timeout?: number;
-  signal?: AbortSignal;
-  /** `runReexecAction`'s request, encoded: a param that cannot be cloned fails before anything is spawned. */
-  request?: Buffer[];
-  /** Closes what planning opened (our copy of the pidfd); idempotent. */
-  release(): void;
-}
 
 const workerKeys = ['namespaces', 'target', 'confine', 'cgroups', 'env', 'entry', 'timeout', 'signal', 'output', 'maxMessageBytes', 'compileCache'] as const;
 const optionKeys = {
@@ -239,17 +160,6 @@ function checkEntry(what: string, entry: unknown): string {
   return path;
 }
 
-/** A request as a frame; a param that cannot be cloned is a `ReexecError` before anything is sent. */
-export function encodeRequest(where: string, id: number, action: string, param: unknown): Buffer[] {
-  try {
-    return encodeFrame({ id, action, param });
-  } catch (err) {
-    throw new ReexecError(`gons/reexec: ${where}: param of action ${JSON.stringify(action)} cannot be cloned: ${(err as Error).message}`, {
-      action, code: 'ERR_GONS_NOT_CLONEABLE', cause: err,
-    });
-  }
-}
-
 /** The `gons_*` variables of the joins: checked namespaces, or a target's pidfd (opened here) and types; with `confine`, its credentials. */
 function joinEnv(o: ReexecOptions): { env: Record<string, string>; pidfd?: number; release(): void } {
   if (o.target === undefined) return { env: { ...validateNamespaces(o.namespaces ?? []), ...cgroupEnv(o.cgroups, undefined) }, release: () => {} };
@@ -258,7 +168,7 @@ function joinEnv(o: ReexecOptions): { env: Record<string, string>; pidfd?: numbe
   try {
     const joined: { env: Record<string, string>; types: NamespaceType[]; pidfd?: number; release(): void } = 'namespaces' in target
       ? { env: namespaceEnv(target.namespaces), types: target.namespaces.map((ns) => ns.type.replace('!', '') as NamespaceType), release: target.close }
-      : { env: { gons_target_pidfd: String(TARGET_FD), gons_target_types: target.types.join(',') }, types: target.types, pidfd: target.pidfd, release: target.close };
+      : { env: { gons_target_pidfd: String(FD.targetPidfd), gons_target_types: target.types.join(',') }, types: target.types, pidfd: target.pidfd, release: target.close };
     const pid = (o.target as Target).pid;
     if (o.confine) {
       joined.env[CONFINE_ENV] = confineValue(pid, joined.types);
@@ -284,8 +194,7 @@ function childEnv(joins: Record<string, string>, extra: Record<string, string> =
   Object.assign(env, extra, joins);
   env[CHILD_ENV] = '1';
   env.gons_parent_pid = String(process.pid);
-  // The hook closes every other inherited fd above 2: the channel (3), a target's pidfd (4) and the handle channel (5) stay.
-  env.gons_keep_fds = [String(CHILD_FD), joins.gons_target_pidfd, String(HANDLE_FD)].filter(Boolean).join(',');
-  env.LD_PRELOAD = [preloadByFd ? `/proc/self/fd/${HOOK_FD}` : preinitPath, env.LD_PRELOAD].filter(Boolean).join(' ');
+  env.gons_keep_fds = keepFds(joins.gons_target_pidfd !== undefined);
+  env.LD_PRELOAD = [preloadByFd ? `/proc/self/fd/${FD.hook}` : preinitPath, env.LD_PRELOAD].filter(Boolean).join(' ');
   return env;
 }

@@ -20,7 +20,7 @@ import { validateNamespaces } from '../lib/validate';
 import { armDeadline } from './calls';
 import { ReexecError } from './errors';
 import { MAX_TIMEOUT_MS, type NamespaceWorkerOptions, type RunOptions, checkChildOptions, checkRunOptions, invalid, throwIfAborted } from './plan';
-import { checkRegistered } from './registry';
+import { type ActionHandle, type ActionParam, type ActionResult, type ParamArgs, actionName, checkRegistered } from './registry';
 import { type NamespaceWorker, openNamespaceWorker } from './worker';
 
 const log = createDebug('gons:pool');
@@ -186,11 +186,48 @@ async function containerKey(target: ContainerTarget, signal?: AbortSignal): Prom
 }
 
 /**
- * A bounded pool of warm namespace workers; see `createNamespacePool`.
+ * A bounded pool of warm namespace workers; made by `createNamespacePool`.
  * Emits `'workerStart'` ({@link PoolWorkerStart}) once a worker is ready and
  * `'workerExit'` ({@link PoolWorkerExit}) once one has ended.
  */
-export class NamespacePool extends EventEmitter {
+export interface NamespacePool extends EventEmitter {
+  /** Workers alive now (starting, ready or ending). */
+  readonly size: number;
+  /** Calls waiting in the queue. */
+  readonly queued: number;
+  /**
+   * Runs the action of `register()`'s handle in the namespaces `where` names, as `run(where, name)` does:
+   * `param` is checked against the action's parameter type, and the call resolves to its awaited result type.
+   */
+  run<H extends ActionHandle>(where: PoolWhere, action: H, ...args: ParamArgs<ActionParam<H>, [opts?: PoolRunOptions]>): Promise<ActionResult<H>>;
+  /**
+   * Runs the registered action in the namespaces `where` names, in a warm
+   * worker there (started if need be), and resolves to its result. Rejects
+   * with the action's error, the worker's (`ERR_GONS_CHILD_DIED`, a
+   * `NamespaceSwitchError` from its start), `ERR_GONS_TIMEOUT`, an `AbortError`,
+   * or `ERR_GONS_POOL_CLOSED`.
+   */
+  run<R = unknown>(where: PoolWhere, action: string, param?: unknown, opts?: PoolRunOptions): Promise<R>;
+  /**
+   * Ends the pool: queued calls reject with `ERR_GONS_POOL_CLOSED`, new ones
+   * are refused, calls already in a worker finish, then every worker ends.
+   * Resolves once all of them have exited. Idempotent.
+   */
+  close(): Promise<void>;
+  /** Listens for workers made ready: `'workerStart'` with a {@link PoolWorkerStart}. */
+  on(event: 'workerStart', listener: (start: PoolWorkerStart) => void): this;
+  /** Listens for workers ended: `'workerExit'` with a {@link PoolWorkerExit}. */
+  on(event: 'workerExit', listener: (exit: PoolWorkerExit) => void): this;
+  /** Listens once for a worker made ready; see `on('workerStart')`. */
+  once(event: 'workerStart', listener: (start: PoolWorkerStart) => void): this;
+  /** Listens once for a worker ended; see `on('workerExit')`. */
+  once(event: 'workerExit', listener: (exit: PoolWorkerExit) => void): this;
+  /** `await using pool = createNamespacePool(...)` closes it at scope end. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** The pool behind `NamespacePool`; made by `createNamespacePool` only. */
+class Pool extends EventEmitter implements NamespacePool {
   private readonly max: number;
   private readonly idleTimeout: number;
   private readonly workerOptions: Pick<NamespaceWorkerOptions, 'entry' | 'env' | 'output'>;
@@ -235,7 +272,10 @@ export class NamespacePool extends EventEmitter {
    * `NamespaceSwitchError` from its start), `ERR_GONS_TIMEOUT`, an `AbortError`,
    * or `ERR_GONS_POOL_CLOSED`.
    */
-  run<R = unknown>(where: PoolWhere, action: string, param?: unknown, opts: PoolRunOptions = {}): Promise<R> {
+  run<H extends ActionHandle>(where: PoolWhere, action: H, ...args: ParamArgs<ActionParam<H>, [opts?: PoolRunOptions]>): Promise<ActionResult<H>>;
+  run<R = unknown>(where: PoolWhere, action: string, param?: unknown, opts?: PoolRunOptions): Promise<R>;
+  run(where: PoolWhere, handleOrName: string | ActionHandle, param?: unknown, opts: PoolRunOptions = {}): Promise<unknown> {
+    const action = actionName(handleOrName) as string;
     let keyed: string | Promise<string>;
     try {
       if (this.closed) throw new ReexecError(`${WHERE}: the pool is closed`, { action, code: 'ERR_GONS_POOL_CLOSED' });
@@ -250,7 +290,7 @@ export class NamespacePool extends EventEmitter {
     }
     // A container is resolved through its engine first: its call joins the queue once its key is known.
     if (typeof keyed !== 'string') keyed.catch(() => {});
-    return new Promise<R>((resolve, reject) => {
+    return new Promise<unknown>((resolve, reject) => {
       const disarm = armDeadline(action, opts, (err) => expire(err));
       const done = () => {
         req.settled = true;
@@ -261,7 +301,7 @@ export class NamespacePool extends EventEmitter {
         resolve: (v) => {
           if (req.settled) return;
           done();
-          resolve(v as R);
+          resolve(v);
         },
         reject: (e) => {
           if (req.settled) return;
@@ -340,7 +380,7 @@ export class NamespacePool extends EventEmitter {
     slot.ready.then((worker) => {
       slot.worker = worker;
       slot.state = 'ready';
-      worker.once('exit', (code: number | null, signal: NodeJS.Signals | null, why: string | null) => this.exited(slot, code, signal, why));
+      worker.once('exit', (code, signal, why) => this.exited(slot, code, signal, why ?? null));
       log('worker %d ready for %s', worker.pid, slot.key);
       this.emit('workerStart', { pid: worker.pid, key: slot.key } satisfies PoolWorkerStart);
       if (slot.calls === 0) this.idle(slot);
@@ -469,5 +509,5 @@ export class NamespacePool extends EventEmitter {
  * this program (or of `entry`), as for `openNamespaceWorker`.
  */
 export function createNamespacePool(options?: NamespacePoolOptions): NamespacePool {
-  return new NamespacePool(options);
+  return new Pool(options);
 }

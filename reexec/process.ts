@@ -10,7 +10,8 @@ import type { Duplex, Readable } from 'node:stream';
 import createDebug from 'debug';
 import { errnoName } from '../lib/errors';
 import { addon, preinitPath } from '../lib/native';
-import { type Plan, preloadByFd } from './plan';
+import { FD, preloadByFd, stdioByFd } from './fds';
+import type { Plan } from './options';
 import { coverageRun } from './role';
 
 const log = createDebug('gons:reexec');
@@ -37,7 +38,7 @@ export interface ChildEnd {
   error?: Error;
 }
 
-/** A spawned child: its channel (fd 3), our end of its handle channel (fd 5), its output and its end. */
+/** A spawned child: its channel, our end of its handle channel (fds.ts), its output and its end. */
 export class ReexecProcess {
   readonly pid: number;
   /** Requests go out and replies come in here. */
@@ -50,7 +51,7 @@ export class ReexecProcess {
 
   constructor(readonly child: ChildProcess, handleSocket: number, ended: Promise<ChildEnd>, output: Plan['output']) {
     this.pid = child.pid!;
-    this.channel = child.stdio[3] as Duplex;
+    this.channel = child.stdio[FD.channel] as Duplex;
     this.handleSocket = handleSocket;
     this.ended = ended;
     this.channel.on('error', (err) => log('child %d: channel error: %s', this.pid, err.message));
@@ -100,9 +101,9 @@ export class ReexecProcess {
 }
 
 /**
- * Spawns the re-executed child of `plan`: the channel on fd 3, a target's
- * pidfd on fd 4, the handle channel on fd 5 and, where LD_PRELOAD needs it,
- * the hook on fd 6. Releases the plan whatever happens; rejects with the
+ * Spawns the re-executed child of `plan` with its fds where the fd table
+ * (fds.ts) puts them: the channel, a target's pidfd, the handle channel and,
+ * where LD_PRELOAD needs it, the hook. Releases the plan whatever happens; rejects with the
  * spawn's error (`EMFILE`, ...).
  */
 export async function startProcess(plan: Plan): Promise<ReexecProcess> {
@@ -115,8 +116,10 @@ export async function startProcess(plan: Plan): Promise<ReexecProcess> {
     /* c8 ignore next -- only fd exhaustion makes socketpair fail */
     if (!Array.isArray(made)) throw Object.assign(new Error(`gons/reexec: cannot make the handle channel: ${addon.strerror(made.errno)}`), { code: errnoName(made.errno), errno: -made.errno, syscall: made.syscall });
     pair = made;
-    const stdio: StdioOptions = ['ignore', 'pipe', 'pipe', 'pipe', plan.pidfd ?? 'ignore', pair[1]];
-    if (preloadByFd) stdio.push((hookFd = openSync(preinitPath, 'r')));
+    if (preloadByFd) hookFd = openSync(preinitPath, 'r');
+    const stdio: StdioOptions = stdioByFd<'ignore' | 'pipe' | number>(['ignore', 'pipe', 'pipe'], {
+      channel: 'pipe', targetPidfd: plan.pidfd ?? 'ignore', handles: pair[1], hook: hookFd,
+    });
     child = spawn(process.execPath, plan.args, { env: plan.env, stdio });
   } catch (err) {
     /* c8 ignore next 2 -- spawn throws at once only for arguments we never pass; its failures (EMFILE, ...) come as events */

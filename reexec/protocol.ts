@@ -1,5 +1,6 @@
 /** The messages on the channel. */
-import type { WireError } from './errors';
+import { encodeFrame } from './channel';
+import { ReexecError, type WireError } from './errors';
 import type { HandleSlot } from './handles';
 
 /**
@@ -60,4 +61,15 @@ export function asReply(msg: unknown): Reply | undefined {
   if ('result' in msg) return msg as Reply;
   if ('error' in msg) return isWireError(msg.error) ? (msg as Reply) : undefined;
   return undefined;
+}
+
+/** A request as a frame; a param that cannot be cloned is a `ReexecError` before anything is sent. */
+export function encodeRequest(where: string, id: number, action: string, param: unknown): Buffer[] {
+  try {
+    return encodeFrame({ id, action, param });
+  } catch (err) {
+    throw new ReexecError(`gons/reexec: ${where}: param of action ${JSON.stringify(action)} cannot be cloned: ${(err as Error).message}`, {
+      action, code: 'ERR_GONS_NOT_CLONEABLE', cause: err,
+    });
+  }
 }

@@ -14,28 +14,85 @@ import { errnoName } from '../lib/errors';
 import { addon } from '../lib/native';
 import { Calls, isDeadline } from './calls';
 import { ReexecError } from './errors';
-import { type NamespaceWorkerOptions, type Plan, type ReexecOptions, type RunOptions, checkRunOptions, planReexec, throwIfAborted } from './plan';
+import type { NamespaceWorkerOptions, OptionsArgs, Plan, ReexecOptions, RunOptions } from './options';
+import { checkRunOptions, planReexec, throwIfAborted } from './plan';
 import { type ReexecProcess, startProcess } from './process';
 import { READY_ACTION } from './protocol';
-import { checkActionName, checkRegistered } from './registry';
+import { type ActionHandle, type ActionParam, type ActionResult, type ParamArgs, actionName, checkActionName, checkRegistered } from './registry';
 import { checkReadableByJoinedRoot } from './readable';
 import { checkCallable } from './role';
 
 const log = createDebug('gons:worker');
 
-/** Each worker's process, for the tests (`internal.ts`): the class itself shows only what users need. */
+/** Each worker's process, for the tests (`internal.ts`): the worker itself shows only what users need. */
 const processes = new WeakMap<NamespaceWorker, ReexecProcess>();
+
+/**
+ * A re-executed child that stays in its namespaces and runs actions on
+ * request; made by `openNamespaceWorker`. Emits `'exit'` (code, signal, and
+ * a `WorkerEndReason` when gons knows why) once the child has ended.
+ */
+export interface NamespaceWorker extends EventEmitter {
+  /** Pid of the spawned child. */
+  readonly pid: number;
+  /** The pid of the target process this worker follows, if it was made from a `target`. */
+  readonly targetPid: number | undefined;
+  /** Why the worker ended, when gons knows better than its exit status: `'target-exited'`. */
+  readonly endReason: WorkerEndReason | undefined;
+  /**
+   * Runs the action of `register()`'s handle in this worker's namespaces: `param` is checked against the
+   * action's parameter type, and the call resolves to its awaited result type.
+   */
+  run<H extends ActionHandle>(action: H, ...args: ParamArgs<ActionParam<H>, [opts?: RunOptions]>): Promise<ActionResult<H>>;
+  /**
+   * Runs the registered action `action` in this worker's namespaces and
+   * resolves to its result. Concurrent calls are fine.
+   */
+  run<R = unknown>(action: string, param?: unknown, opts?: RunOptions): Promise<R>;
+  /**
+   * Lets calls in flight finish, then ends the worker: it exits once its
+   * channel is closed, or is killed after a grace period. Idempotent.
+   */
+  close(): Promise<void>;
+  /**
+   * Ends the worker at once (SIGKILL), for an action that will never settle:
+   * calls in flight reject with `ERR_GONS_CHILD_DIED`. Resolves once it is gone.
+   */
+  kill(): Promise<void>;
+  /**
+   * Lets this process exit while the worker is idle and open. A call or a
+   * `close()` in flight still keeps it alive until it settles.
+   */
+  unref(): this;
+  /** Keeps this process alive while the worker is open (the default). */
+  ref(): this;
+  /** Listens for the worker's end: its exit code or signal, and why when gons knows (`'target-exited'`). */
+  on(event: 'exit', listener: WorkerExitListener): this;
+  /** Listens once for the worker's end; see `on('exit')`. */
+  once(event: 'exit', listener: WorkerExitListener): this;
+  /** `await using worker = await openNamespaceWorker(...)` closes it at scope end. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * `value instanceof NamespaceWorker` for gons's own modules (the API's
+ * `where` may be a worker); the package exports the interface only, with no
+ * constructor to call.
+ */
+export const NamespaceWorker: { [Symbol.hasInstance](value: unknown): value is NamespaceWorker } = {
+  [Symbol.hasInstance]: (value: unknown): value is NamespaceWorker => value instanceof Worker,
+};
+
+/** A listener of a worker's `'exit'` event. */
+export type WorkerExitListener = (code: number | null, signal: NodeJS.Signals | null, reason?: WorkerEndReason) => void;
 
 /** @internal The process behind a worker. */
 export function processOf(worker: NamespaceWorker): ReexecProcess {
   return processes.get(worker)!;
 }
 
-/**
- * A re-executed child that stays in its namespaces and runs actions on
- * request. Emits `'exit'` (code, signal) when the child has ended.
- */
-export class NamespaceWorker extends EventEmitter {
+/** The worker behind `NamespaceWorker`; its constructor takes internals, so it is not exported. */
+class Worker extends EventEmitter implements NamespaceWorker {
   /** Pid of the spawned child. */
   readonly pid: number;
   readonly #proc: ReexecProcess;
@@ -120,7 +177,10 @@ export class NamespaceWorker extends EventEmitter {
    * Runs the registered action `action` in this worker's namespaces and
    * resolves to its result. Concurrent calls are fine.
    */
-  run<R = unknown>(action: string, param?: unknown, opts: RunOptions = {}): Promise<R> {
+  run<H extends ActionHandle>(action: H, ...args: ParamArgs<ActionParam<H>, [opts?: RunOptions]>): Promise<ActionResult<H>>;
+  run<R = unknown>(action: string, param?: unknown, opts?: RunOptions): Promise<R>;
+  run(handleOrName: string | ActionHandle, param?: unknown, opts: RunOptions = {}): Promise<unknown> {
+    const action = actionName(handleOrName) as string;
     try {
       checkRegistered(action, 'NamespaceWorker.run');
       checkRunOptions('NamespaceWorker.run', action, opts);
@@ -128,7 +188,7 @@ export class NamespaceWorker extends EventEmitter {
       return Promise.reject(err);
     }
     if (this.#closing) return Promise.reject(new ReexecError(`gons/reexec: namespace worker ${this.pid} is closed`, { action, code: 'ERR_GONS_WORKER_CLOSED' }));
-    return this.#calls.call(action, param, opts) as Promise<R>;
+    return this.#calls.call(action, param, opts);
   }
 
   /**
@@ -233,7 +293,7 @@ export async function startWorker(plan: Plan): Promise<NamespaceWorker> {
     throw err;
   }
   const { proc, calls } = started;
-  const worker = new NamespaceWorker(proc, calls, target);
+  const worker = new Worker(proc, calls, target);
   try {
     await calls.call(READY_ACTION, undefined, plan);
   } catch (err) {
@@ -292,23 +352,31 @@ async function planJoins(where: 'runReexecAction' | 'openNamespaceWorker', actio
 }
 
 /**
+ * Runs the action of `register()`'s handle as `runReexecAction(name)` does:
+ * `options.param` is checked against the action's parameter type (and
+ * required when it needs one), and the call resolves to its awaited result type.
+ */
+export function runReexecAction<H extends ActionHandle>(action: H, ...options: OptionsArgs<ActionParam<H>>): Promise<ActionResult<H>>;
+/**
  * Runs the registered action `name` in a re-spawned copy of this program,
  * inside `options.namespaces` (or the namespaces of a running process,
  * `options.target`), and resolves to its result. Rejects with a
  * `NamespaceSwitchError` when a switch fails (the action never runs), else a
  * `ReexecError` or an `AbortError`.
  */
-export async function runReexecAction<R = unknown>(name: string, options: ReexecOptions = {}): Promise<R> {
+export function runReexecAction<R = unknown>(name: string, options?: ReexecOptions): Promise<R>;
+export async function runReexecAction(action: string | ActionHandle, options: ReexecOptions = {}): Promise<unknown> {
+  const name = actionName(action) as string;
   checkActionName(name, 'runReexecAction');
   checkCallable(name, 'runReexecAction');
   checkRegistered(name, 'runReexecAction');
   const plan = await planFor('runReexecAction', name, options);
   const { proc, calls } = await start(plan, (pid) => `child ${pid} of action ${JSON.stringify(name)}`);
-  const worker = new NamespaceWorker(proc, calls);
+  const worker = new Worker(proc, calls);
   const result = calls.send(name, plan.request!, plan);
   void worker.close(); // the request is all the child gets; Node reaps it
   try {
-    return (await result) as R;
+    return await result;
   } catch (err) {
     // A timeout or an abort ends the child: the call settles once it is gone, saying how it ended.
     if (isDeadline(err)) {

@@ -15,8 +15,7 @@ import { serialize } from 'node:v8';
 import createDebug from 'debug';
 import t, { type Test } from 'tap';
 import { addon } from '../lib/native';
-import { CHILD_FD } from '../reexec/channel';
-import { HANDLE_FD } from '../reexec/handles';
+import { FD } from '../reexec/fds';
 import {
   type NamespaceWorker, TransferredFd, checkAction, connectIn, listenIn, openIn, openNamespaceWorker, register, runReexecAction, transferFd,
 } from '../reexec/index';
@@ -44,11 +43,11 @@ register('handles:bad', (name: string) => bad[name]());
 /** A forged reply with handles, written straight to the channel, as a compromised child could. */
 register('handles:forge', ({ slots, fd }: { slots: unknown; fd?: string }) => {
   // Non-blocking: a FIFO without a writer would block the open here.
-  if (fd) addon.sendFds(HANDLE_FD, [openSync(fd, constants.O_RDONLY | constants.O_NONBLOCK)]);
+  if (fd) addon.sendFds(FD.handles, [openSync(fd, constants.O_RDONLY | constants.O_NONBLOCK)]);
   const body = serialize({ id: 1, result: null, handles: slots });
   const head = Buffer.alloc(4);
   head.writeUInt32BE(body.length);
-  writeSync(CHILD_FD, Buffer.concat([head, body]));
+  writeSync(FD.channel, Buffer.concat([head, body]));
   return new Promise(() => {});
 });
 

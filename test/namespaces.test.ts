@@ -98,7 +98,7 @@ t.test('the public API of gons, gons/reexec and gons/testing', async (t) => {
     'namespaceTypes', 'preinitPath', 'status', 'validateNamespaces',
   ]);
   t.same(names(reexec), [
-    'AbortError', 'ContainerError', 'NamespacePool', 'NamespaceSwitchError', 'NamespaceWorker', 'ReexecError', 'TransferredFd', 'bindIn', 'checkAction', 'connectIn', 'createNamespacePool',
+    'AbortError', 'ContainerError', 'NamespaceSwitchError', 'ReexecError', 'TransferredFd', 'bindIn', 'checkAction', 'connectIn', 'createNamespacePool',
     'listenIn', 'openIn', 'openNamespaceWorker', 'register', 'runAction', 'runReexecAction', 'socketConstants', 'socketIn', 'transferFd',
   ]);
   t.same(names(testing), ['createNamespaces']);

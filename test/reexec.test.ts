@@ -13,6 +13,7 @@ import t from 'tap';
 import { NamespaceSwitchError } from '../lib/index';
 import { AbortError, ReexecError, checkAction, register, runReexecAction } from '../reexec/index';
 import { encodeFrame } from '../reexec/channel';
+import { FD, stdioByFd } from '../reexec/fds';
 import { planReexec, startProcess } from '../reexec/internal';
 import { coverageRun } from '../reexec/role';
 import { filterFlags, formatNodeOptions, parseNodeOptions, sanitizeChildEnv } from '../reexec/flags';
@@ -300,6 +301,20 @@ void checkAction().then(() => {
     process.argv.splice(1);
     t.throws(() => reexecCommand(), { message: /no main script to re-execute; pass options.entry/ });
     t.throws(() => planReexec('openNamespaceWorker', '', { entry: 'no/such/entry.js' }), { code: 'ENOENT' }, 'an entry is checked as the command is made');
+  });
+
+  t.test('one fd table: the keep list the hook reads and the spawn layout come from it', { skip: needsRoot }, async (t) => {
+    t.same(FD, { channel: 3, targetPidfd: 4, handles: 5, hook: 6 }, 'the numbers the hook and the child agree on');
+    const byPath = planReexec('openNamespaceWorker', '', { namespaces: [{ type: 'uts', path: '/proc/self/ns/uts' }] });
+    t.teardown(() => byPath.release());
+    t.equal(byPath.env.gons_keep_fds, '3,5', 'namespaces by path: the channel and the handle channel stay');
+    const ns = await createNamespaces(t, ['uts']);
+    const byTarget = planReexec('openNamespaceWorker', '', { target: { pid: ns.pid, types: ['uts'] } });
+    t.teardown(() => byTarget.release());
+    t.equal(byTarget.env.gons_keep_fds, '3,4,5', 'a target: its pidfd stays too');
+    t.equal(byTarget.env.gons_target_pidfd, '4');
+    t.same(stdioByFd<string | number>(['ignore', 'pipe', 'pipe'], { channel: 'pipe', targetPidfd: 'ignore', handles: 9 }), ['ignore', 'pipe', 'pipe', 'pipe', 'ignore', 9]);
+    t.same(stdioByFd<string | number>(['ignore', 'pipe', 'pipe'], { channel: 'pipe', handles: 9, hook: 8 }), ['ignore', 'pipe', 'pipe', 'pipe', 'ignore', 9, 8], 'a gap is ignored');
   });
 
   t.test('a process that looks like a child but has no channel fails clearly', async (t) => {

@@ -7,18 +7,43 @@ import t from 'tap';
 import { NamespaceSwitchError } from '../lib/index';
 import { resolveTarget, kernelHasPidfdSetns } from '../lib/target';
 import { type NamespaceType, namespaceKinds } from '../lib/namespaces';
-import { ReexecError, checkAction, openNamespaceWorker, runReexecAction } from '../reexec/index';
+import { ReexecError, checkAction, createNamespacePool, openNamespaceWorker, register, runReexecAction } from '../reexec/index';
 import { planReexec, processOf, startWorker } from '../reexec/internal';
 import { coverageRun } from '../reexec/role';
 import { createNamespaces } from '../testing/index';
 import { asNobody, eventually, fixturePath, gone, ino, needsNobody, needsRoot, plainEnv, projectRoot } from './fixtures/helpers';
 import { settledChildren } from './fixtures/hygiene';
 import { LONG, startedPid } from './fixtures/waits';
-import './fixtures/actions';
+import { doubleIn } from './fixtures/actions';
 
 
 
 void checkAction().then(() => {
+  t.test("register()'s handle stands for its name in runReexecAction, worker.run and pool.run", async (t) => {
+    t.same(Object.keys(doubleIn), ['name'], 'a handle carries its name, nothing else at run time');
+    t.equal(doubleIn.name, 'double-in');
+    t.ok(Object.isFrozen(doubleIn));
+    const once = await runReexecAction(doubleIn, { param: { n: 4 } });
+    t.equal(once.doubled, 8, 'a one-shot call');
+    t.not(once.pid, process.pid, 'ran in a child');
+    const worker = await openNamespaceWorker();
+    t.teardown(() => worker.close());
+    const warm = await worker.run(doubleIn, { n: 5 }, { timeout: LONG });
+    t.same(warm, { doubled: 10, pid: worker.pid }, 'a worker call');
+    t.same(await worker.run('double-in', { n: 6 }), { doubled: 12, pid: worker.pid }, 'its name still works');
+    const pool = createNamespacePool({ max: 1 });
+    t.teardown(() => pool.close());
+    const pooled = await pool.run({ namespaces: [] }, doubleIn, { n: 7 });
+    t.equal(pooled.doubled, 14, 'a pool call');
+    t.not(pooled.pid, process.pid);
+    // Only handles register() made stand for a name: a look-alike is an invalid name, as any other object.
+    const forged = { name: 'double-in' } as typeof doubleIn;
+    for (const call of [() => runReexecAction(forged, { param: { n: 1 } }), () => worker.run(forged, { n: 1 }), () => pool.run({ namespaces: [] }, forged, { n: 1 })]) {
+      await t.rejects(call(), { code: 'ERR_INVALID_ARG_VALUE', message: /invalid action name \{"name":"double-in"\}/ });
+    }
+    t.throws(() => register('double-in', () => 0), { code: 'ERR_GONS_DUPLICATE_ACTION' }, 'a handle is no second registration');
+  });
+
   t.test('one worker serves many calls, sequential and concurrent, each matched to its reply', async (t) => {
     const worker = await openNamespaceWorker();
     t.teardown(() => worker.close());
