@@ -35,6 +35,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+// NET_FD is the mount namespace for the root request.
 enum { NS_FD = 3, NET_FD = 4, REPLY_FD = 5 };
 
 // Sends "<errno> <syscall>" and exits 1.

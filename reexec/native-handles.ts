@@ -50,6 +50,9 @@ import { NOT_REGULAR, OPEN, openRegular } from './open-in';
 import type { promises as fsp } from 'node:fs';
 import type { ConnectInOptions, ListenInOptions, Where } from './in-target';
 import { type ReexecOptions, type RunOptions, planReexec } from './plan';
+
+/** What planReexec returns. */
+type Plan = ReturnType<typeof planReexec>;
 import { kernelHasPidfdSetns, pidfdAlive } from '../lib/target';
 import { register } from './registry';
 import { NamespaceWorker, runReexecAction } from './worker';
@@ -139,11 +142,13 @@ const afterMnt = (order: string[], at: number) => order.slice(0, at).some((t) =>
  * path plans them (same checks, same typed errors, a pidfd for a target), so
  * a call fails the same way on either path.
  */
-function route(where: Where, action: string, opts: RunOptions): Route {
+function route(where: Where, action: string, opts: RunOptions, onPlan?: (plan: Plan) => void): Route {
   if (where instanceof NamespaceWorker) return { child: 'a worker: its own child makes the handle' };
   if (where?.confine) return { child: 'confine: only a child can take the target\'s credentials' };
   if (isContainerTarget(where?.target)) return { child: 'a container by name: the child path asks its engine' };
   const plan = planReexec('runReexecAction', action, { ...where, ...opts }, false);
+  // The same plan, for a caller that needs more of it (a path's root) than the socket's namespace.
+  onPlan?.(plan);
   const { env } = plan;
   if (plan.pidfd !== undefined) {
     const types = (env.gons_target_types as string).split(','); // set with a pidfd
@@ -201,8 +206,7 @@ function viaHelper(r: Extract<Route, { nsfd: number }>, spec: SocketSpec): numbe
  * error of a step after the join (`socket`, `bind`, `listen`), which the
  * child would meet too.
  */
-function make(api: string, where: Where, action: string, opts: RunOptions, spec: SocketSpec): number | { child: string } | { failed: Failure } {
-  const r = route(where, action, opts);
+function make(api: string, r: Route, spec: SocketSpec): number | { child: string } | { failed: Failure } {
   if ('child' in r) return r;
   let made: number | Failure;
   let how = r.how;
@@ -245,7 +249,7 @@ export function connectNative(where: Where, o: ConnectInOptions, opts: RunOption
   const family = net.isIP(o.host ?? '');
   if (family === 0) return toChild('connectIn', o.host === undefined ? 'no host: localhost resolves in the target' : 'a host name resolves in the target');
   if (o.host!.includes('%')) return toChild('connectIn', 'a scoped address names an interface of the target');
-  const fd = make('connectIn', where, CONNECT, opts, { domain: family === 6 ? C.AF_INET6 : C.AF_INET, type: C.SOCK_STREAM });
+  const fd = make('connectIn', route(where, CONNECT, opts), { domain: family === 6 ? C.AF_INET6 : C.AF_INET, type: C.SOCK_STREAM });
   if (typeof fd !== 'number') {
     if ('child' in fd) return toChild('connectIn', fd.child);
     /* c8 ignore start -- only fd or memory exhaustion fails an unbound TCP socket() */
@@ -291,11 +295,11 @@ export function listenNative(where: Where, o: ListenInOptions, opts: RunOptions)
     domain, type: C.SOCK_STREAM, address, port, backlog, reuseaddr: 1, ...(domain === C.AF_INET6 && { v6only: o.ipv6Only ? 1 : 0 }),
   });
   let address = o.host ?? '::';
-  let fd = make('listenIn', where, LISTEN, opts, spec(family === 6 ? C.AF_INET6 : C.AF_INET, address));
+  let fd = make('listenIn', route(where, LISTEN, opts), spec(family === 6 ? C.AF_INET6 : C.AF_INET, address));
   /* c8 ignore next 4 -- only a kernel booted with ipv6.disable=1 has no AF_INET6 */
   if (o.host === undefined && typeof fd === 'object' && 'failed' in fd && fd.failed.syscall === 'socket') {
     address = '0.0.0.0'; // a namespace without IPv6
-    fd = make('listenIn', where, LISTEN, opts, spec(C.AF_INET, address));
+    fd = make('listenIn', route(where, LISTEN, opts), spec(C.AF_INET, address));
   }
   if (typeof fd !== 'number') {
     // Node reports what fails in setting up a server (a bind's EADDRINUSE) as listen's.
@@ -356,7 +360,7 @@ function viaChild<R>(where: Where, param: unknown, opts: RunOptions): Promise<R>
 
 /** A native fd, the child's TransferredFd, or the error either met. */
 async function socketFd(api: string, where: Where, opts: RunOptions, spec: SocketSpec, udp?: BindInOptions): Promise<number> {
-  const fd = udp && net.isIP(udp.address!) === 0 ? { child: 'a host name resolves in the target' } : make(api, where, SOCKET, opts, spec);
+  const fd = udp && net.isIP(udp.address!) === 0 ? { child: 'a host name resolves in the target' } : make(api, route(where, SOCKET, opts), spec);
   if (typeof fd === 'number') return fd;
   if ('failed' in fd) {
     throw actionFailed(SOCKET, systemError(fd.failed.syscall, fd.failed.errno, boundTo(spec)));
@@ -423,10 +427,12 @@ type Root = { fd: number; how: string } | 'own' | { child: string };
 /** `/proc/<pid>/root` of a target whose mount namespace is joined, checked against its pidfd. */
 function targetRoot(pid: number, types: string[], pidfd: number | undefined): Root {
   if (!types.includes('mnt')) return 'own';
+  /* c8 ignore next -- a joined mount namespace comes with the pidfd on Linux >= 5.8 */
   if (!kernelHasPidfdSetns() || pidfd === undefined) return { child: 'no pidfd to check the target\'s root against (Linux < 5.8)' };
   const opened = addon.openDirPath(`/proc/${pid}/root`);
-  if ('errno' in opened) return { child: `cannot open /proc/${pid}/root: ${addon.strerror(opened.errno)}` };
   // Opened by pid: it is the target's root only if the pidfd's process is still there.
+  /* c8 ignore next 5 -- a target that exits (or whose pid is reused) between planning and here: a race no test can time */
+  if ('errno' in opened) return { child: `cannot open /proc/${pid}/root: ${addon.strerror(opened.errno)}` };
   if (!pidfdAlive(pidfd, pid)) {
     addon.closeFd(opened.fd);
     return { child: `process ${pid} exited` };
@@ -467,15 +473,20 @@ function namespacesRoot(env: NodeJS.ProcessEnv): Root {
   }
 }
 
-/** The root of a one-shot call's target or namespace paths, planned as the child path plans it. */
+/** The root of a one-shot call's target or namespace paths, from its plan (which the caller releases). */
+function rootOfPlan(where: Omit<ReexecOptions, 'param'>, plan: Plan): Root {
+  if (where.target !== undefined) return targetRoot((where.target as Target).pid, (plan.env.gons_target_types ?? '').split(','), plan.pidfd);
+  return namespacesRoot(plan.env);
+}
+
+/** The root of a one-shot call's namespace paths, planned as the child path plans it. */
 function rootOf(where: Omit<ReexecOptions, 'param'>, action: string, opts: RunOptions): Root {
+  // (Called for namespace paths only: a target, by pid or by container name, takes openNative's own way.)
   if (where.confine) return { child: 'confine: only a child can take the target\'s credentials' };
-  if (isContainerTarget(where.target)) return { child: 'a container by name: the child path asks its engine' };
   if (opts.signal?.aborted) return { child: 'the signal is aborted already' };
   const plan = planReexec('runReexecAction', action, { ...where, ...opts }, false);
   try {
-    if (where.target !== undefined) return targetRoot(where.target.pid, (plan.env.gons_target_types ?? '').split(','), plan.pidfd);
-    return namespacesRoot(plan.env);
+    return rootOfPlan(where, plan);
   } finally {
     plan.release();
   }
@@ -523,12 +534,15 @@ function unixNative(where: Where, o: ConnectInOptions, opts: RunOptions): Promis
   if (where instanceof NamespaceWorker) return toChild('connectIn', 'a worker: its own child makes the handle');
   const abstract = path.startsWith('\0');
   if (!abstract && !path.startsWith('/')) return toChild('connectIn', 'a relative unix socket path resolves against the child\'s working directory');
-  let root: Root = 'own';
-  if (!abstract) {
-    root = rootOf(where, CONNECT, opts);
-    if (typeof root === 'object' && 'child' in root) return toChild('connectIn', root.child);
+  if (opts.signal?.aborted) return toChild('connectIn', 'the signal is aborted already');
+  // One plan for both: the socket's network namespace and, for a path, the root it resolves below.
+  let root = 'own' as Root; // set by the plan's callback
+  const r = route(where, CONNECT, opts, abstract ? undefined : (plan) => (root = rootOfPlan(where, plan)));
+  if (typeof root === 'object' && 'child' in root) {
+    if (!('child' in r)) r.release();
+    return toChild('connectIn', root.child);
   }
-  const fd = make('connectIn', where, CONNECT, opts, { domain: C.AF_UNIX, type: C.SOCK_STREAM });
+  const fd = make('connectIn', r, { domain: C.AF_UNIX, type: C.SOCK_STREAM });
   if (typeof fd !== 'number') {
     if (typeof root === 'object') addon.closeFd(root.fd);
     if ('child' in fd) return toChild('connectIn', fd.child);
@@ -556,7 +570,7 @@ function unixNative(where: Where, o: ConnectInOptions, opts: RunOptions): Promis
       }
     };
     const disarm = armDeadline(CONNECT, opts, (err) => done(err));
-    sock.once('error', (err: NodeJS.ErrnoException) => done(pinned >= 0 || rootFd >= 0 ? connectError(path, -(err.errno ?? 0) || constants.errno.EIO) : actionFailed(CONNECT, err)));
+    sock.once('error', (err: NodeJS.ErrnoException) => done(rootFd >= 0 ? connectError(path, -(err.errno ?? 0) || constants.errno.EIO) : actionFailed(CONNECT, err)));
     const connect = (to: string) => {
       try {
         sock.connect({ path: to }, () => done());

@@ -60,12 +60,12 @@ function read(sock: net.Socket): Promise<string> {
 }
 
 /** What a call settled with: the value, or the error's codes. */
-async function outcome<T>(p: Promise<T>): Promise<{ ok: true; value: T } | { ok: false; name: string; code?: string; cause?: string; message: string }> {
+async function outcome<T>(p: Promise<T>): Promise<{ ok: true; value: T } | { ok: false; name: string; code?: string; cause?: string; message: string; envVar?: string }> {
   try {
     return { ok: true, value: await p };
   } catch (err) {
-    const e = err as Error & { code?: string; cause?: { code?: string } };
-    return { ok: false, name: e.name, code: e.code, cause: e.cause?.code, message: e.message };
+    const e = err as Error & { code?: string; cause?: { code?: string }; envVar?: string };
+    return { ok: false, name: e.name, code: e.code, cause: e.cause?.code, message: e.message, envVar: e.envVar };
   }
 }
 
@@ -86,7 +86,10 @@ const fs = require('node:fs');
 const serve = (what) => net.createServer((c) => c.on('error', () => {}).end('hello inside via ' + what));
 fs.mkdirSync(process.argv[1], { recursive: true });
 let n = 0;
-const ready = () => { if (++n === 3) process.stdout.write('ready\\n'); };
+const ready = () => { if (++n === 4) process.stdout.write('ready\\n'); };
+// A socket file nobody listens on any more: its server was killed (a server that closes removes its file).
+require('node:child_process').spawnSync(process.execPath, ['-e', "require('node:net').createServer().listen('/tmp/dead.sock', () => process.kill(process.pid, 'SIGKILL'))"]);
+ready();
 serve('srv').listen('/tmp/srv.sock', ready);
 process.chdir(process.argv[1]);
 serve('long').listen('srv.sock', ready);
@@ -173,6 +176,21 @@ void checkAction().then(() => {
       t.same(ownFds(), fds, `${name}: no fd left behind`);
     }
     t.equal(hostHits, 0, 'no link reached the host\'s server');
+    t.match(await outcome(connectIn({ namespaces: ns.namespaces() }, { path: '/tmp/dead.sock' })), { ok: false, code: 'ERR_GONS_ACTION_FAILED', cause: 'ECONNREFUSED', message: /connect ECONNREFUSED \/tmp\/dead\.sock/ }, 'a socket nobody listens on: ECONNREFUSED, named by its path');
+    // The net path opened after the mount join resolves in the target: the child path; the helper's root is closed.
+    const fdsNow = ownFds();
+    const [after, afterLog] = await logOf(() => connectIn({ namespaces: [{ type: 'mnt', path: ns.paths.mnt }, { type: 'net', path: ns.paths.net }] }, { path: '/tmp/srv.sock' }));
+    t.equal(await read(after), 'hello inside via srv');
+    t.match(afterLog, /connectIn: child path: the net path resolves in the target's mount namespace/);
+    t.same(await eventually(() => {
+      if (ownFds().join() !== fdsNow.join()) throw new Error('not yet');
+      return [];
+    }, 30000).catch(() => ownFds().filter((f) => !fdsNow.includes(f))), [], 'no fd left behind');
+    // A target whose mount namespace is not joined: the path resolves in our root.
+    const [own2, own2Log] = await logOf(() => connectIn({ target: { pid: ns.pid, types: ['net'] } }, { path: join(host, 'host.sock') }));
+    t.equal(await read(own2), 'hello from the HOST');
+    t.notMatch(own2Log, /resolved below/);
+    t.match(await outcome(connectIn({ namespaces: ns.namespaces() }, { path: '' })), { ok: false }, 'an empty path: Node\'s refusal, from the child path');
 
     // An abstract name lives in the target's network namespace: connected there, refused in ours.
     const [abs, alog] = await logOf(() => connectIn({ namespaces: [{ type: 'net', path: ns.paths.net }] }, { path: ABSTRACT }));
@@ -225,6 +243,31 @@ void checkAction().then(() => {
     await own.close();
     t.match(ownLog, /native path, no mount namespace: our own root/);
     t.match(await outcome(openIn({ namespaces: ns.namespaces() }, '/tmp/reg', 'r', { signal: AbortSignal.abort() })), { ok: false, name: 'AbortError' }, 'openIn: an aborted signal rejects');
+    const [none, noneLog] = await logOf(() => openIn({ namespaces: [] }, join(host, 'secret')));
+    t.equal(await none.readFile('utf8'), 'host secret\n');
+    await none.close();
+    t.match(noneLog, /native path, no mount namespace: our own root/);
+    const [, confLog] = await logOf(() => outcome(openIn({ namespaces: ns.namespaces(), confine: true }, '/tmp/reg')));
+    t.match(confLog, /openIn "\/tmp\/reg": child path: confine/);
+    // Aborted while the walk runs (off the main thread): the call rejects at once; what the walk opens afterwards is closed.
+    const fdsBefore = ownFds();
+    for (const [what, call] of [
+      ['connectIn', (signal: AbortSignal) => connectIn({ namespaces: ns.namespaces() }, { path: '/tmp/srv.sock' }, { signal })],
+      ['openIn', (signal: AbortSignal) => openIn({ namespaces: ns.namespaces() }, '/tmp/reg', 'r', { signal })],
+    ] as const) {
+      const ac = new AbortController();
+      const [p, log] = await logOf(async () => {
+        const settled = outcome<unknown>(call(ac.signal));
+        ac.abort();
+        return settled;
+      });
+      t.match(await p, { ok: false, name: 'AbortError' }, `${what}: aborted during the native call`);
+      t.match(log, /native path/, `${what}: it was the native path`);
+    }
+    t.same(await eventually(() => {
+      if (ownFds().join() !== fdsBefore.join()) throw new Error('not yet');
+      return [];
+    }, 10000).catch(() => ownFds().filter((f) => !fdsBefore.includes(f))), [], 'what the aborted calls opened is closed');
   });
 
   t.test('a namespace file of the wrong type: the same NamespaceSwitchError as the child path, before anything joins', { skip: needsRoot }, async (t) => {
@@ -234,6 +277,30 @@ void checkAction().then(() => {
     t.match(r, { ok: false, name: 'NamespaceSwitchError', code: 'EINVAL' });
     t.notMatch(log, /native path/);
     t.match(await outcome(connectIn(where, { path: '/tmp/x.sock' })), { ok: false, name: 'NamespaceSwitchError', code: 'EINVAL' });
+  });
+
+  t.test('root, namespaces of a user namespace: the helper joins it first; a mount namespace it does not own: the child path\'s NamespaceSwitchError', { skip: needsRoot }, async (t) => {
+    const ns = await createNamespaces(t, ['mnt', 'net'], { user: true, hide: ['/tmp'] });
+    inTarget(ns, 'echo regular inside > /tmp/reg', true);
+    const [fh, log] = await logOf(() => openIn({ namespaces: ns.namespaces() }, '/tmp/reg'));
+    t.equal(await fh.readFile('utf8'), 'regular inside\n');
+    await fh.close();
+    t.match(log, /native path, the netns helper joined \/proc\/\d+\/ns\/user and \/proc\/\d+\/ns\/mnt and handed its root over/);
+    // The user namespace without the mount namespace: the file is opened with the user namespace's credentials, by a child.
+    const [, ulog] = await logOf(() => outcome(openIn({ namespaces: [{ type: 'user', path: ns.paths.user }, { type: 'net', path: ns.paths.net }] }, '/etc/hostname')));
+    t.match(ulog, /child path: a user namespace without a mount namespace/);
+    // root's own mount namespace, joined from inside that user namespace: refused (EPERM), in the helper as in the child.
+    const host = await createNamespaces(t, ['mnt']);
+    const where = { namespaces: [{ type: 'user' as const, path: ns.paths.user }, { type: 'mnt' as const, path: host.paths.mnt }] };
+    const kids = children();
+    const [r, rlog] = await logOf(() => outcome(openIn(where, '/etc/hostname')));
+    // The child opens the plain mnt path after joining the user namespace: EACCES there; a helper's setns: EPERM.
+    t.match(r, { ok: false, name: 'NamespaceSwitchError', envVar: 'gons_mnt', code: /^(EPERM|EACCES)$/ });
+    t.match(rlog, /openIn "\/etc\/hostname": child path: the netns helper: setns: Operation not permitted/);
+    const [c, clog] = await logOf(() => outcome(connectIn(where, { path: '/tmp/x.sock' })));
+    t.match(c, { ok: false, name: 'NamespaceSwitchError', envVar: 'gons_mnt', code: /^(EPERM|EACCES)$/ });
+    t.match(clog, /connectIn: child path: the netns helper: setns: Operation not permitted/);
+    t.same(await newChildren(kids), [], 'every helper and child gone');
   });
 
   t.test('as nobody: the helper joins the user namespace, then the mount namespace; same results, no Node process', { skip: needsNobody() }, async (t) => {
