@@ -546,9 +546,10 @@ function unixNative(where: Where, o: ConnectInOptions, opts: RunOptions): Promis
   if (typeof fd !== 'number') {
     if (typeof root === 'object') addon.closeFd(root.fd);
     if ('child' in fd) return toChild('connectIn', fd.child);
-    /* c8 ignore next -- only fd or memory exhaustion fails an AF_UNIX socket() */
+    /* c8 ignore start -- only fd or memory exhaustion fails an AF_UNIX socket() */
     return Promise.reject(actionFailed(CONNECT, systemError(fd.failed.syscall, fd.failed.errno)));
   }
+  /* c8 ignore stop */
   const rootFd = typeof root === 'object' ? root.fd : -1;
   if (typeof root === 'object') log('connectIn %s: resolved below %s', JSON.stringify(path), root.how);
   return new Promise<net.Socket>((resolve, reject) => {
