@@ -25,11 +25,15 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -194,14 +198,30 @@ bool ReadSpec(v8::Local<v8::Object> o, SocketJob *j) {
 // How long the helper may take before it is killed: it only makes syscalls.
 constexpr int kHelperTimeoutMs = 10000;
 
-// Runs native/netns-helper.c: joins the user namespace (and the network
-// namespace) in a process of its own, as a multi-threaded process cannot.
+// The helper's arguments for a socket job (see native/netns-helper.c); false when the address cannot be written.
+bool SocketArgs(bool pidfd, const SocketJob *j, std::vector<std::string> *args) {
+  *args = {pidfd ? "pidfd" : "ns", std::to_string(j->domain), std::to_string(j->type), std::to_string(j->protocol), "-",
+           std::to_string(j->bind ? ntohs(reinterpret_cast<const struct sockaddr_in *>(&j->addr)->sin_port) : 0),
+           std::to_string(j->reuseaddr), std::to_string(j->v6only), std::to_string(j->backlog)};
+  if (j->bind) {
+    char text[INET6_ADDRSTRLEN];
+    const void *a = j->domain == AF_INET6 ? static_cast<const void *>(&reinterpret_cast<const struct sockaddr_in6 *>(&j->addr)->sin6_addr)
+                                          : static_cast<const void *>(&reinterpret_cast<const struct sockaddr_in *>(&j->addr)->sin_addr);
+    if (inet_ntop(j->domain, a, text, sizeof text) == nullptr) return false;
+    (*args)[4] = text;
+  }
+  return true;
+}
+
+// Runs native/netns-helper.c with args: joins the user namespace (and the
+// network or mount namespace) in a process of its own, as a multi-threaded
+// process cannot. fd3 and fd4 become its fds 3 and 4 (fd4 -1: fd3 again).
 // posix_spawn (clone(CLONE_VM|CLONE_VFORK) in glibc: safe in a threaded
 // process) with an empty environment, /dev/null as stdio and only fds 3-5
 // of ours; the helper closes any
 // other, becomes non-dumpable, sends the socket and exits; it is reaped here
 // before the call returns (killed first if it does not answer in time).
-void RunHelper(const char *path, bool pidfd, int userfd, int netfd, SocketJob *j) {
+void RunHelper(const char *path, const std::vector<std::string> &args, int fd3, int fd4, SocketJob *j) {
   int sv[2] = {-1, -1}, fds[3] = {-1, -1, -1};
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attr;
@@ -209,23 +229,13 @@ void RunHelper(const char *path, bool pidfd, int userfd, int netfd, SocketJob *j
   pid_t pid = -1;
   const char *failed = nullptr;
   int err = 0;
-  std::string args[9] = {pidfd ? "pidfd" : "ns", std::to_string(j->domain), std::to_string(j->type), std::to_string(j->protocol), "-",
-                         std::to_string(j->bind ? ntohs(reinterpret_cast<struct sockaddr_in *>(&j->addr)->sin_port) : 0),
-                         std::to_string(j->reuseaddr), std::to_string(j->v6only), std::to_string(j->backlog)};
-  if (j->bind) {
-    char text[INET6_ADDRSTRLEN];
-    const void *a = j->domain == AF_INET6 ? static_cast<const void *>(&reinterpret_cast<struct sockaddr_in6 *>(&j->addr)->sin6_addr)
-                                          : static_cast<const void *>(&reinterpret_cast<struct sockaddr_in *>(&j->addr)->sin_addr);
-    if (inet_ntop(j->domain, a, text, sizeof text) == nullptr) failed = "inet_ntop";
-    else args[4] = text;
-  }
-  char *argv[11] = {const_cast<char *>(path)};
-  for (int i = 0; i < 9; i++) argv[i + 1] = const_cast<char *>(args[i].c_str());
-  argv[10] = nullptr;
+  std::vector<char *> argv = {const_cast<char *>(path)};
+  for (const std::string &a : args) argv.push_back(const_cast<char *>(a.c_str()));
+  argv.push_back(nullptr);
   char *envp[] = {nullptr};
   // Sources above 5, so that each dup2 really makes a new, inheritable fd.
   if (!failed && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) failed = "socketpair";
-  const int from[3] = {userfd, netfd >= 0 ? netfd : userfd, sv[1]};
+  const int from[3] = {fd3, fd4 >= 0 ? fd4 : fd3, sv[1]};
   for (int i = 0; !failed && i < 3; i++)
     if ((fds[i] = fcntl(from[i], F_DUPFD_CLOEXEC, 10)) < 0) failed = "fcntl";
   if (!failed && (err = posix_spawn_file_actions_init(&actions)) != 0) failed = "posix_spawn";
@@ -243,7 +253,7 @@ void RunHelper(const char *path, bool pidfd, int userfd, int netfd, SocketJob *j
   if (!failed && ((err = posix_spawnattr_setsigmask(&attr, &none)) != 0 || (err = posix_spawnattr_setsigdefault(&attr, &all)) != 0 ||
                   (err = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) != 0))
     failed = "posix_spawn";
-  if (!failed && (err = posix_spawn(&pid, path, &actions, &attr, argv, envp)) != 0) failed = "posix_spawn";
+  if (!failed && (err = posix_spawn(&pid, path, &actions, &attr, argv.data(), envp)) != 0) failed = "posix_spawn";
   if (failed && err == 0) err = errno;
   for (int fd : fds)
     if (fd >= 0) close(fd);
@@ -278,7 +288,8 @@ void RunHelper(const char *path, bool pidfd, int userfd, int netfd, SocketJob *j
       char *space = strchr(text, ' ');
       err = atoi(text);
       failed = space && strcmp(space + 1, "setns") == 0 ? "setns" : space && strcmp(space + 1, "bind") == 0 ? "bind"
-             : space && strcmp(space + 1, "listen") == 0 ? "listen" : space && strcmp(space + 1, "socket") == 0 ? "socket" : "helper";
+             : space && strcmp(space + 1, "listen") == 0 ? "listen" : space && strcmp(space + 1, "socket") == 0 ? "socket"
+             : space && strcmp(space + 1, "open") == 0 ? "open" : "helper";
       if (err <= 0) err = EPROTO;
     } else {
       err = n < 0 ? errno : EPROTO;
@@ -314,8 +325,103 @@ NAN_METHOD(NetnsHelperSocket) {
   Nan::Utf8String helper(info[0]);
   SocketJob job;
   if (!ReadSpec(info[4].As<v8::Object>(), &job)) return;
-  RunHelper(*helper, Nan::To<bool>(info[1]).FromJust(), Nan::To<int32_t>(info[2]).FromJust(), Nan::To<int32_t>(info[3]).FromJust(), &job);
+  std::vector<std::string> args;
+  bool pidfd = Nan::To<bool>(info[1]).FromJust();
+  if (!SocketArgs(pidfd, &job, &args)) {
+    job.err = errno;
+    job.syscall = "inet_ntop";
+  } else {
+    RunHelper(*helper, args, Nan::To<int32_t>(info[2]).FromJust(), Nan::To<int32_t>(info[3]).FromJust(), &job);
+  }
   info.GetReturnValue().Set(JobResult(job));
+}
+
+// netnsHelperRoot(helper, userfd, mntfd): an O_PATH fd (close-on-exec) of the
+// root of the mount namespace mntfd, handed over by the helper, which joins
+// the user namespace userfd first (-1: none) — a multi-threaded process may
+// join neither; or { errno, syscall }.
+NAN_METHOD(NetnsHelperRoot) {
+  if (info.Length() < 3 || !info[0]->IsString() || !info[1]->IsInt32() || !info[2]->IsInt32()) {
+    Nan::ThrowTypeError("netnsHelperRoot: expects (helper, userfd, mntfd)");
+    return;
+  }
+  Nan::Utf8String helper(info[0]);
+  int userfd = Nan::To<int32_t>(info[1]).FromJust(), mntfd = Nan::To<int32_t>(info[2]).FromJust();
+  SocketJob job;
+  RunHelper(*helper, {"root", userfd >= 0 ? "user" : "nouser"}, userfd >= 0 ? userfd : mntfd, mntfd, &job);
+  info.GetReturnValue().Set(JobResult(job));
+}
+
+long Openat2(int dirfd, const char *path, uint64_t flags, uint64_t resolve) {
+  struct open_how how = {};
+  how.flags = flags;
+  how.resolve = resolve;
+  return syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+// pathInRoot off the main thread: a container's path may cross a file system
+// that blocks (FUSE, NFS). Only a path walk: no namespace is joined here.
+class PathInRootWorker : public Nan::AsyncWorker {
+ public:
+  PathInRootWorker(Nan::Callback *cb, int root, std::string path)
+      : Nan::AsyncWorker(cb, "gons:pathInRoot"), root_(root), path_(std::move(path)) {}
+  void Execute() override {
+    fd_ = static_cast<int>(Openat2(root_, path_.c_str(), O_PATH | O_CLOEXEC, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS));
+    if (fd_ < 0) {
+      err_ = errno;
+      syscall_ = "openat2";
+      return;
+    }
+    struct stat st;
+    if (fstat(fd_, &st) != 0) {
+      err_ = errno;
+      syscall_ = "fstat";
+      close(fd_);
+      fd_ = -1;
+      return;
+    }
+    mode_ = st.st_mode & S_IFMT;
+  }
+  void HandleOKCallback() override {
+    Nan::HandleScope scope;
+    v8::Local<v8::Object> o = Nan::New<v8::Object>();
+    if (fd_ >= 0) {
+      Nan::Set(o, Key("fd"), Nan::New(fd_)).Check();
+      Nan::Set(o, Key("mode"), Nan::New(static_cast<uint32_t>(mode_))).Check();
+    } else {
+      Nan::Set(o, Key("errno"), Nan::New(err_)).Check();
+      Nan::Set(o, Key("syscall"), Key(syscall_)).Check();
+    }
+    v8::Local<v8::Value> argv[] = {o};
+    callback->Call(1, argv, async_resource);
+  }
+
+ private:
+  int root_;
+  std::string path_;
+  int fd_ = -1, err_ = 0;
+  mode_t mode_ = 0;
+  const char *syscall_ = "";
+};
+
+// pathInRoot(rootFd, path, callback): callback({ fd, mode }) with an O_PATH fd
+// (close-on-exec) of what path names below rootFd, resolved with
+// RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS (.., absolute symlinks and the
+// target's own links stay inside; /proc/<pid>/root and friends are refused,
+// ELOOP) and its S_IFMT type; or callback({ errno, syscall }). The caller
+// keeps rootFd open until the callback ran.
+NAN_METHOD(PathInRoot) {
+  if (info.Length() < 3 || !info[0]->IsInt32() || !info[1]->IsString() || !info[2]->IsFunction()) {
+    Nan::ThrowTypeError("pathInRoot: expects (rootFd, path, callback)");
+    return;
+  }
+  Nan::Utf8String path(info[1]);
+  if (*path == nullptr || path.length() == 0 || strlen(*path) != static_cast<size_t>(path.length())) {
+    Nan::ThrowTypeError("pathInRoot: path must be a non-empty string without NUL");
+    return;
+  }
+  auto *cb = new Nan::Callback(info[2].As<v8::Function>());
+  Nan::AsyncQueueWorker(new PathInRootWorker(cb, Nan::To<int32_t>(info[0]).FromJust(), std::string(*path, path.length())));
 }
 
 }  // namespace
@@ -324,6 +430,8 @@ NAN_METHOD(NetnsHelperSocket) {
 void GonsNetnsInit(v8::Local<v8::Object> target) {
   Nan::SetMethod(target, "netnsSocket", NetnsSocket);
   Nan::SetMethod(target, "netnsHelperSocket", NetnsHelperSocket);
+  Nan::SetMethod(target, "netnsHelperRoot", NetnsHelperRoot);
+  Nan::SetMethod(target, "pathInRoot", PathInRoot);
   v8::Local<v8::Object> c = Nan::New<v8::Object>();
   Nan::Set(c, Key("AF_UNIX"), Nan::New(AF_UNIX)).Check();
   Nan::Set(c, Key("AF_INET"), Nan::New(AF_INET)).Check();

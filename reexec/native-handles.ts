@@ -14,12 +14,24 @@
  * the network namespace, and sends the socket back: a multi-threaded process
  * cannot join a user namespace, a fresh single-threaded one can.
  *
+ * Paths in a target's filesystem (`connectIn({ path })`, and `openIn` with
+ * namespace paths) resolve against the target's root with `openat2(
+ * RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`, never by a plain path walk: for a
+ * target by pid, its `/proc/<pid>/root` checked against the pidfd; for a mount
+ * namespace given by path, the root of that namespace, which the helper (the
+ * only kind of process that may join a mount namespace: a single-threaded
+ * one) joins and hands over as an `O_PATH` fd. A unix socket is pinned
+ * `O_PATH`, checked to be a socket, and connected to through this process's
+ * own `/proc/self/fd/<n>` — the pinned inode, whatever the path names by then,
+ * and never more than 107 bytes of `sun_path`.
+ *
  * The child path serves, silently, whatever the native path cannot serve the
  * same way: a worker (its own child makes the handle), `confine` (the
- * target's credentials), names to resolve (host names, unix socket paths: the
- * target's /etc/hosts, DNS and filesystem), a namespace path that resolves in
- * the target's mount namespace, and a join neither the thread nor the helper
- * may make. `DEBUG=gons:handles` says which path served each call, and why.
+ * target's credentials), names to resolve (host names: the target's
+ * /etc/hosts and DNS; a relative unix socket path), a namespace path that
+ * resolves in the target's mount namespace, and a join neither the thread nor
+ * the helper may make. `DEBUG=gons:handles` says which path served each call,
+ * and why.
  */
 import { isContainerTarget } from '../lib/container';
 import type { Target } from '../lib/target';
@@ -33,9 +45,15 @@ import { checkKeys } from '../lib/options';
 import { addon, helperPath } from '../lib/native';
 import { armDeadline } from './calls';
 import { ReexecError } from './errors';
-import { TransferredFd, transferFd } from './handles';
+import { TransferredFd, fileHandle, transferFd } from './handles';
+import { NOT_REGULAR, OPEN, openRegular } from './open-in';
+import type { promises as fsp } from 'node:fs';
 import type { ConnectInOptions, ListenInOptions, Where } from './in-target';
-import { type RunOptions, planReexec } from './plan';
+import { type ReexecOptions, type RunOptions, planReexec } from './plan';
+
+/** What planReexec returns. */
+type Plan = ReturnType<typeof planReexec>;
+import { kernelHasPidfdSetns, pidfdAlive } from '../lib/target';
 import { register } from './registry';
 import { NamespaceWorker, runReexecAction } from './worker';
 
@@ -58,6 +76,8 @@ type Failure = { errno: number; syscall: string };
 interface NetnsAddon {
   netnsSocket(nsfd: number, spec: SocketSpec): number | Failure;
   netnsHelperSocket(helper: string, pidfd: boolean, userfd: number, netfd: number, spec: SocketSpec): number | Failure;
+  netnsHelperRoot(helper: string, userfd: number, mntfd: number): number | Failure;
+  pathInRoot(root: number, path: string, cb: (r: { fd: number; mode: number } | Failure) => void): void;
   socketConstants: Record<'AF_UNIX' | 'AF_INET' | 'AF_INET6' | 'AF_NETLINK' | 'SOCK_STREAM' | 'SOCK_DGRAM' | 'SOCK_RAW' | 'SOCK_SEQPACKET' | 'SOCK_NONBLOCK', number>;
 }
 const native = addon as unknown as NetnsAddon;
@@ -122,11 +142,13 @@ const afterMnt = (order: string[], at: number) => order.slice(0, at).some((t) =>
  * path plans them (same checks, same typed errors, a pidfd for a target), so
  * a call fails the same way on either path.
  */
-function route(where: Where, action: string, opts: RunOptions): Route {
+function route(where: Where, action: string, opts: RunOptions, onPlan?: (plan: Plan) => void): Route {
   if (where instanceof NamespaceWorker) return { child: 'a worker: its own child makes the handle' };
   if (where?.confine) return { child: 'confine: only a child can take the target\'s credentials' };
   if (isContainerTarget(where?.target)) return { child: 'a container by name: the child path asks its engine' };
   const plan = planReexec('runReexecAction', action, { ...where, ...opts }, false);
+  // The same plan, for a caller that needs more of it (a path's root) than the socket's namespace.
+  onPlan?.(plan);
   const { env } = plan;
   if (plan.pidfd !== undefined) {
     const types = (env.gons_target_types as string).split(','); // set with a pidfd
@@ -184,8 +206,7 @@ function viaHelper(r: Extract<Route, { nsfd: number }>, spec: SocketSpec): numbe
  * error of a step after the join (`socket`, `bind`, `listen`), which the
  * child would meet too.
  */
-function make(api: string, where: Where, action: string, opts: RunOptions, spec: SocketSpec): number | { child: string } | { failed: Failure } {
-  const r = route(where, action, opts);
+function make(api: string, r: Route, spec: SocketSpec): number | { child: string } | { failed: Failure } {
   if ('child' in r) return r;
   let made: number | Failure;
   let how = r.how;
@@ -224,11 +245,11 @@ const isPort = (p: unknown): p is number => Number.isInteger(p) && (p as number)
  * socket's namespace). Undefined when the child path must serve.
  */
 export function connectNative(where: Where, o: ConnectInOptions, opts: RunOptions): Promise<net.Socket> | undefined {
-  if (o.path !== undefined) return toChild('connectIn', 'a unix socket path resolves in the target\'s filesystem');
+  if (o.path !== undefined) return unixNative(where, o, opts);
   const family = net.isIP(o.host ?? '');
   if (family === 0) return toChild('connectIn', o.host === undefined ? 'no host: localhost resolves in the target' : 'a host name resolves in the target');
   if (o.host!.includes('%')) return toChild('connectIn', 'a scoped address names an interface of the target');
-  const fd = make('connectIn', where, CONNECT, opts, { domain: family === 6 ? C.AF_INET6 : C.AF_INET, type: C.SOCK_STREAM });
+  const fd = make('connectIn', route(where, CONNECT, opts), { domain: family === 6 ? C.AF_INET6 : C.AF_INET, type: C.SOCK_STREAM });
   if (typeof fd !== 'number') {
     if ('child' in fd) return toChild('connectIn', fd.child);
     /* c8 ignore start -- only fd or memory exhaustion fails an unbound TCP socket() */
@@ -274,11 +295,11 @@ export function listenNative(where: Where, o: ListenInOptions, opts: RunOptions)
     domain, type: C.SOCK_STREAM, address, port, backlog, reuseaddr: 1, ...(domain === C.AF_INET6 && { v6only: o.ipv6Only ? 1 : 0 }),
   });
   let address = o.host ?? '::';
-  let fd = make('listenIn', where, LISTEN, opts, spec(family === 6 ? C.AF_INET6 : C.AF_INET, address));
+  let fd = make('listenIn', route(where, LISTEN, opts), spec(family === 6 ? C.AF_INET6 : C.AF_INET, address));
   /* c8 ignore next 4 -- only a kernel booted with ipv6.disable=1 has no AF_INET6 */
   if (o.host === undefined && typeof fd === 'object' && 'failed' in fd && fd.failed.syscall === 'socket') {
     address = '0.0.0.0'; // a namespace without IPv6
-    fd = make('listenIn', where, LISTEN, opts, spec(C.AF_INET, address));
+    fd = make('listenIn', route(where, LISTEN, opts), spec(C.AF_INET, address));
   }
   if (typeof fd !== 'number') {
     // Node reports what fails in setting up a server (a bind's EADDRINUSE) as listen's.
@@ -339,7 +360,7 @@ function viaChild<R>(where: Where, param: unknown, opts: RunOptions): Promise<R>
 
 /** A native fd, the child's TransferredFd, or the error either met. */
 async function socketFd(api: string, where: Where, opts: RunOptions, spec: SocketSpec, udp?: BindInOptions): Promise<number> {
-  const fd = udp && net.isIP(udp.address!) === 0 ? { child: 'a host name resolves in the target' } : make(api, where, SOCKET, opts, spec);
+  const fd = udp && net.isIP(udp.address!) === 0 ? { child: 'a host name resolves in the target' } : make(api, route(where, SOCKET, opts), spec);
   if (typeof fd === 'number') return fd;
   if ('failed' in fd) {
     throw actionFailed(SOCKET, systemError(fd.failed.syscall, fd.failed.errno, boundTo(spec)));
@@ -389,4 +410,234 @@ export async function socketIn(where: Where, options: SocketInOptions, opts: Run
   }
   const fd = await socketFd('socketIn', where, opts, { domain: options.domain, type: options.type, protocol: options.protocol ?? 0 });
   return new TransferredFd(fd);
+}
+
+// ---- Paths in the target's filesystem: connectIn({ path }), openIn with namespace paths ----
+
+/** The code of a connectIn path that names something other than a unix socket. */
+export const NOT_SOCKET = 'ERR_GONS_NOT_A_SOCKET';
+
+/**
+ * The root a path resolves against: an O_PATH fd of the target's root (the
+ * caller closes it), `'own'` when no mount namespace is joined (the child's
+ * root would be ours), or why the child path must serve.
+ */
+type Root = { fd: number; how: string } | 'own' | { child: string };
+
+/** `/proc/<pid>/root` of a target whose mount namespace is joined, checked against its pidfd. */
+function targetRoot(pid: number, types: string[], pidfd: number | undefined): Root {
+  if (!types.includes('mnt')) return 'own';
+  /* c8 ignore next -- a joined mount namespace comes with the pidfd on Linux >= 5.8 */
+  if (!kernelHasPidfdSetns() || pidfd === undefined) return { child: 'no pidfd to check the target\'s root against (Linux < 5.8)' };
+  const opened = addon.openDirPath(`/proc/${pid}/root`);
+  // Opened by pid: it is the target's root only if the pidfd's process is still there.
+  /* c8 ignore next 5 -- a target that exits (or whose pid is reused) between planning and here: a race no test can time */
+  if ('errno' in opened) return { child: `cannot open /proc/${pid}/root: ${addon.strerror(opened.errno)}` };
+  if (!pidfdAlive(pidfd, pid)) {
+    addon.closeFd(opened.fd);
+    return { child: `process ${pid} exited` };
+  }
+  return { fd: opened.fd, how: `/proc/${pid}/root, checked against its pidfd` };
+}
+
+/**
+ * The root of the mount namespace of namespace paths, handed over by the
+ * helper (which joins the user namespace first when the call names one that
+ * comes before, or with `!`); `'own'` without a mount namespace.
+ */
+function namespacesRoot(env: NodeJS.ProcessEnv): Root {
+  const order = env.gons_order ? env.gons_order.split(',') : [];
+  const at = order.findIndex((t) => t === 'mnt' || t === '!mnt');
+  const u = order.findIndex((t) => t === 'user' || t === '!user');
+  if (at < 0) return u >= 0 ? { child: 'a user namespace without a mount namespace: the file is the child\'s to open with its credentials' } : 'own';
+  if (u >= 0 && order[u] === 'user' && afterMnt(order, u)) return { child: 'the user path resolves in the target\'s mount namespace' };
+  /* c8 ignore next -- the checkout's build always has it; an incomplete package falls back */
+  if (!existsSync(helperPath)) return { child: `the netns helper ${helperPath} is missing (an incomplete build or package)` };
+  const mnt = openNs(env.gons_mnt as string);
+  /* c8 ignore next -- see openNs */
+  if (typeof mnt !== 'number') return mnt;
+  const user = u >= 0 ? openNs(env.gons_user as string) : -1;
+  /* c8 ignore next 4 -- see openNs */
+  if (typeof user !== 'number') {
+    addon.closeFd(mnt);
+    return user;
+  }
+  try {
+    const got = native.netnsHelperRoot(helperPath, user, mnt);
+    // A join the helper may not make (EPERM, EINVAL): the child meets it too, and reports it as NamespaceSwitchError.
+    if (typeof got !== 'number') return { child: `the netns helper: ${got.syscall}: ${addon.strerror(got.errno)}` };
+    return { fd: got, how: `the netns helper joined ${u >= 0 ? `${env.gons_user} and ` : ''}${env.gons_mnt} and handed its root over` };
+  } finally {
+    addon.closeFd(mnt);
+    if (user >= 0) addon.closeFd(user);
+  }
+}
+
+/** The root of a one-shot call's target or namespace paths, from its plan (which the caller releases). */
+function rootOfPlan(where: Omit<ReexecOptions, 'param'>, plan: Plan): Root {
+  if (where.target !== undefined) return targetRoot((where.target as Target).pid, (plan.env.gons_target_types ?? '').split(','), plan.pidfd);
+  return namespacesRoot(plan.env);
+}
+
+/** The root of a one-shot call's namespace paths, planned as the child path plans it. */
+function rootOf(where: Omit<ReexecOptions, 'param'>, action: string, opts: RunOptions): Root {
+  // (Called for namespace paths only: a target, by pid or by container name, takes openNative's own way.)
+  if (where.confine) return { child: 'confine: only a child can take the target\'s credentials' };
+  if (opts.signal?.aborted) return { child: 'the signal is aborted already' };
+  const plan = planReexec('runReexecAction', action, { ...where, ...opts }, false);
+  try {
+    return rootOfPlan(where, plan);
+  } finally {
+    plan.release();
+  }
+}
+
+/** What pathInRoot found: an O_PATH fd and its type, or a failure. */
+function pathIn(root: number, path: string): Promise<{ fd: number; mode: number } | Failure> {
+  return new Promise((resolve) => native.pathInRoot(root, path, resolve));
+}
+
+/** A file type's name, for a refusal's message. */
+function typeOf(mode: number): string {
+  const names: Record<number, string> = {
+    [fsConstants.S_IFREG]: 'regular file', [fsConstants.S_IFDIR]: 'directory', [fsConstants.S_IFCHR]: 'character device',
+    [fsConstants.S_IFBLK]: 'block device', [fsConstants.S_IFIFO]: 'FIFO', [fsConstants.S_IFLNK]: 'symbolic link',
+  };
+  /* c8 ignore next -- fstat reports one of the above, or a socket */
+  return names[mode] ?? 'special file';
+}
+
+/** connectIn's refusal of a path that names no unix socket. */
+function notSocket(path: string, type: string): ReexecError {
+  const cause = Object.assign(new Error(`gons: connectIn ${JSON.stringify(path)}: refused a ${type}: only a unix socket is connected to`), { code: NOT_SOCKET, path, type });
+  return new ReexecError(`gons/reexec: action ${JSON.stringify(CONNECT)} failed: ${cause.message}`, { action: CONNECT, code: NOT_SOCKET, cause });
+}
+
+/** A connect's system error as Node words it for a unix socket path (`connect ECONNREFUSED /run/x.sock`). */
+function connectError(path: string, errno: number, syscall = 'connect'): ReexecError {
+  const err = systemError(syscall, errno);
+  err.message = `${syscall} ${err.code} ${path}`;
+  Object.assign(err, { address: path });
+  return actionFailed(CONNECT, err);
+}
+
+/**
+ * `connectIn({ path })` natively. An abstract name (a leading NUL) lives in
+ * the network namespace: a unix socket made there connects to it. A path
+ * lives in the filesystem: with the target's mount namespace joined, it is
+ * pinned below the target's root and connected to by its inode (see the top
+ * of this file); without, it resolves in our root, as the child's would.
+ */
+function unixNative(where: Where, o: ConnectInOptions, opts: RunOptions): Promise<net.Socket> | undefined {
+  const path = o.path!;
+  if (typeof path !== 'string' || path === '') return toChild('connectIn', 'a path for Node to check');
+  if (where instanceof NamespaceWorker) return toChild('connectIn', 'a worker: its own child makes the handle');
+  const abstract = path.startsWith('\0');
+  if (!abstract && !path.startsWith('/')) return toChild('connectIn', 'a relative unix socket path resolves against the child\'s working directory');
+  if (opts.signal?.aborted) return toChild('connectIn', 'the signal is aborted already');
+  // One plan for both: the socket's network namespace and, for a path, the root it resolves below.
+  let root = 'own' as Root; // set by the plan's callback
+  const r = route(where, CONNECT, opts, abstract ? undefined : (plan) => (root = rootOfPlan(where, plan)));
+  if (typeof root === 'object' && 'child' in root) {
+    if (!('child' in r)) r.release();
+    return toChild('connectIn', root.child);
+  }
+  const fd = make('connectIn', r, { domain: C.AF_UNIX, type: C.SOCK_STREAM });
+  if (typeof fd !== 'number') {
+    if (typeof root === 'object') addon.closeFd(root.fd);
+    if ('child' in fd) return toChild('connectIn', fd.child);
+    /* c8 ignore start -- only fd or memory exhaustion fails an AF_UNIX socket() */
+    return Promise.reject(actionFailed(CONNECT, systemError(fd.failed.syscall, fd.failed.errno)));
+  }
+  /* c8 ignore stop */
+  const rootFd = typeof root === 'object' ? root.fd : -1;
+  if (typeof root === 'object') log('connectIn %s: resolved below %s', JSON.stringify(path), root.how);
+  return new Promise<net.Socket>((resolve, reject) => {
+    const sock = new net.Socket({ fd, manualStart: true } as net.SocketConstructorOpts);
+    let settled = false;
+    let pinned = -1;
+    const done = (err?: Error) => {
+      if (pinned >= 0) addon.closeFd(pinned);
+      pinned = -1;
+      if (settled) return;
+      settled = true;
+      disarm();
+      if (err) {
+        sock.destroy();
+        reject(err);
+      } else {
+        sock.removeAllListeners('error');
+        resolve(sock);
+      }
+    };
+    const disarm = armDeadline(CONNECT, opts, (err) => done(err));
+    sock.once('error', (err: NodeJS.ErrnoException) => done(rootFd >= 0 ? connectError(path, -(err.errno ?? 0) || constants.errno.EIO) : actionFailed(CONNECT, err)));
+    const connect = (to: string) => {
+      try {
+        sock.connect({ path: to }, () => done());
+        /* c8 ignore next 3 -- a path Node refuses is refused before it comes here (a string without NUL, or abstract) */
+      } catch (err) {
+        done(actionFailed(CONNECT, err as Error));
+      }
+    };
+    if (rootFd < 0) return connect(path);
+    pathIn(rootFd, path).then((r) => {
+      addon.closeFd(rootFd);
+      if ('errno' in r) return done(connectError(path, r.errno));
+      pinned = r.fd;
+      if (settled) return done();
+      if (r.mode !== fsConstants.S_IFSOCK) return done(notSocket(path, typeOf(r.mode)));
+      connect(`/proc/self/fd/${r.fd}`);
+    });
+  });
+}
+
+/** The error the child path's openIn rejects with for the same failure. */
+function openError(cause: Error): ReexecError {
+  const code = (cause as NodeJS.ErrnoException).code === NOT_REGULAR ? NOT_REGULAR : 'ERR_GONS_ACTION_FAILED';
+  return new ReexecError(`gons/reexec: action ${JSON.stringify(OPEN)} failed: ${cause.message}`, { action: OPEN, code, cause });
+}
+
+/**
+ * `openIn` with namespace paths natively: the root of their mount namespace,
+ * from the helper, and the same walk, check and re-open as a target's
+ * (`openRegular`). Resolves to the FileHandle, or to the reason the child
+ * path must serve instead; throws what the child path would (bad options).
+ */
+export async function openInNamespaces(where: Omit<ReexecOptions, 'param'>, path: string, flags: number, opts: RunOptions): Promise<fsp.FileHandle | string> {
+  const root = rootOf(where, OPEN, opts);
+  if (typeof root === 'object' && 'child' in root) return root.child;
+  let rootFd: number;
+  if (root === 'own') {
+    const own = addon.openDirPath('/');
+    /* c8 ignore next -- / is always a directory we may open O_PATH */
+    if ('errno' in own) return `cannot open /: ${addon.strerror(own.errno)}`;
+    rootFd = own.fd;
+  } else rootFd = root.fd;
+  log('openIn %s: native path, %s', JSON.stringify(path), root === 'own' ? 'no mount namespace: our own root' : root.how);
+  return new Promise<fsp.FileHandle>((resolve, reject) => {
+    let settled = false;
+    const disarm = armDeadline(OPEN, opts, (err) => {
+      settled = true;
+      reject(err);
+    });
+    const done = (fh?: fsp.FileHandle, err?: Error) => {
+      disarm();
+      if (settled) {
+        void fh?.close().catch(() => {}); // too late: the call rejected already
+        return;
+      }
+      settled = true;
+      if (fh) resolve(fh);
+      else reject(err);
+    };
+    openRegular(rootFd, path, flags).then(
+      (fd) => fileHandle(fd).then((fh) => done(fh), (err: Error) => {
+        /* c8 ignore next 2 -- the re-open of a regular file we hold failed: fd exhaustion */
+        addon.closeFd(fd);
+        done(undefined, err);
+      }),
+      (err: Error) => done(undefined, openError(err)),
+    ).finally(() => addon.closeFd(rootFd));
+  });
 }

@@ -12,8 +12,10 @@
  * - The native path (a target by pid whose mount namespace is joined, no
  *   `confine`): this process opens the target's root (`/proc/<pid>/root`,
  *   checked against the pidfd) and resolves in it. No child, no Node start-up.
- * - The child path (namespace paths, a worker, `confine`, a target whose mount
- *   namespace is ours): the action below, in the child, resolves against the
+ * - Namespace paths: the same, below the root of their mount namespace, which
+ *   the netns helper joins and hands over (`openInNamespaces`).
+ * - The child path (a worker, `confine`, a target whose mount namespace is
+ *   ours, a join the helper may not make): the action below, in the child, resolves against the
  *   root it entered, and hands the fd over for the parent to wrap.
  */
 import { isContainerTarget } from '../lib/container';
@@ -28,6 +30,7 @@ import type { ReexecOptions, RunOptions } from './plan';
 import { planReexec } from './plan';
 import { kernelHasPidfdSetns, pidfdAlive } from '../lib/target';
 import { checkCallable } from './role';
+import { openInNamespaces } from './native-handles';
 
 const log = createDebug('gons:handles');
 
@@ -98,7 +101,11 @@ function callError(cause: Error): ReexecError {
  * (bad options, a target that is gone or refused, the file's own errors).
  */
 export async function openNative(where: Omit<ReexecOptions, 'param'>, path: string, flags: number, opts: RunOptions): Promise<fsp.FileHandle | string> {
-  if (where.target === undefined) return 'namespace paths: a child joins them';
+  if (where.target === undefined) {
+    // Namespace paths: the netns helper hands their mount namespace's root over (reexec/native-handles.ts).
+    checkCallable(OPEN, 'runReexecAction');
+    return openInNamespaces(where, path, flags, opts);
+  }
   if (isContainerTarget(where.target)) return 'a container by name: the child path asks its engine';
   if (where.confine) return 'confine: the file is opened with the target\'s credentials';
   checkCallable(OPEN, 'runReexecAction');

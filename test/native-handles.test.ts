@@ -271,7 +271,7 @@ void checkAction().then(() => {
       ['a worker', () => connectIn(worker, { host: '127.0.0.1', port: PORT }), /child path: a worker/],
       ['a host name', () => connectIn({ namespaces: ns.namespaces() }, { host: 'localhost', port: PORT, family: 4 }), /child path: a host name resolves in the target/],
       ['no host', () => connectIn({ namespaces: ns.namespaces() }, { port: PORT, family: 4 }), /child path: no host/],
-      ['a unix path', () => connectIn({ namespaces: ns.namespaces() }, { path: '/tmp/gons-native.sock' }), /child path: a unix socket path/],
+      ['a unix path, confined', () => connectIn({ target: { pid: ns.pid }, confine: true }, { path: '/tmp/gons-native.sock' }), /child path: confine/],
       ['a net path after mnt', () => connectIn({ namespaces: [{ type: 'mnt', path: ns.paths.mnt }, { type: 'net', path: ns.paths.net }] }, { host: '127.0.0.1', port: PORT }), /child path: the net path resolves in the target's mount namespace/],
       ['confine', () => connectIn({ target: { pid: ns.pid }, confine: true }, { host: '127.0.0.1', port: PORT }), /child path: confine/],
     ];
