@@ -29,6 +29,7 @@ import { constants as fsConstants, existsSync, openSync } from 'node:fs';
 import * as net from 'node:net';
 import { constants } from 'node:os';
 import { getSystemErrorMap } from 'node:util';
+import { actionError, gonsError, systemError as errnoError } from '../lib/errors';
 import { checkKeys } from '../lib/options';
 import { addon, helperPath } from '../lib/native';
 import { armDeadline } from './calls';
@@ -97,14 +98,12 @@ const LISTEN = 'gons:listenIn';
 function systemError(syscall: string, errno: number, where?: { address: string; port: number }): NodeJS.ErrnoException {
   /* c8 ignore next -- libuv names every errno a socket call returns */
   const [code, text] = getSystemErrorMap().get(-errno) ?? ['EUNKNOWN', addon.strerror(errno)];
-  const err: NodeJS.ErrnoException & { address?: string; port?: number } = new Error(`${syscall} ${code}: ${text}${where ? ` ${where.address}:${where.port}` : ''}`);
-  Object.assign(err, { errno: -errno, code, syscall }, where);
-  return err;
+  return errnoError(`${syscall} ${code}: ${text}${where ? ` ${where.address}:${where.port}` : ''}`, { errno, syscall, ...where });
 }
 
 /** The child path's rejection for an error the action would have thrown: same code, message and cause. */
 function actionFailed(action: string, cause: Error): ReexecError {
-  return new ReexecError(`gons/reexec: action ${JSON.stringify(action)} failed: ${cause.message}`, { action, code: 'ERR_GONS_ACTION_FAILED', cause });
+  return actionError(action, cause);
 }
 
 /**
@@ -328,10 +327,6 @@ register(SOCKET, async ({ spec, udp }: { spec: SocketSpec; udp?: BindInOptions }
   return transferFd(fd);
 });
 
-function usage(message: string): TypeError {
-  return Object.assign(new TypeError(message), { code: 'ERR_INVALID_ARG_VALUE' });
-}
-
 function viaChild<R>(where: Where, param: unknown, opts: RunOptions): Promise<R> {
   if (where instanceof NamespaceWorker) return where.run<R>(SOCKET, param, opts);
   return runReexecAction<R>(SOCKET, { ...where, ...opts, param });
@@ -356,10 +351,10 @@ async function socketFd(api: string, where: Where, opts: RunOptions, spec: Socke
  */
 export async function bindIn(where: Where, options: BindInOptions, opts: RunOptions = {}): Promise<dgram.Socket> {
   checkKeys('gons/reexec: bindIn', 'option', options, ['type', 'address', 'port', 'reuseAddr', 'ipv6Only']);
-  if (options?.type !== 'udp4' && options?.type !== 'udp6') throw usage('gons/reexec: bindIn: options.type must be \'udp4\' or \'udp6\'');
-  if (options.address !== undefined && (typeof options.address !== 'string' || options.address === '')) throw usage('gons/reexec: bindIn: address must be a non-empty string');
+  if (options?.type !== 'udp4' && options?.type !== 'udp6') throw gonsError('ERR_INVALID_ARG_VALUE', 'gons/reexec: bindIn: options.type must be \'udp4\' or \'udp6\'');
+  if (options.address !== undefined && (typeof options.address !== 'string' || options.address === '')) throw gonsError('ERR_INVALID_ARG_VALUE', 'gons/reexec: bindIn: address must be a non-empty string');
   if (options.port !== undefined && !isPort(options.port)) {
-    throw Object.assign(new RangeError(`gons/reexec: bindIn: port must be an integer from 0 to 65535, not ${String(options.port)}`), { code: 'ERR_SOCKET_BAD_PORT' });
+    throw gonsError('ERR_SOCKET_BAD_PORT', `gons/reexec: bindIn: port must be an integer from 0 to 65535, not ${String(options.port)}`);
   }
   const o = { ...options, address: options.address ?? (options.type === 'udp6' ? '::' : '0.0.0.0') };
   const fd = await socketFd('bindIn', where, opts, udpSpec(o, o.address), o);
@@ -385,7 +380,7 @@ export async function socketIn(where: Where, options: SocketInOptions, opts: Run
   checkKeys('gons/reexec: socketIn', 'option', options, ['domain', 'type', 'protocol']);
   const int = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0x7fffffff;
   if (!int(options?.domain) || !int(options.type) || (options.protocol !== undefined && !int(options.protocol))) {
-    throw usage('gons/reexec: socketIn: domain, type and protocol must be non-negative integers');
+    throw gonsError('ERR_INVALID_ARG_VALUE', 'gons/reexec: socketIn: domain, type and protocol must be non-negative integers');
   }
   const fd = await socketFd('socketIn', where, opts, { domain: options.domain, type: options.type, protocol: options.protocol ?? 0 });
   return new TransferredFd(fd);
