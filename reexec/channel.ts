@@ -11,6 +11,7 @@
  */
 import { serialize, deserialize } from 'node:v8';
 import type { Duplex } from 'node:stream';
+import { gonsError } from '../lib/errors';
 
 /** The child's end of the channel. */
 export const CHILD_FD = 3;
@@ -108,9 +109,7 @@ function decode(body: Buffer): unknown {
 export function checkMaxMessageBytes(where: string, value: unknown): number {
   if (value === undefined) return DEFAULT_MAX_MESSAGE_BYTES;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0 || value > MAX_FRAME) {
-    throw Object.assign(new RangeError(`gons/reexec: ${where}: maxMessageBytes must be a positive integer, at most ${MAX_FRAME}`), {
-      code: 'ERR_OUT_OF_RANGE',
-    });
+    throw gonsError('ERR_OUT_OF_RANGE', `gons/reexec: ${where}: maxMessageBytes must be a positive integer, at most ${MAX_FRAME}`);
   }
   return value;
 }
