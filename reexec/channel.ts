@@ -11,7 +11,7 @@
  */
 import { serialize, deserialize } from 'node:v8';
 import type { Duplex } from 'node:stream';
-import { gonsError } from '../lib/errors';
+import { type GonsErrorCode, gonsError } from '../lib/errors';
 
 /** The child's end of the channel. */
 export const CHILD_FD = 3;
@@ -23,7 +23,7 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
 
 /** A frame that breaks the protocol; the callers turn it into a `ReexecError` with code `ERR_GONS_PROTOCOL`. */
 export class ProtocolError extends Error {
-  readonly code = 'ERR_GONS_PROTOCOL';
+  readonly code = 'ERR_GONS_PROTOCOL' satisfies GonsErrorCode;
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'ProtocolError';

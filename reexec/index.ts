@@ -9,7 +9,7 @@ export { type Action, register } from './registry';
 export { checkAction, runAction } from './child';
 export type { NamespaceWorkerOptions, ReexecOptions, RunOptions } from './plan';
 export type { CompileCacheOption } from './compile-cache';
-export { AbortError, ReexecError } from './errors';
+export { AbortError, ReexecError, type ReexecErrorCode } from './errors';
 export type { CgroupsOption } from '../lib/cgroup';
 // Calls reject with it when a switch fails: importable from where the calls are.
 export { NamespaceSwitchError } from '../lib/errors';
