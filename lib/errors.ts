@@ -75,11 +75,6 @@ export function errnoName(errno: number): string {
   return /^E[A-Z0-9]+$/.test(name) ? name : 'EUNKNOWN';
 }
 
-/**
- * Errors of gons/reexec, shaped like execa's: what Node users expect of a
- * failed child process (`exitCode`, `signal`, `stderr`, `cause`).
- */
-
 /** Fields of a `ReexecError` beyond its message. */
 export interface ReexecErrorOptions {
   action: string;
@@ -90,7 +85,11 @@ export interface ReexecErrorOptions {
   cause?: unknown;
 }
 
-/** A re-executed action failed, or could not be run. */
+/**
+ * A re-executed action failed, or could not be run. Shaped like execa's
+ * errors: what Node users expect of a failed child process (`exitCode`,
+ * `signal`, `stderr`, `cause`).
+ */
 export class ReexecError extends Error {
   /** The action's name. */
   readonly action: string;
