@@ -10,7 +10,7 @@
  */
 import { constants } from 'node:os';
 import { readFileSync, statfsSync } from 'node:fs';
-import { NamespaceSwitchError } from './errors';
+import { NamespaceSwitchError, gonsError, systemError } from './errors';
 import { addon } from './native';
 import { readProcFile } from './target';
 
@@ -27,10 +27,6 @@ export type CgroupsOption = boolean | { pid: number } | string[];
 const CGROUP_SUPER_MAGIC = 0x27e0eb;
 const CGROUP2_SUPER_MAGIC = 0x63677270;
 
-function invalid(message: string, code = 'ERR_INVALID_ARG_VALUE'): TypeError {
-  return Object.assign(new TypeError(message), { code });
-}
-
 /** An absolute path without empty, `.` or `..` components, NUL or newline: what the hook accepts. */
 export function isCleanDir(dir: string): boolean {
   return dir.startsWith('/') && !/[\0\n]/.test(dir) && dir.slice(1).split('/').every((c) => c !== '' && c !== '.' && c !== '..');
@@ -39,23 +35,23 @@ export function isCleanDir(dir: string): boolean {
 /** Checks the `cgroups` option's shape (`what` starts the messages); nothing is read. */
 export function checkCgroupsOption(what: string, value: unknown, hasTarget: boolean): void {
   if (value === undefined || typeof value === 'boolean') {
-    if (value === true && !hasTarget) throw invalid(`${what}: cgroups: true needs target: { pid }; with namespaces name the cgroups ({ pid } or directories)`);
+    if (value === true && !hasTarget) throw gonsError('ERR_INVALID_ARG_VALUE', `${what}: cgroups: true needs target: { pid }; with namespaces name the cgroups ({ pid } or directories)`);
     return;
   }
   if (Array.isArray(value)) {
-    if (value.length === 0) throw invalid(`${what}: cgroups must name at least one directory (false joins none)`);
+    if (value.length === 0) throw gonsError('ERR_INVALID_ARG_VALUE', `${what}: cgroups must name at least one directory (false joins none)`);
     for (const dir of value) {
       if (typeof dir !== 'string' || !isCleanDir(dir)) {
-        throw invalid(`${what}: cgroups: ${JSON.stringify(dir)} is not an absolute directory without empty, "." or ".." components`);
+        throw gonsError('ERR_INVALID_ARG_VALUE', `${what}: cgroups: ${JSON.stringify(dir)} is not an absolute directory without empty, "." or ".." components`);
       }
       let type: number;
       try {
         type = Number(statfsSync(dir).type);
       } catch (err) {
         const { code, errno } = err as NodeJS.ErrnoException;
-        throw Object.assign(new Error(`${what}: cgroups: cannot inspect ${JSON.stringify(dir)}: ${code}`), { code, errno, syscall: 'statfs', path: dir });
+        throw systemError(`${what}: cgroups: cannot inspect ${JSON.stringify(dir)}: ${code}`, { errno: errno!, syscall: 'statfs', path: dir });
       }
-      if (type !== CGROUP_SUPER_MAGIC && type !== CGROUP2_SUPER_MAGIC) throw invalid(`${what}: cgroups: ${JSON.stringify(dir)} is not a cgroup directory`);
+      if (type !== CGROUP_SUPER_MAGIC && type !== CGROUP2_SUPER_MAGIC) throw gonsError('ERR_INVALID_ARG_VALUE', `${what}: cgroups: ${JSON.stringify(dir)} is not a cgroup directory`);
     }
     return;
   }
@@ -63,11 +59,11 @@ export function checkCgroupsOption(what: string, value: unknown, hasTarget: bool
     const keys = Object.keys(value);
     const pid = (value as { pid?: unknown }).pid;
     if (keys.length !== 1 || keys[0] !== 'pid' || !Number.isSafeInteger(pid) || (pid as number) <= 0) {
-      throw invalid(`${what}: cgroups must be a boolean, { pid } with a positive integer pid, or a list of cgroup directories`);
+      throw gonsError('ERR_INVALID_ARG_VALUE', `${what}: cgroups must be a boolean, { pid } with a positive integer pid, or a list of cgroup directories`);
     }
     return;
   }
-  throw invalid(`${what}: cgroups must be a boolean, { pid }, or a list of cgroup directories`, 'ERR_INVALID_ARG_TYPE');
+  throw gonsError('ERR_INVALID_ARG_TYPE', `${what}: cgroups must be a boolean, { pid }, or a list of cgroup directories`);
 }
 
 /** One line of `/proc/<pid>/cgroup`: hierarchy id, controllers (empty for v2), path. */
@@ -79,7 +75,7 @@ export interface CgroupLine {
 
 /** A condition of the target's cgroups that gons cannot join (`ERR_GONS_CGROUP_UNRESOLVED`). */
 function unresolved(pid: number, message: string, path: string): Error {
-  return Object.assign(new Error(`gons: cannot join the cgroups of process ${pid}: ${message}`), { code: 'ERR_GONS_CGROUP_UNRESOLVED', path });
+  return gonsError('ERR_GONS_CGROUP_UNRESOLVED', `gons: cannot join the cgroups of process ${pid}: ${message}`, { path });
 }
 
 /**

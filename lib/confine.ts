@@ -7,7 +7,7 @@
  */
 import { constants } from 'node:os';
 import { readFileSync, statSync } from 'node:fs';
-import { NamespaceSwitchError } from './errors';
+import { NamespaceSwitchError, gonsError } from './errors';
 import { addon } from './native';
 import type { NamespaceType } from './namespaces';
 import { readProcFile } from './target';
@@ -47,19 +47,13 @@ export function seccompValue(pid: number, pidfd?: number): string | undefined {
   return got.filters.map((f) => f.toString('hex')).join(','); // Seccomp: 2 means at least one filter
 }
 
-function usage(message: string): TypeError {
-  return Object.assign(new TypeError(`gons: confine: ${message}`), { code: 'ERR_INVALID_ARG_VALUE' });
-}
-
 /** `inside outside count` lines, read from our side: outside ids are ours. */
 function mapInto(map: string, id: number, what: string, pid: number): number {
   for (const line of map.trim().split('\n')) {
     const [inside, outside, count] = line.trim().split(/\s+/).map(Number);
     if (id >= outside && id < outside + count) return inside + (id - outside);
   }
-  throw Object.assign(new Error(`gons: confine: ${what} ${id} of process ${pid} is not mapped in its user namespace`), {
-    code: 'ERR_GONS_CONFINE_UNMAPPED',
-  });
+  throw gonsError('ERR_GONS_CONFINE_UNMAPPED', `gons: confine: ${what} ${id} of process ${pid} is not mapped in its user namespace`);
 }
 
 function field(status: string, name: string, pid: number): string {
@@ -83,7 +77,7 @@ const sameNs = (pid: number, type: NamespaceType) => statSync(`/proc/${pid}/ns/$
 export function confineValue(pid: number, joined: readonly NamespaceType[]): string {
   for (const type of ['user', 'mnt'] as const) {
     if (!joined.includes(type) && !sameNs(pid, type)) {
-      throw usage(`process ${pid} has a ${type} namespace of its own, which the child must join (target.types)`);
+      throw gonsError('ERR_INVALID_ARG_VALUE', `gons: confine: process ${pid} has a ${type} namespace of its own, which the child must join (target.types)`);
     }
   }
   const opened = addon.pidfdOpen(pid);

@@ -11,10 +11,13 @@
  */
 import { request } from 'node:http';
 import { readFileSync } from 'node:fs';
+import { ContainerError, type ContainerErrorCode, gonsError } from './errors';
 import { addon } from './native';
 import type { NamespaceType } from './namespaces';
 import { checkKeys } from './options';
 import { type Target, checkTarget } from './target';
+
+export { ContainerError };
 
 /** A running container of a container engine, by name or id. */
 export interface ContainerTarget {
@@ -24,27 +27,6 @@ export interface ContainerTarget {
   engine?: 'docker' | 'podman' | string;
   /** Which of its namespaces; as `Target.types`. */
   types?: NamespaceType[] | 'all';
-}
-
-/** Conditions of a container engine; `code` says which. */
-export class ContainerError extends Error {
-  /** `ERR_GONS_ENGINE_UNAVAILABLE`, `ERR_GONS_ENGINE_PERMISSION`, `ERR_GONS_NO_SUCH_CONTAINER`, `ERR_GONS_CONTAINER_NOT_RUNNING` or `ERR_GONS_ENGINE_API`. */
-  readonly code: string;
-  /** The container as it was asked for. */
-  readonly container: string;
-  /** The engine's API socket. */
-  readonly socketPath: string;
-  /** The engine's HTTP status, when it answered. */
-  readonly statusCode?: number;
-
-  constructor(message: string, details: { code: string; container: string; socketPath: string; statusCode?: number; cause?: unknown }) {
-    super(message, details.cause === undefined ? undefined : { cause: details.cause });
-    this.name = 'ContainerError';
-    this.code = details.code;
-    this.container = details.container;
-    this.socketPath = details.socketPath;
-    if (details.statusCode !== undefined) this.statusCode = details.statusCode;
-  }
 }
 
 /** Whether a target names a container rather than a pid. */
@@ -72,7 +54,7 @@ export function engineSocket(engine: ContainerTarget['engine'] = 'docker'): stri
 /** Checks a container target's shape (`where` starts the messages). */
 export function checkContainerTarget(where: string, target: ContainerTarget): void {
   checkKeys(where, 'target option', target, ['container', 'engine', 'types']);
-  const invalid = (message: string, code = 'ERR_INVALID_ARG_VALUE') => Object.assign(new TypeError(`${where}: ${message}`), { code });
+  const invalid = (message: string, code: 'ERR_INVALID_ARG_VALUE' | 'ERR_INVALID_ARG_TYPE' = 'ERR_INVALID_ARG_VALUE') => gonsError(code, `${where}: ${message}`);
   const { container, engine } = target;
   if (typeof container !== 'string') throw invalid(`target.container must be a container's name or id, not ${typeof container}`, 'ERR_INVALID_ARG_TYPE');
   if (!NAME.test(container)) throw invalid(`target.container ${JSON.stringify(container)} is no container name or id ([a-zA-Z0-9][a-zA-Z0-9_.-]*)`);
@@ -96,8 +78,8 @@ interface ContainerState {
 
 /** One `GET /containers/<name>/json`; the engine's conditions as `ContainerError`s. */
 function inspect(where: string, container: string, socketPath: string, signal?: AbortSignal): Promise<ContainerState> {
-  const fail = (code: string, what: string, more: { statusCode?: number; cause?: unknown } = {}) =>
-    new ContainerError(`${where}: container ${JSON.stringify(container)}: ${what}`, { code, container, socketPath, ...more });
+  const fail = (code: ContainerErrorCode, what: string, more: { statusCode?: number; cause?: unknown } = {}) =>
+    gonsError(code, `${where}: container ${JSON.stringify(container)}: ${what}`, { container, socketPath, ...more });
   return new Promise((resolve, reject) => {
     const req = request({
       socketPath, path: `/containers/${encodeURIComponent(container)}/json`, method: 'GET', headers: { Host: 'localhost' }, signal, timeout: ENGINE_TIMEOUT_MS,
@@ -163,8 +145,8 @@ export interface PinnedContainer {
 export async function resolveContainer(where: string, target: ContainerTarget, signal?: AbortSignal): Promise<PinnedContainer> {
   checkContainerTarget(where, target);
   const socketPath = engineSocket(target.engine);
-  const notRunning = () => new ContainerError(`${where}: container ${JSON.stringify(target.container)} is not running`, {
-    code: 'ERR_GONS_CONTAINER_NOT_RUNNING', container: target.container, socketPath,
+  const notRunning = () => gonsError('ERR_GONS_CONTAINER_NOT_RUNNING', `${where}: container ${JSON.stringify(target.container)} is not running`, {
+    container: target.container, socketPath,
   });
   const first = await inspect(where, target.container, socketPath, signal);
   if (!first.running || first.pid <= 0) throw notRunning();

@@ -4,6 +4,7 @@
  * `ip netns add`), each once, identified by device and inode.
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { gonsError, systemError } from './errors';
 import { addon } from './native';
 import { type Namespace, type NamespaceType, isNamespaceType, namespaceTypes } from './namespaces';
 import type { Target } from './target';
@@ -42,9 +43,7 @@ export interface NamespaceInfo {
 function wantedTypes(types: NamespaceType | readonly NamespaceType[] | undefined): NamespaceType[] {
   const list = types === undefined ? namespaceTypes : typeof types === 'string' ? [types] : types;
   if (!Array.isArray(list) || !list.every(isNamespaceType)) {
-    throw Object.assign(new TypeError(`gons: listNamespaces: types must be a namespace type or a list of them, not ${JSON.stringify(types)}`), {
-      code: 'ERR_INVALID_ARG_VALUE',
-    });
+    throw gonsError('ERR_INVALID_ARG_VALUE', `gons: listNamespaces: types must be a namespace type or a list of them, not ${JSON.stringify(types)}`);
   }
   const self = new Set(readdirSync('/proc/self/ns'));
   return namespaceTypes.filter((t) => list.includes(t) && self.has(t));
@@ -99,7 +98,7 @@ export function listNamespaces(types?: NamespaceType | readonly NamespaceType[])
 
   const scan = addon.nsScan(wanted);
   /* c8 ignore next -- /proc is always there to open */
-  if (!Buffer.isBuffer(scan)) throw Object.assign(new Error(`gons: listNamespaces: cannot read /proc: ${addon.strerror(scan.errno)}`), scan);
+  if (!Buffer.isBuffer(scan)) throw systemError(`gons: listNamespaces: cannot read /proc: ${addon.strerror(scan.errno)}`, scan);
   // Records of four float64: pid, type index, dev, ino; copied, so aligned.
   const records = new Float64Array(scan.buffer, scan.byteOffset, scan.length / 8);
   for (let i = 0; i < records.length; i += 4) {

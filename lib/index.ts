@@ -6,7 +6,7 @@
 // For consumers whose `types` setting leaves @types/node out: the declarations use Node's types.
 /// <reference types="node" preserve="true" />
 export { type Namespace, type NamespaceType, namespaceTypes } from './namespaces';
-export { NamespaceSwitchError } from './errors';
+export { type ContainerErrorCode, type GonsErrorCode, NamespaceSwitchError } from './errors';
 export { preinitPath } from './native';
 export { status } from './status';
 export { enterTargetRoot, leaveTargetRoot, hasTargetRoot } from './root';

@@ -13,24 +13,28 @@
  * a loader thread and read the refusal flag from shared memory.
  */
 import Module, { isBuiltin } from 'node:module';
+import { type GonsErrorCode, gonsError } from './errors';
 
 /** The flag the hooks read; shared with the loader thread on Node < 22.15. */
 const flag = new Int32Array(new SharedArrayBuffer(4));
 let installed = false;
 
-const CODE = 'ERR_GONS_LOAD_REFUSED';
+const CODE = 'ERR_GONS_LOAD_REFUSED' satisfies GonsErrorCode;
 
 const WHY = " while on the target's root: its files would come from the target's filesystem; load it at the top level of the module instead";
 
 function refusal(specifier: string): Error {
-  return Object.assign(new Error(`gons: refused to load module ${JSON.stringify(specifier)}${WHY}`), { code: CODE, specifier });
+  return gonsError(CODE, `gons: refused to load module ${JSON.stringify(specifier)}${WHY}`, { specifier });
 }
 
 function refused(specifier: string): boolean {
   return Atomics.load(flag, 0) !== 0 && !isBuiltin(specifier);
 }
 
-/** The off-thread hooks for `import()` on Node < 22.15: a data: URL, so nothing is read from any filesystem to load them. */
+/**
+ * The off-thread hooks for `import()` on Node < 22.15: a data: URL, so nothing is read from any filesystem to load them.
+ * It cannot import the errors module, so it builds `refusal`'s error by hand, with the same message, code and field.
+ */
 const offThreadHooks = `
 import { isBuiltin } from 'node:module';
 let flag;

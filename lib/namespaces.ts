@@ -1,3 +1,4 @@
+import { gonsError } from './errors';
 import { addon } from './native';
 
 /**
@@ -58,10 +59,7 @@ export function parseNamespaceType(type: unknown): { type: NamespaceType; early:
   const early = typeof type === 'string' && type.startsWith('!');
   const bare = early ? (type as string).slice(1) : type;
   if (!isNamespaceType(bare)) {
-    throw Object.assign(
-      new TypeError(`package gons: unknown namespace type ${JSON.stringify(bare)}`),
-      { code: 'ERR_INVALID_ARG_VALUE' },
-    );
+    throw gonsError('ERR_INVALID_ARG_VALUE', `package gons: unknown namespace type ${JSON.stringify(bare)}`);
   }
   return { type: bare, early };
 }

@@ -12,6 +12,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { gonsError } from './errors';
 
 /** The hook's state as the addon reports it. */
 export interface HookState {
@@ -151,11 +152,9 @@ export function resolveNative(root: string, target: NativeTarget = currentTarget
   const prebuilds = listPrebuilds(root);
   const want = `${target.platform}-${target.arch} ${target.libc} ${describeAbi(target.abi)}`;
   const musl = target.libc === 'musl' ? ' musl libc (Alpine) is not prebuilt, and a source build there is untested.' : '';
-  throw Object.assign(new Error(`gons: no native build for ${want} (Node ${target.node}): ${built} is missing, and `
+  throw gonsError('ERR_GONS_NOT_BUILT', `gons: no native build for ${want} (Node ${target.node}): ${built} is missing, and `
     + `${prebuilds.length ? `the prebuilds are for ${prebuilds.join(', ')}` : 'there are no prebuilds'}.${musl} To `
-    + `${buildAdvice}.`), {
-    code: 'ERR_GONS_NOT_BUILT', path: built, ...target, prebuilds,
-  });
+    + `${buildAdvice}.`, { path: built, ...target, prebuilds });
 }
 
 /** The hook and the helper of the addon in `dir`: always from the addon's own directory. */
@@ -166,8 +165,8 @@ function beside(dir: string): { preinit: string; helper: string } {
 /** A build without its hook is half a build: say so rather than run without the hook. */
 function withHook(files: NativeFiles, target: NativeTarget): NativeFiles {
   if (existsSync(files.preinit)) return files;
-  throw Object.assign(new Error(`gons: ${files.preinit} is missing next to ${files.addon}: the native build is incomplete. To ${buildAdvice}.`), {
-    code: 'ERR_GONS_NOT_BUILT', path: files.preinit, ...target, prebuilds: [],
+  throw gonsError('ERR_GONS_NOT_BUILT', `gons: ${files.preinit} is missing next to ${files.addon}: the native build is incomplete. To ${buildAdvice}.`, {
+    path: files.preinit, ...target, prebuilds: [],
   });
 }
 
@@ -191,17 +190,17 @@ export function loadAddon(files: NativeFiles, root = packageRoot(__dirname), tar
       const hint = files.kind === 'build'
         ? ` Rebuild it for this Node (\`npm rebuild gons\`; in a checkout \`npx node-gyp rebuild\` with this Node's headers)${prebuilds.some((p) => p.startsWith(`${target.platform}-${target.arch} ${target.libc} ${target.abi}`)) ? `, or remove ${dirname(dirname(files.addon))} to use the prebuild for this line` : ''}.`
         : ` Use a Node line gons has prebuilds for (${ours.join(', ') || 'none for this platform'}), or ${buildAdvice}.`;
-      throw Object.assign(new Error(`gons: ${files.addon} was built for NODE_MODULE_VERSION ${describeAbi(mismatch[1])}, `
-        + `but this is Node ${target.node} (NODE_MODULE_VERSION ${describeAbi(mismatch[2])}).${hint}`), {
-        code: 'ERR_GONS_ABI_MISMATCH', path: files.addon, builtFor: mismatch[1], ...target, prebuilds, cause: err,
+      throw gonsError('ERR_GONS_ABI_MISMATCH', `gons: ${files.addon} was built for NODE_MODULE_VERSION ${describeAbi(mismatch[1])}, `
+        + `but this is Node ${target.node} (NODE_MODULE_VERSION ${describeAbi(mismatch[2])}).${hint}`, {
+        path: files.addon, builtFor: mismatch[1], ...target, prebuilds, cause: err,
       });
     }
     const glibc = /version `GLIBC_([\d.]+)' not found/.exec(e.message);
     const why = glibc
       ? `it needs glibc ${glibc[1]} or newer, which this system's C library is not (the prebuilds need glibc 2.34: Debian 12, Ubuntu 22.04, RHEL 9 or newer)`
       : e.message.split('\n')[0];
-    throw Object.assign(new Error(`gons: cannot load ${files.addon}: ${why}. To ${buildAdvice}.`), {
-      code: 'ERR_GONS_NATIVE_LOAD_FAILED', path: files.addon, ...target, prebuilds, cause: err,
+    throw gonsError('ERR_GONS_NATIVE_LOAD_FAILED', `gons: cannot load ${files.addon}: ${why}. To ${buildAdvice}.`, {
+      path: files.addon, ...target, prebuilds, cause: err,
     });
   }
 }

@@ -2,6 +2,7 @@
  * Options objects fail closed: a misspelt key (`nameSpaces`) must never be
  * ignored, since ignoring it would run code in the wrong namespaces.
  */
+import { gonsError } from './errors';
 
 /** Edit distance, for "did you mean" hints; names are short, so the plain table is fine. */
 function distance(a: string, b: string): number {
@@ -37,14 +38,11 @@ export function closestKey(key: string, allowed: readonly string[]): string | un
 export function checkKeys(where: string, what: string, value: unknown, allowed: readonly string[]): void {
   if (value === undefined) return;
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw Object.assign(new TypeError(`${where}: ${what} must be an object`), { code: 'ERR_INVALID_ARG_TYPE' });
+    throw gonsError('ERR_INVALID_ARG_TYPE', `${where}: ${what} must be an object`);
   }
   for (const key of Object.keys(value)) {
     if (allowed.includes(key)) continue;
     const hint = closestKey(key, allowed);
-    throw Object.assign(
-      new TypeError(`${where}: unknown ${what} key ${JSON.stringify(key)}${hint ? ` (did you mean ${JSON.stringify(hint)}?)` : ''}`),
-      { code: 'ERR_INVALID_ARG_VALUE' },
-    );
+    throw gonsError('ERR_INVALID_ARG_VALUE', `${where}: unknown ${what} key ${JSON.stringify(key)}${hint ? ` (did you mean ${JSON.stringify(hint)}?)` : ''}`);
   }
 }

@@ -5,7 +5,7 @@
  */
 import { constants, release } from 'node:os';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { NamespaceSwitchError } from './errors';
+import { NamespaceSwitchError, gonsError } from './errors';
 import { addon } from './native';
 import { type Namespace, type NamespaceType, isNamespaceType, namespaceKinds, namespaceTypes } from './namespaces';
 
@@ -95,9 +95,9 @@ function kernelTypes(): NamespaceType[] {
 /** Checks a target's shape (`where` starts the messages); its `types` default to `'all'`. */
 export function checkTarget(where: string, target: Target): Required<Target> {
   const { pid, types = 'all', allow = [] } = target ?? {};
-  const invalid = (message: string) => Object.assign(new TypeError(`${where}: ${message}`), { code: 'ERR_INVALID_ARG_VALUE' });
+  const invalid = (message: string, code: 'ERR_INVALID_ARG_VALUE' | 'ERR_INVALID_ARG_TYPE' = 'ERR_INVALID_ARG_VALUE') => gonsError(code, `${where}: ${message}`);
   // A pid read from a command's output is a string ("17638\n"): say so, not that 17638 is no positive integer.
-  if (typeof pid === 'string') throw Object.assign(invalid(`target.pid must be a number, not the string ${JSON.stringify(pid)} (convert it with Number())`), { code: 'ERR_INVALID_ARG_TYPE' });
+  if (typeof pid === 'string') throw invalid(`target.pid must be a number, not the string ${JSON.stringify(pid)} (convert it with Number())`, 'ERR_INVALID_ARG_TYPE');
   if (!Number.isSafeInteger(pid) || pid <= 0) throw invalid(`target.pid must be a positive integer, not ${String(pid)}`);
   if (types !== 'all' && (!Array.isArray(types) || types.length === 0 || !types.every(isNamespaceType) || new Set(types).size !== types.length)) {
     throw invalid(`target.types must be 'all' or a list of distinct namespace types, not ${JSON.stringify(types)}`);
@@ -152,8 +152,8 @@ export function checkTargetRisks(pid: number, chosen: NamespaceType[], allow: re
   if (!contained) return;
   const refuse = (risk: TargetRisk, what: string) => {
     if (allow.includes(risk)) return;
-    throw Object.assign(new Error(`gons: target process ${pid} ${what}; refused by default: accept the risk with target.allow: ['${risk}'] (see the README's "Security model")`), {
-      code: 'ERR_GONS_UNSAFE_TARGET', pid, risk,
+    throw gonsError('ERR_GONS_UNSAFE_TARGET', `gons: target process ${pid} ${what}; refused by default: accept the risk with target.allow: ['${risk}'] (see the README's "Security model")`, {
+      pid, risk,
     });
   };
   if (chosen.includes('pid') && sameUser && (caps(theirs, 'CapBnd') >> CAP_SYS_PTRACE) & 1n) {

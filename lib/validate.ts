@@ -1,7 +1,7 @@
 /** Namespace lists as the user gives them: checked, and turned into the `gons_*` variables the hook reads. */
 import { constants } from 'node:os';
 import { isAbsolute } from 'node:path';
-import { NamespaceSwitchError } from './errors';
+import { NamespaceSwitchError, gonsError } from './errors';
 import { addon } from './native';
 import { type Namespace, type NamespaceType, envVarOf, namespaceKinds, namespaceTypes, parseNamespaceType } from './namespaces';
 
@@ -14,7 +14,7 @@ function typeOfFlag(flag: number): NamespaceType | undefined {
 /** The entries of a namespace list with their types parsed; anything but an array is a `TypeError`. */
 function parse(namespaces: readonly Namespace[]): Array<{ type: NamespaceType; early: boolean; ns: Namespace }> {
   if (!Array.isArray(namespaces)) {
-    throw Object.assign(new TypeError('namespaces must be an array of { type, path }'), { code: 'ERR_INVALID_ARG_TYPE' });
+    throw gonsError('ERR_INVALID_ARG_TYPE', 'namespaces must be an array of { type, path }');
   }
   return namespaces.map((ns) => ({ ...parseNamespaceType(ns?.type), ns }));
 }
@@ -36,7 +36,7 @@ function envOf(entries: ReturnType<typeof parse>): Record<string, string> {
   const order: string[] = [];
   for (const { type, ns } of entries) {
     if (typeof ns.path !== 'string') {
-      throw Object.assign(new TypeError(`path of ${ns.type} namespace must be a string`), { code: 'ERR_INVALID_ARG_TYPE' });
+      throw gonsError('ERR_INVALID_ARG_TYPE', `path of ${ns.type} namespace must be a string`);
     }
     env[envVarOf(type)] = ns.path;
     order.push(ns.type);

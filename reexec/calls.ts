@@ -8,7 +8,7 @@
  * that do not add up) kills it and fails its calls with `ERR_GONS_PROTOCOL`.
  */
 import createDebug from 'debug';
-import { NamespaceSwitchError } from '../lib/errors';
+import { NamespaceSwitchError, actionError, gonsError } from '../lib/errors';
 import { addon } from '../lib/native';
 import { FrameReader, ProtocolError, writeFrame } from './channel';
 import { AbortError, ReexecError, type WireError, fromWire } from './errors';
@@ -52,15 +52,15 @@ export class Calls {
         proc.channel.resume();
         log('%s broke the protocol: %s', label, (err as Error).message);
         proc.kill();
-        this.fail(new ReexecError(`gons/reexec: ${label} broke the protocol: ${(err as Error).message}`, { action: '', code: 'ERR_GONS_PROTOCOL', cause: err }));
+        this.fail(gonsError('ERR_GONS_PROTOCOL', `gons/reexec: ${label} broke the protocol: ${(err as Error).message}`, { action: '', cause: err }));
       }
     };
     proc.channel.on('data', onData);
     void proc.ended.then(async (end) => {
       await this.endJudged;
       const tail = proc.stderr();
-      this.fail(new ReexecError(`gons/reexec: ${label} ${describeEnd(end, tail)}`, {
-        action: '', code: 'ERR_GONS_CHILD_DIED', exitCode: end.code, signal: end.signal, stderr: tail,
+      this.fail(gonsError('ERR_GONS_CHILD_DIED', `gons/reexec: ${label} ${describeEnd(end, tail)}`, {
+        action: '', exitCode: end.code, signal: end.signal, stderr: tail,
       }));
     });
   }
@@ -106,7 +106,7 @@ export class Calls {
     restoreHandles(reply.result, reply.handles!, fds).then(p.resolve, (err: Error) => {
       // Fds that are not what the reply says they are break the protocol.
       this.proc.kill();
-      p.reject(new ReexecError(`gons/reexec: ${this.label} broke the protocol: ${err.message}`, { action: p.action, code: 'ERR_GONS_PROTOCOL', cause: err }));
+      p.reject(gonsError('ERR_GONS_PROTOCOL', `gons/reexec: ${this.label} broke the protocol: ${err.message}`, { action: p.action, cause: err }));
     });
   }
 
@@ -191,8 +191,8 @@ export function armDeadline(action: string, { timeout, signal }: RunOptions, onE
   };
   const onAbort = () => expire(new AbortError(undefined, { cause: signal?.reason }));
   signal?.addEventListener('abort', onAbort, { once: true });
-  const timer = timeout === undefined ? undefined : setTimeout(() => expire(new ReexecError(
-    `gons/reexec: action ${JSON.stringify(action)} timed out after ${timeout} ms`, { action, code: 'ERR_GONS_TIMEOUT' })), timeout);
+  const timer = timeout === undefined ? undefined : setTimeout(() => expire(gonsError(
+    'ERR_GONS_TIMEOUT', `gons/reexec: action ${JSON.stringify(action)} timed out after ${timeout} ms`, { action })), timeout);
   return disarm;
 }
 
@@ -206,11 +206,6 @@ function takeFds(handleSocket: number, reply: Reply): number[] | undefined {
     throw new ProtocolError((err as Error).message);
   }
 }
-
-/** The conditions gons makes in the child; any other code a child sends is the action's own, on `.cause`. */
-const childCodes = [
-  'ERR_GONS_NOT_CLONEABLE', 'ERR_GONS_NOT_TRANSFERABLE', 'ERR_GONS_UNREGISTERED_ACTION', 'ERR_GONS_ACTION_UNSETTLED', 'ERR_GONS_LOAD_REFUSED', 'ERR_GONS_RECURSIVE_REEXEC', 'ERR_GONS_NOT_REGULAR_FILE',
-];
 
 /**
  * The error a reply carries, rebuilt: a failed namespace switch is a
@@ -226,9 +221,5 @@ function replyError(action: string, wire: WireError): Error {
     err.message = wire.message; // the child's wording, its hint included
     return err;
   }
-  const cause = fromWire(wire);
-  const ours = childCodes.includes(wire.code as string);
-  return new ReexecError(`gons/reexec: action ${JSON.stringify(action)} failed: ${cause.message}`, {
-    action, code: ours ? wire.code as string : 'ERR_GONS_ACTION_FAILED', cause,
-  });
+  return actionError(action, fromWire(wire));
 }

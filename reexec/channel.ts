@@ -11,6 +11,7 @@
  */
 import { serialize, deserialize } from 'node:v8';
 import type { Duplex } from 'node:stream';
+import { type GonsErrorCode, gonsError } from '../lib/errors';
 
 const MAX_FRAME = 0xffff_ffff;
 
@@ -19,7 +20,7 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
 
 /** A frame that breaks the protocol; the callers turn it into a `ReexecError` with code `ERR_GONS_PROTOCOL`. */
 export class ProtocolError extends Error {
-  readonly code = 'ERR_GONS_PROTOCOL';
+  readonly code = 'ERR_GONS_PROTOCOL' satisfies GonsErrorCode;
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'ProtocolError';
@@ -105,9 +106,7 @@ function decode(body: Buffer): unknown {
 export function checkMaxMessageBytes(where: string, value: unknown): number {
   if (value === undefined) return DEFAULT_MAX_MESSAGE_BYTES;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0 || value > MAX_FRAME) {
-    throw Object.assign(new RangeError(`gons/reexec: ${where}: maxMessageBytes must be a positive integer, at most ${MAX_FRAME}`), {
-      code: 'ERR_OUT_OF_RANGE',
-    });
+    throw gonsError('ERR_OUT_OF_RANGE', `gons/reexec: ${where}: maxMessageBytes must be a positive integer, at most ${MAX_FRAME}`);
   }
   return value;
 }

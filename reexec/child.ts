@@ -6,7 +6,7 @@
 import { Socket } from 'node:net';
 import { constants } from 'node:os';
 import createDebug from 'debug';
-import { NamespaceSwitchError } from '../lib/errors';
+import { NamespaceSwitchError, gonsError } from '../lib/errors';
 import { addon } from '../lib/native';
 import { enterTargetRoot, hasTargetRoot, isTargetRootSealed, leaveTargetRoot, sealTargetRoot } from '../lib/root';
 import { hookState, joinedTypes, status } from '../lib/status';
@@ -85,9 +85,8 @@ async function handle(req: Request): Promise<Reply> {
   if (req.action === READY_ACTION) return { id: req.id, result: process.pid };
   const action = lookup(req.action);
   if (!action) {
-    const err = new ReexecError(`unregistered gons/reexec re-execution action ${JSON.stringify(req.action)}: register actions at the top level of the main module, before checkAction()`, {
+    const err = gonsError('ERR_GONS_UNREGISTERED_ACTION', `unregistered gons/reexec re-execution action ${JSON.stringify(req.action)}: register actions at the top level of the main module, before checkAction()`, {
       action: req.action,
-      code: 'ERR_GONS_UNREGISTERED_ACTION',
     });
     return { id: req.id, error: toWire(err) };
   }
@@ -116,9 +115,8 @@ async function reply(sock: Socket, action: string, message: Reply): Promise<void
     }
   } catch (err) {
     handles?.release();
-    const wrapped = err instanceof ReexecError ? err : new ReexecError(`gons/reexec: result of action ${JSON.stringify(action)} cannot be cloned: ${(err as Error).message}`, {
+    const wrapped = err instanceof ReexecError ? err : gonsError('ERR_GONS_NOT_CLONEABLE', `gons/reexec: result of action ${JSON.stringify(action)} cannot be cloned: ${(err as Error).message}`, {
       action,
-      code: 'ERR_GONS_NOT_CLONEABLE',
     });
     frame = encodeFrame({ id: message.id, error: toWire(wrapped) });
   }
@@ -181,8 +179,8 @@ async function serve(): Promise<void> {
   // settle them). Say so, rather than leave the parent with a bare exit code (13 under a top-level await, else 0).
   const onBeforeExit = () => {
     for (const [id, { action, settle }] of running) {
-      settle({ id, error: toWire(new ReexecError(`gons/reexec: action ${JSON.stringify(action)} returned a promise that never settled: ` +
-        'nothing kept the child\'s event loop alive', { action, code: 'ERR_GONS_ACTION_UNSETTLED' })) });
+      settle({ id, error: toWire(gonsError('ERR_GONS_ACTION_UNSETTLED', `gons/reexec: action ${JSON.stringify(action)} returned a promise that never settled: ` +
+        'nothing kept the child\'s event loop alive', { action })) });
     }
   };
   process.on('beforeExit', onBeforeExit);

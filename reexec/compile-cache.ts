@@ -19,6 +19,7 @@ import { lstatSync, mkdirSync, realpathSync, type Stats, writeSync } from 'node:
 import * as nodeModule from 'node:module';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import createDebug from 'debug';
+import { gonsError } from '../lib/errors';
 import { addon } from '../lib/native';
 import { leaveTargetRoot } from '../lib/root';
 import { checkKeys } from '../lib/options';
@@ -119,7 +120,7 @@ export function checkCompileCacheOption(value: unknown): asserts value is Compil
   checkKeys(where, 'option', value, ['directory']);
   const dir = (value as { directory?: unknown }).directory;
   if (typeof dir !== 'string' || dir === '' || dir.includes('\0')) {
-    throw Object.assign(new TypeError(`${where}: directory must be a non-empty path`), { code: 'ERR_INVALID_ARG_VALUE' });
+    throw gonsError('ERR_INVALID_ARG_VALUE', `${where}: directory must be a non-empty path`);
   }
 }
 

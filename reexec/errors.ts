@@ -1,60 +1,8 @@
 /**
- * Errors of gons/reexec, shaped like execa's: what Node users expect of a
- * failed child process (`exitCode`, `signal`, `stderr`, `cause`).
+ * gons/reexec's errors: the classes live in the one errors module
+ * (lib/errors.ts); here, how an error crosses the channel.
  */
-
-/** Fields of a `ReexecError` beyond its message. */
-export interface ReexecErrorOptions {
-  action: string;
-  code: string;
-  exitCode?: number | null;
-  signal?: NodeJS.Signals | null;
-  stderr?: string;
-  cause?: unknown;
-}
-
-/** A re-executed action failed, or could not be run. */
-export class ReexecError extends Error {
-  /** The action's name. */
-  readonly action: string;
-  /** Always `ERR_GONS_*`: what went wrong (the action's own error, and its code, is the `cause`). */
-  readonly code: string;
-  /** The child's exit code, when it exited; null when it was killed or still running. */
-  readonly exitCode: number | null;
-  /** The signal that ended the child, if any. */
-  readonly signal: NodeJS.Signals | null;
-  /** The tail (at most 64 KiB) of the child's stderr. */
-  readonly stderr: string;
-
-  constructor(message: string, options: ReexecErrorOptions) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = 'ReexecError';
-    this.action = options.action;
-    this.code = options.code;
-    this.exitCode = options.exitCode ?? null;
-    this.signal = options.signal ?? null;
-    this.stderr = options.stderr ?? '';
-  }
-}
-
-/**
- * Rejection for an aborted call, as Node's own APIs make it (`code`
- * `ABORT_ERR`); an aborted one-shot call also says how its child ended.
- */
-export class AbortError extends Error {
-  /** Always `ABORT_ERR`, as Node's own aborted calls. */
-  readonly code = 'ABORT_ERR';
-  /** A one-shot call's child: its exit code; null when a signal ended it, or for a worker's call (the worker runs on). */
-  exitCode: number | null = null;
-  /** A one-shot call's child: the signal that ended it. */
-  signal: NodeJS.Signals | null = null;
-  /** A one-shot call's child: the tail of its stderr. */
-  stderr = '';
-  constructor(message = 'The operation was aborted', options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'AbortError';
-  }
-}
+export { AbortError, ReexecError, type ReexecErrorCode, type ReexecErrorOptions } from '../lib/errors';
 
 /** An error as it crosses the channel: V8 serialization drops custom fields. */
 export interface WireError {

@@ -12,6 +12,7 @@
 import dgram from 'node:dgram';
 import { type Stats, constants, fstatSync, promises as fsp } from 'node:fs';
 import net from 'node:net';
+import { gonsError, systemError } from '../lib/errors';
 import { addon } from '../lib/native';
 import { ReexecError } from './errors';
 import { FD } from './fds';
@@ -68,7 +69,7 @@ export class TransferredFd {
 /** In an action: marks an fd (e.g. a netlink socket opened in the target) to be passed to the parent as it is. */
 export function transferFd(fd: number): TransferredFd {
   if (!Number.isSafeInteger(fd) || fd < 0) {
-    throw Object.assign(new TypeError(`gons/reexec: transferFd: fd must be a non-negative integer, not ${String(fd)}`), { code: 'ERR_INVALID_ARG_VALUE' });
+    throw gonsError('ERR_INVALID_ARG_VALUE', `gons/reexec: transferFd: fd must be a non-negative integer, not ${String(fd)}`);
   }
   return new TransferredFd(fd);
 }
@@ -78,15 +79,13 @@ export function dupFd(fd: number): number {
   const dup = addon.dupFd(fd);
   /* c8 ignore next 3 -- only fd exhaustion makes F_DUPFD_CLOEXEC fail */
   if (typeof dup !== 'number') {
-    throw Object.assign(new Error(`gons/reexec: cannot duplicate fd ${fd}: ${addon.strerror(dup.errno)}`), { errno: -dup.errno, syscall: dup.syscall });
+    throw systemError(`gons/reexec: cannot duplicate fd ${fd}: ${addon.strerror(dup.errno)}`, dup);
   }
   return dup;
 }
 
 function notTransferable(action: string, what: string): ReexecError {
-  return new ReexecError(`gons/reexec: result of action ${JSON.stringify(action)} cannot be transferred: ${what}`, {
-    action, code: 'ERR_GONS_NOT_TRANSFERABLE',
-  });
+  return gonsError('ERR_GONS_NOT_TRANSFERABLE', `gons/reexec: result of action ${JSON.stringify(action)} cannot be transferred: ${what}`, { action });
 }
 
 interface Found {
@@ -255,9 +254,7 @@ export function checkSlots(slots: unknown): slots is HandleSlot[] {
 export function receiveFds(sock: number, count: number): number[] {
   const fds = addon.recvFds(sock, count);
   if (!Array.isArray(fds)) {
-    throw Object.assign(new Error(`the reply announced ${count} handle(s), but the handle channel held none: ${addon.strerror(fds.errno)}`), {
-      errno: -fds.errno, syscall: fds.syscall,
-    });
+    throw systemError(`the reply announced ${count} handle(s), but the handle channel held none: ${addon.strerror(fds.errno)}`, fds);
   }
   return fds;
 }
@@ -298,7 +295,7 @@ export async function fileHandle(fd: number): Promise<fsp.FileHandle> {
   if (!st.isFile()) throw new Error(`a ${typeName(st)}, not a regular file`);
   const flags = addon.fdFlags(fd);
   /* c8 ignore next -- fstat just succeeded on the same fd */
-  if (typeof flags !== 'number') throw Object.assign(new Error(`not an open file: ${addon.strerror(flags.errno)}`), { syscall: flags.syscall });
+  if (typeof flags !== 'number') throw systemError(`not an open file: ${addon.strerror(flags.errno)}`, flags);
   // Node has no public way to wrap an fd in a FileHandle: open the same file again through the fd's magic link
   // (this process's own procfs), with the fd's access mode and append flag; O_NOCTTY, whatever it is; then drop the fd.
   const handle = await fsp.open(`/proc/self/fd/${fd}`, (flags & (O_ACCMODE | constants.O_APPEND)) | constants.O_NOCTTY);

@@ -7,6 +7,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import * as net from 'node:net';
+import { gonsError } from '../lib/errors';
 import { checkKeys } from '../lib/options';
 import { TransferredFd, dupFd } from './handles';
 import { OPEN, logChildPath, numericFlags, openAction, openNative } from './open-in';
@@ -86,10 +87,6 @@ function call<R>(where: Where, action: string, param: unknown, opts: RunOptions)
   return runReexecAction<R>(action, { ...where, ...opts, param });
 }
 
-function usage(message: string): TypeError {
-  return Object.assign(new TypeError(message), { code: 'ERR_INVALID_ARG_VALUE' });
-}
-
 /**
  * A socket connected inside the target's network namespace (`{ host, port }`,
  * or `{ path }` of a unix socket in its filesystem). It is an ordinary
@@ -97,7 +94,7 @@ function usage(message: string): TypeError {
  */
 export async function connectIn(where: Where, options: ConnectInOptions, opts: RunOptions = {}): Promise<net.Socket> {
   checkKeys('gons/reexec: connectIn', 'option', options, ['host', 'port', 'path', 'family', 'localAddress', 'localPort']);
-  if (options?.path === undefined && options?.port === undefined) throw usage('gons/reexec: connectIn: options need a port or a path');
+  if (options?.path === undefined && options?.port === undefined) throw gonsError('ERR_INVALID_ARG_VALUE', 'gons/reexec: connectIn: options need a port or a path');
   return connectNative(where, options, opts) ?? call(where, CONNECT, options, opts);
 }
 
@@ -107,7 +104,7 @@ export async function connectIn(where: Where, options: ConnectInOptions, opts: R
  */
 export async function listenIn(where: Where, options: ListenInOptions, opts: RunOptions = {}): Promise<net.Server> {
   checkKeys('gons/reexec: listenIn', 'option', options, ['host', 'port', 'path', 'backlog', 'ipv6Only', 'exclusive']);
-  if (options?.path === undefined && options?.port === undefined) throw usage('gons/reexec: listenIn: options need a port or a path');
+  if (options?.path === undefined && options?.port === undefined) throw gonsError('ERR_INVALID_ARG_VALUE', 'gons/reexec: listenIn: options need a port or a path');
   return listenNative(where, options, opts) ?? call(where, LISTEN, options, opts);
 }
 
@@ -119,9 +116,9 @@ export async function listenIn(where: Where, options: ListenInOptions, opts: Run
  * opened. For a target by pid this process opens it, without a child.
  */
 export async function openIn(where: Where, path: string, flags: string | number = 'r', opts: RunOptions = {}): Promise<fsp.FileHandle> {
-  if (typeof path !== 'string' || path === '' || path.includes('\0')) throw usage('gons/reexec: openIn: path must be a non-empty string');
+  if (typeof path !== 'string' || path === '' || path.includes('\0')) throw gonsError('ERR_INVALID_ARG_VALUE', 'gons/reexec: openIn: path must be a non-empty string');
   const n = numericFlags(flags);
-  if (n === undefined) throw usage(`gons/reexec: openIn: flags must be one of fs.open's flag strings or a non-negative integer, not ${JSON.stringify(flags)}`);
+  if (n === undefined) throw gonsError('ERR_INVALID_ARG_VALUE', `gons/reexec: openIn: flags must be one of fs.open's flag strings or a non-negative integer, not ${JSON.stringify(flags)}`);
   let why = 'a worker serves it';
   if (!(where instanceof NamespaceWorker)) {
     const native = await openNative(where, path, n, opts);

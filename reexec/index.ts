@@ -9,7 +9,7 @@ export { type Action, type ActionHandle, type ActionParam, type ActionResult, re
 export { checkAction, runAction } from './child';
 export type { ActionOptions, NamespaceWorkerOptions, ReexecOptions, RunOptions } from './options';
 export type { CompileCacheOption } from './compile-cache';
-export { AbortError, ReexecError } from './errors';
+export { AbortError, ReexecError, type ReexecErrorCode } from './errors';
 export type { CgroupsOption } from '../lib/cgroup';
 // Calls reject with it when a switch fails: importable from where the calls are.
 export { NamespaceSwitchError } from '../lib/errors';

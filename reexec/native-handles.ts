@@ -41,12 +41,13 @@ import { constants as fsConstants, existsSync, openSync } from 'node:fs';
 import * as net from 'node:net';
 import { constants } from 'node:os';
 import { getSystemErrorMap } from 'node:util';
+import { actionError, gonsError, systemError as errnoError } from '../lib/errors';
 import { checkKeys } from '../lib/options';
 import { addon, helperPath } from '../lib/native';
 import { armDeadline } from './calls';
 import { ReexecError } from './errors';
 import { TransferredFd, fileHandle, transferFd } from './handles';
-import { NOT_REGULAR, OPEN, openRegular } from './open-in';
+import { OPEN, openRegular } from './open-in';
 import type { promises as fsp } from 'node:fs';
 import type { ConnectInOptions, ListenInOptions, Where } from './in-target';
 import { type ReexecOptions, type RunOptions, planReexec } from './plan';
@@ -117,14 +118,12 @@ const LISTEN = 'gons:listenIn';
 function systemError(syscall: string, errno: number, where?: { address: string; port: number }): NodeJS.ErrnoException {
   /* c8 ignore next -- libuv names every errno a socket call returns */
   const [code, text] = getSystemErrorMap().get(-errno) ?? ['EUNKNOWN', addon.strerror(errno)];
-  const err: NodeJS.ErrnoException & { address?: string; port?: number } = new Error(`${syscall} ${code}: ${text}${where ? ` ${where.address}:${where.port}` : ''}`);
-  Object.assign(err, { errno: -errno, code, syscall }, where);
-  return err;
+  return errnoError(`${syscall} ${code}: ${text}${where ? ` ${where.address}:${where.port}` : ''}`, { errno, syscall, ...where });
 }
 
 /** The child path's rejection for an error the action would have thrown: same code, message and cause. */
 function actionFailed(action: string, cause: Error): ReexecError {
-  return new ReexecError(`gons/reexec: action ${JSON.stringify(action)} failed: ${cause.message}`, { action, code: 'ERR_GONS_ACTION_FAILED', cause });
+  return actionError(action, cause);
 }
 
 /**
@@ -349,10 +348,6 @@ register(SOCKET, async ({ spec, udp }: { spec: SocketSpec; udp?: BindInOptions }
   return transferFd(fd);
 });
 
-function usage(message: string): TypeError {
-  return Object.assign(new TypeError(message), { code: 'ERR_INVALID_ARG_VALUE' });
-}
-
 function viaChild<R>(where: Where, param: unknown, opts: RunOptions): Promise<R> {
   if (where instanceof NamespaceWorker) return where.run<R>(SOCKET, param, opts);
   return runReexecAction<R>(SOCKET, { ...where, ...opts, param });
@@ -377,10 +372,10 @@ async function socketFd(api: string, where: Where, opts: RunOptions, spec: Socke
  */
 export async function bindIn(where: Where, options: BindInOptions, opts: RunOptions = {}): Promise<dgram.Socket> {
   checkKeys('gons/reexec: bindIn', 'option', options, ['type', 'address', 'port', 'reuseAddr', 'ipv6Only']);
-  if (options?.type !== 'udp4' && options?.type !== 'udp6') throw usage('gons/reexec: bindIn: options.type must be \'udp4\' or \'udp6\'');
-  if (options.address !== undefined && (typeof options.address !== 'string' || options.address === '')) throw usage('gons/reexec: bindIn: address must be a non-empty string');
+  if (options?.type !== 'udp4' && options?.type !== 'udp6') throw gonsError('ERR_INVALID_ARG_VALUE', 'gons/reexec: bindIn: options.type must be \'udp4\' or \'udp6\'');
+  if (options.address !== undefined && (typeof options.address !== 'string' || options.address === '')) throw gonsError('ERR_INVALID_ARG_VALUE', 'gons/reexec: bindIn: address must be a non-empty string');
   if (options.port !== undefined && !isPort(options.port)) {
-    throw Object.assign(new RangeError(`gons/reexec: bindIn: port must be an integer from 0 to 65535, not ${String(options.port)}`), { code: 'ERR_SOCKET_BAD_PORT' });
+    throw gonsError('ERR_SOCKET_BAD_PORT', `gons/reexec: bindIn: port must be an integer from 0 to 65535, not ${String(options.port)}`);
   }
   const o = { ...options, address: options.address ?? (options.type === 'udp6' ? '::' : '0.0.0.0') };
   const fd = await socketFd('bindIn', where, opts, udpSpec(o, o.address), o);
@@ -406,7 +401,7 @@ export async function socketIn(where: Where, options: SocketInOptions, opts: Run
   checkKeys('gons/reexec: socketIn', 'option', options, ['domain', 'type', 'protocol']);
   const int = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0x7fffffff;
   if (!int(options?.domain) || !int(options.type) || (options.protocol !== undefined && !int(options.protocol))) {
-    throw usage('gons/reexec: socketIn: domain, type and protocol must be non-negative integers');
+    throw gonsError('ERR_INVALID_ARG_VALUE', 'gons/reexec: socketIn: domain, type and protocol must be non-negative integers');
   }
   const fd = await socketFd('socketIn', where, opts, { domain: options.domain, type: options.type, protocol: options.protocol ?? 0 });
   return new TransferredFd(fd);
@@ -509,8 +504,7 @@ function typeOf(mode: number): string {
 
 /** connectIn's refusal of a path that names no unix socket. */
 function notSocket(path: string, type: string): ReexecError {
-  const cause = Object.assign(new Error(`gons: connectIn ${JSON.stringify(path)}: refused a ${type}: only a unix socket is connected to`), { code: NOT_SOCKET, path, type });
-  return new ReexecError(`gons/reexec: action ${JSON.stringify(CONNECT)} failed: ${cause.message}`, { action: CONNECT, code: NOT_SOCKET, cause });
+  return actionError(CONNECT, gonsError(NOT_SOCKET, `gons: connectIn ${JSON.stringify(path)}: refused a ${type}: only a unix socket is connected to`, { path, type }));
 }
 
 /** A connect's system error as Node words it for a unix socket path (`connect ECONNREFUSED /run/x.sock`). */
@@ -594,8 +588,7 @@ function unixNative(where: Where, o: ConnectInOptions, opts: RunOptions): Promis
 
 /** The error the child path's openIn rejects with for the same failure. */
 function openError(cause: Error): ReexecError {
-  const code = (cause as NodeJS.ErrnoException).code === NOT_REGULAR ? NOT_REGULAR : 'ERR_GONS_ACTION_FAILED';
-  return new ReexecError(`gons/reexec: action ${JSON.stringify(OPEN)} failed: ${cause.message}`, { action: OPEN, code, cause });
+  return actionError(OPEN, cause); // keeps ERR_GONS_NOT_REGULAR_FILE, anything else is ERR_GONS_ACTION_FAILED
 }
 
 /**

@@ -21,7 +21,7 @@
 import { isContainerTarget } from '../lib/container';
 import { constants, promises as fsp } from 'node:fs';
 import createDebug from 'debug';
-import { errnoName } from '../lib/errors';
+import { type GonsErrorCode, actionError, errnoName, gonsError, systemError } from '../lib/errors';
 import { addon } from '../lib/native';
 import { armDeadline } from './calls';
 import { ReexecError } from './errors';
@@ -37,7 +37,7 @@ const log = createDebug('gons:handles');
 /** The action of the child path. */
 export const OPEN = 'gons:openIn';
 /** The code of a refused file type. */
-export const NOT_REGULAR = 'ERR_GONS_NOT_REGULAR_FILE';
+export const NOT_REGULAR = 'ERR_GONS_NOT_REGULAR_FILE' satisfies GonsErrorCode;
 
 const { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_SYNC } = constants;
 /** Node's string flags (as `fs.open` takes them), as numbers. */
@@ -60,8 +60,8 @@ export function numericFlags(flags: unknown): number | undefined {
 
 /** The refusal of a file that is not regular, naming path and type. */
 export function notRegular(path: string, type: string): Error {
-  return Object.assign(new Error(`gons: openIn ${JSON.stringify(path)}: refused a ${type}: only a regular file is opened (a device, FIFO or socket has effects of its own when opened)`), {
-    code: NOT_REGULAR, path, type,
+  return gonsError(NOT_REGULAR, `gons: openIn ${JSON.stringify(path)}: refused a ${type}: only a regular file is opened (a device, FIFO or socket has effects of its own when opened)`, {
+    path, type,
   });
 }
 
@@ -76,8 +76,7 @@ export function openRegular(root: number, path: string, flags: number, mode = 0o
     addon.openInRoot(root, path, flags, mode, (r) => {
       if ('fd' in r) return resolve(r.fd);
       if ('refused' in r) return reject(notRegular(path, r.refused));
-      const code = errnoName(r.errno);
-      reject(Object.assign(new Error(`${code}: ${addon.strerror(r.errno)}, ${r.syscall} '${path}'`), { code, errno: -r.errno, syscall: r.syscall, path }));
+      reject(systemError(`${errnoName(r.errno)}: ${addon.strerror(r.errno)}, ${r.syscall} '${path}'`, { errno: r.errno, syscall: r.syscall, path }));
     });
   });
 }
@@ -85,14 +84,13 @@ export function openRegular(root: number, path: string, flags: number, mode = 0o
 /** The child path's action: the fd travels as a file, and the parent makes it a FileHandle. */
 export async function openAction({ path, flags, mode }: { path: string; flags: string | number; mode?: number }): Promise<TransferredFd> {
   const n = numericFlags(flags);
-  if (n === undefined) throw Object.assign(new TypeError(`gons: openIn: invalid flags ${JSON.stringify(flags)}`), { code: 'ERR_INVALID_ARG_VALUE' });
+  if (n === undefined) throw gonsError('ERR_INVALID_ARG_VALUE', `gons: openIn: invalid flags ${JSON.stringify(flags)}`);
   return new TransferredFd(await openRegular(-1, path, n, mode), 'file');
 }
 
 /** The error a call of the child path rejects with for the same failure. */
 function callError(cause: Error): ReexecError {
-  const code = (cause as NodeJS.ErrnoException).code === NOT_REGULAR ? NOT_REGULAR : 'ERR_GONS_ACTION_FAILED';
-  return new ReexecError(`gons/reexec: action ${JSON.stringify(OPEN)} failed: ${cause.message}`, { action: OPEN, code, cause });
+  return actionError(OPEN, cause);
 }
 
 /**

@@ -10,6 +10,7 @@
 import { statSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gonsError, systemError } from '../lib/errors';
 import { preinitPath } from '../lib/native';
 import type { NamespaceType } from '../lib/namespaces';
 import { type Target, resolveTarget } from '../lib/target';
@@ -38,11 +39,6 @@ const optionKeys = {
   openNamespaceWorker: workerKeys,
 };
 
-/** A `TypeError` with a Node-style `code`, for a bad argument. */
-export function invalid(message: string, code = 'ERR_INVALID_ARG_VALUE'): TypeError {
-  return Object.assign(new TypeError(message), { code });
-}
-
 /**
  * Checks the options of one call (`timeout`, `signal`), for runs on a worker
  * or a pool and as part of every plan. `where` names the API in messages.
@@ -50,12 +46,10 @@ export function invalid(message: string, code = 'ERR_INVALID_ARG_VALUE'): TypeEr
 export function checkRunOptions(where: string, action: string, o: RunOptions, keys: readonly string[] = ['timeout', 'signal']): void {
   checkKeys(`gons/reexec: ${where}`, 'option', o, keys);
   if (o?.timeout !== undefined && !(typeof o.timeout === 'number' && o.timeout > 0 && o.timeout <= MAX_TIMEOUT_MS)) {
-    throw Object.assign(new RangeError(`${label(where, action)}: timeout must be a positive number of milliseconds, at most ${MAX_TIMEOUT_MS}`), {
-      code: 'ERR_OUT_OF_RANGE',
-    });
+    throw gonsError('ERR_OUT_OF_RANGE', `${label(where, action)}: timeout must be a positive number of milliseconds, at most ${MAX_TIMEOUT_MS}`);
   }
   if (o?.signal !== undefined && !(o.signal instanceof AbortSignal)) {
-    throw invalid(`${label(where, action)}: signal must be an AbortSignal`, 'ERR_INVALID_ARG_TYPE');
+    throw gonsError('ERR_INVALID_ARG_TYPE', `${label(where, action)}: signal must be an AbortSignal`);
   }
 }
 
@@ -91,11 +85,11 @@ export function planReexec(where: keyof typeof optionKeys, action: string, optio
   const what = label(where, action);
   const entry = checkChildOptions(what, o);
   const maxMessageBytes = checkMaxMessageBytes(subject(where, action), o.maxMessageBytes);
-  if (o.confine !== undefined && typeof o.confine !== 'boolean') throw invalid(`${what}: confine must be a boolean`, 'ERR_INVALID_ARG_TYPE');
+  if (o.confine !== undefined && typeof o.confine !== 'boolean') throw gonsError('ERR_INVALID_ARG_TYPE', `${what}: confine must be a boolean`);
   if (o.confine && o.target === undefined) {
-    throw invalid(`${what}: confine needs target: { pid }, a process whose credentials to take${o.namespaces !== undefined ? '; namespaces have none' : ''}`);
+    throw gonsError('ERR_INVALID_ARG_VALUE', `${what}: confine needs target: { pid }, a process whose credentials to take${o.namespaces !== undefined ? '; namespaces have none' : ''}`);
   }
-  if (o.namespaces !== undefined && o.target !== undefined) throw invalid(`${what}: namespaces and target cannot be combined`);
+  if (o.namespaces !== undefined && o.target !== undefined) throw gonsError('ERR_INVALID_ARG_VALUE', `${what}: namespaces and target cannot be combined`);
   checkCgroupsOption(what, o.cgroups, o.target !== undefined);
   checkCompileCacheOption(o.compileCache);
   const args = child ? [...childExecArgv(), ...(entry === undefined ? mainScript() : [entry])] : [];
@@ -120,7 +114,7 @@ export function planReexec(where: keyof typeof optionKeys, action: string, optio
 /** The main script and arguments this program was started with. */
 function mainScript(): string[] {
   if (process.argv[1] === undefined) {
-    throw Object.assign(new TypeError('gons/reexec: this program has no main script to re-execute; pass options.entry'), { code: 'ERR_GONS_NO_MAIN_SCRIPT' });
+    throw gonsError('ERR_GONS_NO_MAIN_SCRIPT', 'gons/reexec: this program has no main script to re-execute; pass options.entry');
   }
   return process.argv.slice(1);
 }
@@ -133,30 +127,30 @@ export function checkChildOptions(what: string, o: Pick<ReexecOptions, 'env' | '
   checkKeys(what, 'env', o.env, Object.keys(o.env ?? {}));
   for (const [key, value] of Object.entries(o.env ?? {})) {
     if (typeof value !== 'string' || key === '' || key.includes('=') || key.includes('\0') || value.includes('\0')) {
-      throw invalid(`${what}: invalid env entry ${JSON.stringify(key)}`);
+      throw gonsError('ERR_INVALID_ARG_VALUE', `${what}: invalid env entry ${JSON.stringify(key)}`);
     }
   }
-  if (o.output !== undefined && o.output !== 'stderr' && o.output !== 'ignore') throw invalid(`${what}: output must be 'stderr' or 'ignore'`);
+  if (o.output !== undefined && o.output !== 'stderr' && o.output !== 'ignore') throw gonsError('ERR_INVALID_ARG_VALUE', `${what}: output must be 'stderr' or 'ignore'`);
   return o.entry === undefined ? undefined : checkEntry(what, o.entry);
 }
 
 /** An `entry` as the absolute path of a file the child can run: a file: URL or a path, relative ones against the cwd. */
 function checkEntry(what: string, entry: unknown): string {
-  if (typeof entry !== 'string' && !(entry instanceof URL)) throw invalid(`${what}: entry must be a path or a file: URL`, 'ERR_INVALID_ARG_TYPE');
+  if (typeof entry !== 'string' && !(entry instanceof URL)) throw gonsError('ERR_INVALID_ARG_TYPE', `${what}: entry must be a path or a file: URL`);
   let path: string;
   try {
     path = entry instanceof URL || entry.startsWith('file:') ? fileURLToPath(entry) : resolvePath(entry);
   } catch (err) {
-    throw invalid(`${what}: entry ${JSON.stringify(String(entry))}: ${(err as Error).message}`);
+    throw gonsError('ERR_INVALID_ARG_VALUE', `${what}: entry ${JSON.stringify(String(entry))}: ${(err as Error).message}`);
   }
   let isFile: boolean;
   try {
     isFile = statSync(path).isFile();
   } catch (err) {
     const { code, errno } = err as NodeJS.ErrnoException;
-    throw Object.assign(new Error(`${what}: cannot run entry ${JSON.stringify(path)}: ${code}`), { code, errno, syscall: 'stat', path });
+    throw systemError(`${what}: cannot run entry ${JSON.stringify(path)}: ${code}`, { errno: errno!, syscall: 'stat', path });
   }
-  if (!isFile) throw Object.assign(new Error(`${what}: cannot run entry ${JSON.stringify(path)}: not a file`), { code: 'ERR_INVALID_ARG_VALUE', path });
+  if (!isFile) throw gonsError('ERR_INVALID_ARG_VALUE', `${what}: cannot run entry ${JSON.stringify(path)}: not a file`, { path });
   return path;
 }
 

@@ -9,7 +9,7 @@
 import { EventEmitter } from 'node:events';
 import { readdirSync, statSync } from 'node:fs';
 import createDebug from 'debug';
-import { NamespaceSwitchError } from '../lib/errors';
+import { NamespaceSwitchError, gonsError } from '../lib/errors';
 import { addon } from '../lib/native';
 import { type Namespace, type NamespaceType, envVarOf, namespaceKinds, namespaceTypes, parseNamespaceType } from '../lib/namespaces';
 import { checkKeys } from '../lib/options';
@@ -19,7 +19,7 @@ import { type ContainerTarget, isContainerTarget, resolveContainer } from '../li
 import { validateNamespaces } from '../lib/validate';
 import { armDeadline } from './calls';
 import { ReexecError } from './errors';
-import { MAX_TIMEOUT_MS, type NamespaceWorkerOptions, type RunOptions, checkChildOptions, checkRunOptions, invalid, throwIfAborted } from './plan';
+import { MAX_TIMEOUT_MS, type NamespaceWorkerOptions, type RunOptions, checkChildOptions, checkRunOptions, throwIfAborted } from './plan';
 import { type ActionHandle, type ActionParam, type ActionResult, type ParamArgs, actionName, checkRegistered } from './registry';
 import { type NamespaceWorker, openNamespaceWorker } from './worker';
 
@@ -133,9 +133,9 @@ export function whereKey(where: PoolWhere): string {
   checkKeys(WHERE, 'where', where, ['namespaces', 'target', 'cgroups']);
   const w = (where ?? {}) as { namespaces?: Namespace[]; target?: Target; cgroups?: CgroupsOption };
   /* c8 ignore next -- run() resolves a container to its pid first */
-  if (isContainerTarget(w.target)) throw invalid(`${WHERE}: a container target is resolved before its key`);
+  if (isContainerTarget(w.target)) throw gonsError('ERR_INVALID_ARG_VALUE', `${WHERE}: a container target is resolved before its key`);
   if ((w.namespaces === undefined) === (w.target === undefined)) {
-    throw invalid(`${WHERE}: where must be { namespaces } or { target }`);
+    throw gonsError('ERR_INVALID_ARG_VALUE', `${WHERE}: where must be { namespaces } or { target }`);
   }
   const parts: string[] = [];
   if (w.namespaces !== undefined) {
@@ -245,9 +245,9 @@ class Pool extends EventEmitter implements NamespacePool {
     super();
     checkKeys('gons/reexec: createNamespacePool', 'option', options, ['max', 'idleTimeout', 'entry', 'env', 'output']);
     const { max = 4, idleTimeout = 30_000, entry, env, output } = options;
-    if (!Number.isSafeInteger(max) || max < 1) throw invalid(`gons/reexec: createNamespacePool: max must be a positive integer, not ${String(max)}`);
+    if (!Number.isSafeInteger(max) || max < 1) throw gonsError('ERR_INVALID_ARG_VALUE', `gons/reexec: createNamespacePool: max must be a positive integer, not ${String(max)}`);
     if (!(typeof idleTimeout === 'number' && idleTimeout > 0 && idleTimeout <= MAX_TIMEOUT_MS)) {
-      throw invalid(`gons/reexec: createNamespacePool: idleTimeout must be a positive number of milliseconds, at most ${MAX_TIMEOUT_MS}`);
+      throw gonsError('ERR_INVALID_ARG_VALUE', `gons/reexec: createNamespacePool: idleTimeout must be a positive number of milliseconds, at most ${MAX_TIMEOUT_MS}`);
     }
     checkChildOptions('gons/reexec: createNamespacePool', { entry, env, output });
     this.max = max;
@@ -278,7 +278,7 @@ class Pool extends EventEmitter implements NamespacePool {
     const action = actionName(handleOrName) as string;
     let keyed: string | Promise<string>;
     try {
-      if (this.closed) throw new ReexecError(`${WHERE}: the pool is closed`, { action, code: 'ERR_GONS_POOL_CLOSED' });
+      if (this.closed) throw gonsError('ERR_GONS_POOL_CLOSED', `${WHERE}: the pool is closed`, { action });
       checkRegistered(action, 'NamespacePool.run');
       checkRunOptions('NamespacePool.run', action, opts);
       const target = (where as { target?: unknown } | undefined)?.target;
@@ -473,7 +473,7 @@ class Pool extends EventEmitter implements NamespacePool {
   }
 
   private closedError(req: Request): ReexecError {
-    return new ReexecError(`${WHERE}: the pool was closed`, { action: req.action, code: 'ERR_GONS_POOL_CLOSED' });
+    return gonsError('ERR_GONS_POOL_CLOSED', `${WHERE}: the pool was closed`, { action: req.action });
   }
 
   /**

@@ -8,7 +8,7 @@ import { closeSync, openSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 import createDebug from 'debug';
-import { errnoName } from '../lib/errors';
+import { systemError } from '../lib/errors';
 import { addon, preinitPath } from '../lib/native';
 import { FD, preloadByFd, stdioByFd } from './fds';
 import type { Plan } from './options';
@@ -114,7 +114,7 @@ export async function startProcess(plan: Plan): Promise<ReexecProcess> {
     log('re-executing %s with %o', plan.args.at(-1), Object.fromEntries(Object.entries(plan.env).filter(([k]) => k.startsWith('gons_'))));
     const made = addon.socketPair();
     /* c8 ignore next -- only fd exhaustion makes socketpair fail */
-    if (!Array.isArray(made)) throw Object.assign(new Error(`gons/reexec: cannot make the handle channel: ${addon.strerror(made.errno)}`), { code: errnoName(made.errno), errno: -made.errno, syscall: made.syscall });
+    if (!Array.isArray(made)) throw systemError(`gons/reexec: cannot make the handle channel: ${addon.strerror(made.errno)}`, made);
     pair = made;
     if (preloadByFd) hookFd = openSync(preinitPath, 'r');
     const stdio: StdioOptions = stdioByFd<'ignore' | 'pipe' | number>(['ignore', 'pipe', 'pipe'], {

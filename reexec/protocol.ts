@@ -1,6 +1,7 @@
 /** The messages on the channel. */
+import { gonsError } from '../lib/errors';
 import { encodeFrame } from './channel';
-import { ReexecError, type WireError } from './errors';
+import type { WireError } from './errors';
 import type { HandleSlot } from './handles';
 
 /**
@@ -68,8 +69,8 @@ export function encodeRequest(where: string, id: number, action: string, param: 
   try {
     return encodeFrame({ id, action, param });
   } catch (err) {
-    throw new ReexecError(`gons/reexec: ${where}: param of action ${JSON.stringify(action)} cannot be cloned: ${(err as Error).message}`, {
-      action, code: 'ERR_GONS_NOT_CLONEABLE', cause: err,
+    throw gonsError('ERR_GONS_NOT_CLONEABLE', `gons/reexec: ${where}: param of action ${JSON.stringify(action)} cannot be cloned: ${(err as Error).message}`, {
+      action, cause: err,
     });
   }
 }

@@ -9,7 +9,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { preinitPath } from '../lib/native';
 import type { Plan } from './plan';
-import { ReexecError } from './errors';
+import { gonsError } from '../lib/errors';
 
 /** A user namespace's map, as `inside outside count` lines. */
 type IdMap = Array<[inside: number, outside: number, count: number]>;
@@ -100,10 +100,10 @@ export function checkReadableByJoinedRoot(plan: Plan, what: string, action: stri
   for (const file of [resolve(script), __filename, resolve(dirname(preinitPath), 'gons.node')]) {
     const bad = firstUnreadable(file, who);
     if (!bad) continue;
-    throw Object.assign(new ReexecError(
+    throw gonsError('ERR_GONS_PROGRAM_UNREADABLE',
       `${what}: joining the user namespace of process ${pid} makes the child its root, host uid ${who.uid} (gid ${who.gid}), before Node ` +
       `loads the program, and ${JSON.stringify(bad.path)} is ${bad.why} (needed for ${JSON.stringify(file)}). Make the program's ` +
       'files readable and their directories searchable by that uid (e.g. by others: chmod o+rX), install it where that uid ' +
-      "can read it, or leave 'user' out of the namespaces joined", { action, code: 'ERR_GONS_PROGRAM_UNREADABLE' }), { path: bad.path, uid: who.uid, gid: who.gid });
+      "can read it, or leave 'user' out of the namespaces joined", { action, path: bad.path, uid: who.uid, gid: who.gid });
   }
 }

@@ -1,5 +1,5 @@
 /** The registered actions, by name. Registration happens in parent and child alike. */
-import { ReexecError } from './errors';
+import { gonsError } from '../lib/errors';
 
 /** An action run in a re-executed child; its result travels back to the parent. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -43,10 +43,7 @@ export function actionName(action: unknown): unknown {
 /** Rejects names that are empty, contain `=` or NUL, or are not strings. */
 export function checkActionName(name: unknown, where: string): asserts name is string {
   if (typeof name !== 'string' || name === '' || /[=\0]/.test(name)) {
-    throw Object.assign(
-      new TypeError(`gons/reexec: ${where}: invalid action name ${JSON.stringify(name)}: must be a non-empty string without "=" or NUL`),
-      { code: 'ERR_INVALID_ARG_VALUE' },
-    );
+    throw gonsError('ERR_INVALID_ARG_VALUE', `gons/reexec: ${where}: invalid action name ${JSON.stringify(name)}: must be a non-empty string without "=" or NUL`);
   }
 }
 
@@ -59,14 +56,11 @@ export function checkActionName(name: unknown, where: string): asserts name is s
 export function register<F extends Action>(name: string, action: F): ActionHandle<Parameters<F> extends [] ? undefined : Parameters<F>[0], Awaited<ReturnType<F>>> {
   checkActionName(name, 'register');
   if (typeof action !== 'function') {
-    throw Object.assign(new TypeError(`gons/reexec: register: action "${name}" must be a function`), {
-      code: 'ERR_INVALID_ARG_TYPE',
-    });
+    throw gonsError('ERR_INVALID_ARG_TYPE', `gons/reexec: register: action "${name}" must be a function`);
   }
   if (actions.has(name)) {
-    throw new ReexecError(`gons/reexec: register: re-execution action ${JSON.stringify(name)} already registered`, {
+    throw gonsError('ERR_GONS_DUPLICATE_ACTION', `gons/reexec: register: re-execution action ${JSON.stringify(name)} already registered`, {
       action: name,
-      code: 'ERR_GONS_DUPLICATE_ACTION',
     });
   }
   actions.set(name, action);
@@ -84,8 +78,8 @@ export function lookup(name: string): Action | undefined {
 export function checkRegistered(name: unknown, where: string): asserts name is string {
   checkActionName(name, where);
   if (!actions.has(name)) {
-    throw new ReexecError(`gons/reexec: ${where}: attempting to re-execute into unregistered action ${JSON.stringify(name)}`, {
-      action: name, code: 'ERR_GONS_UNREGISTERED_ACTION',
+    throw gonsError('ERR_GONS_UNREGISTERED_ACTION', `gons/reexec: ${where}: attempting to re-execute into unregistered action ${JSON.stringify(name)}`, {
+      action: name,
     });
   }
 }

@@ -5,7 +5,7 @@
  * may re-execute only once `checkAction()` (or `runAction()`) enabled it, as
  * in Go's gons/reexec.
  */
-import { ReexecError } from './errors';
+import { gonsError } from '../lib/errors';
 
 /** Marks a re-executed child. */
 export const CHILD_ENV = 'gons_reexec';
@@ -27,9 +27,8 @@ export function enableReexec(): void {
 
 /** Throws unless this process may re-execute: a parent that called `checkAction()`, never a child. */
 export function checkCallable(action: string, where: string): void {
-  const fail = (code: string, message: string) => new ReexecError(`gons/reexec: ${where}: ${message}`, { action, code });
-  if (child) throw fail('ERR_GONS_RECURSIVE_REEXEC', 'tried to re-execute in already re-executing child process');
-  if (!enabled) throw fail('ERR_GONS_NOT_ENABLED', 'application does not support forking and restarting, needs to call checkAction() first');
+  if (child) throw gonsError('ERR_GONS_RECURSIVE_REEXEC', `gons/reexec: ${where}: tried to re-execute in already re-executing child process`, { action });
+  if (!enabled) throw gonsError('ERR_GONS_NOT_ENABLED', `gons/reexec: ${where}: application does not support forking and restarting, needs to call checkAction() first`, { action });
 }
 
 /**

@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import createDebug from 'debug';
 import { isContainerTarget, resolveContainer } from '../lib/container';
-import { errnoName } from '../lib/errors';
+import { gonsError, systemError } from '../lib/errors';
 import { addon } from '../lib/native';
 import { Calls, isDeadline } from './calls';
 import { ReexecError } from './errors';
@@ -118,8 +118,8 @@ class Worker extends EventEmitter implements NamespaceWorker {
     calls.onBusy = () => this.#applyRef();
     const targetEnded = () => {
       this.#endReason = 'target-exited';
-      this.#calls.fail(new ReexecError(`gons/reexec: namespace worker ${this.pid} ended: its target process ${target!.pid} exited`, {
-        action: '', code: 'ERR_GONS_TARGET_EXITED',
+      this.#calls.fail(gonsError('ERR_GONS_TARGET_EXITED', `gons/reexec: namespace worker ${this.pid} ended: its target process ${target!.pid} exited`, {
+        action: '',
       }));
     };
     let targetGone: () => void = () => {};
@@ -187,7 +187,7 @@ class Worker extends EventEmitter implements NamespaceWorker {
     } catch (err) {
       return Promise.reject(err);
     }
-    if (this.#closing) return Promise.reject(new ReexecError(`gons/reexec: namespace worker ${this.pid} is closed`, { action, code: 'ERR_GONS_WORKER_CLOSED' }));
+    if (this.#closing) return Promise.reject(gonsError('ERR_GONS_WORKER_CLOSED', `gons/reexec: namespace worker ${this.pid} is closed`, { action }));
     return this.#calls.call(action, param, opts);
   }
 
@@ -267,7 +267,7 @@ function targetWatch(plan: Plan): TargetWatch | undefined {
   const pid = Number(/^Pid:\s*(-?\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${plan.pidfd}`, 'utf8'))?.[1]);
   const fd = addon.dupFd(plan.pidfd);
   /* c8 ignore next -- only fd exhaustion makes a dup fail */
-  if (typeof fd !== 'number') throw Object.assign(new Error(`gons/reexec: cannot watch the target: ${addon.strerror(fd.errno)}`), { code: errnoName(fd.errno), syscall: fd.syscall });
+  if (typeof fd !== 'number') throw systemError(`gons/reexec: cannot watch the target: ${addon.strerror(fd.errno)}`, fd);
   return { fd, pid };
 }
 

@@ -12,6 +12,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import createDebug from 'debug';
+import { gonsError } from '../lib/errors';
 import { checkKeys } from '../lib/options';
 import { type Namespace, type NamespaceType, isNamespaceType, namespaceKinds, namespaceTypes } from '../lib/namespaces';
 
@@ -58,9 +59,8 @@ export type Teardownable = { teardown(fn: () => unknown): void } | { after(fn: (
 
 const optionKeys = ['user', 'hostname', 'files', 'hide', 'clockOffset'] as const;
 
-function usage(message: string): TypeError {
-  return Object.assign(new TypeError(`gons/testing: createNamespaces: ${message}`), { code: 'ERR_INVALID_ARG_VALUE' });
-}
+/** Starts the messages of createNamespaces's argument errors. */
+const WHERE = 'gons/testing: createNamespaces';
 
 // The holder: set the hostname, cover the `hide` directories with empty
 // tmpfs, lay an overlay over each file's directory (lower: the directory;
@@ -93,29 +93,29 @@ function unshareArgs(types: NamespaceType[], o: CreateNamespacesOptions): string
 
 /** Paths an overlay's options can carry: absolute, without the characters that separate its options. */
 function checkDir(what: string, dir: string): void {
-  if (typeof dir !== 'string' || !isAbsolute(dir)) throw usage(`${what} ${JSON.stringify(dir)} is not absolute`);
-  if (/[,:\\\n]/.test(dir)) throw usage(`${what} ${JSON.stringify(dir)} contains a character mount options cannot carry (",", ":", "\\" or a newline)`);
+  if (typeof dir !== 'string' || !isAbsolute(dir)) throw gonsError('ERR_INVALID_ARG_VALUE', `${WHERE}: ${what} ${JSON.stringify(dir)} is not absolute`);
+  if (/[,:\\\n]/.test(dir)) throw gonsError('ERR_INVALID_ARG_VALUE', `${WHERE}: ${what} ${JSON.stringify(dir)} contains a character mount options cannot carry (",", ":", "\\" or a newline)`);
 }
 
 /** Checks the options; returns the directories to hide and the directories to lay files over. */
 function checkOptions(types: NamespaceType[], o: CreateNamespacesOptions): { hide: string[]; dirs: string[] } {
   checkKeys('gons/testing: createNamespaces', 'option', o, optionKeys);
-  for (const t of types) if (!isNamespaceType(t)) throw usage(`unknown namespace type ${JSON.stringify(t)}`);
-  if (o.hostname !== undefined && !types.includes('uts')) throw usage('hostname needs a uts namespace');
+  for (const t of types) if (!isNamespaceType(t)) throw gonsError('ERR_INVALID_ARG_VALUE', `${WHERE}: unknown namespace type ${JSON.stringify(t)}`);
+  if (o.hostname !== undefined && !types.includes('uts')) throw gonsError('ERR_INVALID_ARG_VALUE', `${WHERE}: hostname needs a uts namespace`);
   if (o.clockOffset !== undefined && !(types.includes('time') && Number.isInteger(o.clockOffset))) {
-    throw usage('clockOffset needs a time namespace and whole seconds');
+    throw gonsError('ERR_INVALID_ARG_VALUE', `${WHERE}: clockOffset needs a time namespace and whole seconds`);
   }
   const files = Object.keys(o.files ?? {});
-  if (files.length && !types.includes('mnt')) throw usage('files need a mnt namespace');
-  if (o.hide !== undefined && !(Array.isArray(o.hide) && types.includes('mnt'))) throw usage('hide needs a mnt namespace and a list of directories');
+  if (files.length && !types.includes('mnt')) throw gonsError('ERR_INVALID_ARG_VALUE', `${WHERE}: files need a mnt namespace`);
+  if (o.hide !== undefined && !(Array.isArray(o.hide) && types.includes('mnt'))) throw gonsError('ERR_INVALID_ARG_VALUE', `${WHERE}: hide needs a mnt namespace and a list of directories`);
   for (const h of o.hide ?? []) {
     checkDir('hidden directory', h);
-    if (h === '/') throw usage('hiding / would hide /proc too');
+    if (h === '/') throw gonsError('ERR_INVALID_ARG_VALUE', `${WHERE}: hiding / would hide /proc too`);
   }
   for (const f of files) {
     checkDir('file path', f);
     // An overlay over / would hide every mount below it, /proc included.
-    if (dirname(f) === '/') throw usage(`file path ${JSON.stringify(f)} is directly in /: put it in a directory, e.g. /etc or /tmp`);
+    if (dirname(f) === '/') throw gonsError('ERR_INVALID_ARG_VALUE', `${WHERE}: file path ${JSON.stringify(f)} is directly in /: put it in a directory, e.g. /etc or /tmp`);
   }
   return { hide: [...new Set(o.hide ?? [])].sort(), dirs: [...new Set(files.map((f) => dirname(f)))].sort() };
 }
@@ -124,7 +124,7 @@ function checkOptions(types: NamespaceType[], o: CreateNamespacesOptions): { hid
 function makeStage(dirs: string[]): string {
   const covered = (base: string) => dirs.some((d) => base === d || base.startsWith(`${d}/`) || d.startsWith(`${base}/`));
   const base = [tmpdir(), '/var/tmp', '/dev/shm', '/run'].find((b) => existsSync(b) && !covered(b));
-  if (!base) throw usage(`files in ${JSON.stringify(dirs)} leave no directory for the overlays' upper layers`);
+  if (!base) throw gonsError('ERR_INVALID_ARG_VALUE', `${WHERE}: files in ${JSON.stringify(dirs)} leave no directory for the overlays' upper layers`);
   return mkdtempSync(join(base, 'gons-testing-'));
 }
 
@@ -142,9 +142,7 @@ function teardownOf(t: unknown): ((fn: () => unknown) => void) | undefined {
   const test = t as { teardown?: unknown; after?: unknown };
   if (typeof test?.teardown === 'function') return (fn) => (test.teardown as (fn: () => unknown) => void)(fn);
   if (typeof test?.after === 'function') return (fn) => (test.after as (fn: () => unknown) => void)(fn);
-  throw Object.assign(new TypeError('gons/testing: createNamespaces: the first argument must be a test with teardown() (tap) or after() (node:test), or the list of types'), {
-    code: 'ERR_INVALID_ARG_TYPE',
-  });
+  throw gonsError('ERR_INVALID_ARG_TYPE', `${WHERE}: the first argument must be a test with teardown() (tap) or after() (node:test), or the list of types`);
 }
 
 /**
@@ -161,12 +159,12 @@ export async function createNamespaces(
     ? [undefined, args[0], args[1] as CreateNamespacesOptions | undefined]
     : [args[0], args[1] as NamespaceType[], args[2]];
   const teardown = teardownOf(t);
-  if (!Array.isArray(typesArg)) throw usage(`types must be an array of namespace types, not ${JSON.stringify(typesArg)}`);
+  if (!Array.isArray(typesArg)) throw gonsError('ERR_INVALID_ARG_VALUE', `${WHERE}: types must be an array of namespace types, not ${JSON.stringify(typesArg)}`);
   const wanted = new Set<NamespaceType>(typesArg);
   if (options.user) wanted.add('user');
   const types = namespaceTypes.filter((type) => wanted.has(type));
   if (types.length !== wanted.size || types.length === 0) {
-    throw usage(`invalid namespace types ${JSON.stringify(typesArg)}`);
+    throw gonsError('ERR_INVALID_ARG_VALUE', `${WHERE}: invalid namespace types ${JSON.stringify(typesArg)}`);
   }
   const { hide, dirs } = checkOptions(types, options);
   const stage = dirs.length ? makeStage(dirs) : '';
@@ -209,8 +207,8 @@ export async function createNamespaces(
       };
       const onExit = (code: number | null) => {
         done();
-        reject(Object.assign(new Error(`gons/testing: unshare ${types.join(' ')} failed (exit ${code}): ${stderr.trim()}`), {
-          code: 'ERR_GONS_UNSHARE_FAILED', exitCode: code, stderr,
+        reject(gonsError('ERR_GONS_UNSHARE_FAILED', `gons/testing: unshare ${types.join(' ')} failed (exit ${code}): ${stderr.trim()}`, {
+          exitCode: code, stderr,
         }));
       };
       unshare.stdout.on('data', onData);
