@@ -9,6 +9,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import t from 'tap';
 import ts from 'typescript';
+import { errorCodes } from '../lib/errors';
 import { projectRoot } from './fixtures/helpers';
 
 const entries = ['dist/lib/index.d.ts', 'dist/reexec/index.d.ts', 'dist/testing/index.d.ts'].map((f) => join(projectRoot, f));
@@ -89,6 +90,10 @@ t.test('every ERR_GONS_* code of the sources is in docs/errors.md, and the page 
   t.ok(rows.length >= codes.size - 10, `${rows.length} rows`);
   const firstCodes = rows.map((r) => /`(ERR_GONS_\w+)`/.exec(r)?.[1]).filter(Boolean);
   t.same(firstCodes.filter((c, i) => firstCodes.indexOf(c) !== i), [], 'no code has two rows');
+  // The code's own table (lib/errors.ts), Node's codes included, is the page's too.
+  const all = Object.keys(errorCodes);
+  t.ok(all.length > 30, `errorCodes has ${all.length} codes`);
+  t.same(all.filter((c) => !page.includes(`\`${c}\``)), [], 'every code of errorCodes is on the page');
 });
 
 t.test('every relative link of README.md and docs/ resolves, anchors included', async (t) => {
