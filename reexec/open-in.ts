@@ -102,8 +102,9 @@ export async function openNative(where: Omit<ReexecOptions, 'param'>, path: stri
   if (isContainerTarget(where.target)) return 'a container by name: the child path asks its engine';
   if (where.confine) return 'confine: the file is opened with the target\'s credentials';
   checkCallable(OPEN, 'runReexecAction');
-  // The same checks, and the same target inspection and refusals, as a one-shot call's.
-  const plan = planReexec('runReexecAction', OPEN, { ...where, ...opts, param: { path, flags } });
+  // The same checks, target inspection and refusals as a one-shot call's; nothing a child alone needs (its command line,
+  // environment, request, the target's cgroups to join).
+  const plan = planReexec('runReexecAction', OPEN, { ...where, ...opts }, false);
   let rootFd: number;
   try {
     if (!kernelHasPidfdSetns()) return 'no pidfd to check the target\'s root against (Linux < 5.8)';
