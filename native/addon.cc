@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <linux/magic.h>
 #include <linux/nsfs.h>
 #include <linux/filter.h>
@@ -306,6 +307,21 @@ NAN_METHOD(PidfdAliveJs) {
     alive = r == 0 || (errno == EPERM && PidfdPid(fd) == pid);
   }
   info.GetReturnValue().Set(alive);
+}
+
+// capEff(): this thread's effective capability set as hex digits (as
+// /proc/self/status prints CapEff; the main thread's is the process's), or
+// { errno, syscall }: one capget(2) instead of reading and parsing status.
+NAN_METHOD(CapEff) {
+  struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct d[2];
+  if (syscall(SYS_capget, &hdr, d) != 0) {
+    info.GetReturnValue().Set(Failure(errno, "capget"));
+    return;
+  }
+  char hex[32];
+  snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(d[0].effective | static_cast<uint64_t>(d[1].effective) << 32));
+  info.GetReturnValue().Set(Str(hex));
 }
 
 // Reads a whole (small, /proc) file; false with errno and *failed set on failure.
@@ -987,6 +1003,7 @@ NAN_MODULE_INIT(Init) {
   Nan::SetMethod(target, "pidfdOpen", PidfdOpen);
   Nan::SetMethod(target, "pidfdAlive", PidfdAliveJs);
   Nan::SetMethod(target, "procFacts", ProcFacts);
+  Nan::SetMethod(target, "capEff", CapEff);
   Nan::SetMethod(target, "seccompFilters", SeccompFilters);
   Nan::SetMethod(target, "strerror", StrError);
   Nan::SetMethod(target, "hookState", HookStateJs);

@@ -123,7 +123,7 @@ export async function openNative(where: Omit<ReexecOptions, 'param'>, path: stri
   } finally {
     plan.release();
   }
-  log('openIn %s: native path', JSON.stringify(path));
+  log('openIn %s: native path: resolved in /proc/%d/root, checked against the pidfd of %d', JSON.stringify(path), where.target.pid, where.target.pid);
   return new Promise<fsp.FileHandle>((resolve, reject) => {
     let settled = false;
     const disarm = armDeadline(OPEN, opts, (err) => {
