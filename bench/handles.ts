@@ -133,7 +133,13 @@ function report(rows: Row[]): void {
   const text = table(rows);
   console.log(machine);
   console.log(text);
-  for (const r of rows) if (r.met !== undefined) console.log(`${r.met ? 'PASS' : 'FAIL'}: ${r.row}: ${r.measured} (bound ${r.bound})`);
+  let subject = '';
+  for (const r of rows) {
+    // A "…" row continues the one above it: named in full here.
+    subject = r.row.startsWith('…') ? subject : r.row;
+    const name = r.row.startsWith('…') ? `${subject} ${r.row}` : r.row;
+    if (r.met !== undefined) console.log(`${r.met ? 'PASS' : 'FAIL'}: ${name}: ${r.measured} (bound ${r.bound})`);
+  }
   const failed = rows.filter((r) => r.met === false).length;
   console.log(failed === 0 ? 'all bounds met' : `${failed} bound(s) not met`);
   const dir = join(__dirname, '..', '..', 'docs', 'benchmarks');
