@@ -1,18 +1,42 @@
 /**
  * `npm run bench:handles` (root): a socket made inside a network namespace by
  * `connectIn` against an ordinary loopback socket of this process, both
- * streaming to the same kind of sink in the same run; and the time to a
- * connected socket, cold and through a warm worker.
+ * streaming to the same kind of sink in the same run; the time to a
+ * connected socket, cold and through a warm worker; and every bound of issue
+ * #25 (native connectIn, listenIn, openIn, 1,000 namespaces), each marked
+ * PASS or FAIL. The table is printed and written to docs/benchmarks/handles.md;
+ * the exit status is 1 when a bound failed.
  */
 import { ChildProcess, execFileSync } from 'node:child_process';
-import { promises as fsp, readSync, writeSync } from 'node:fs';
+import { promises as fsp, mkdirSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import net from 'node:net';
+import { availableParallelism, cpus } from 'node:os';
+import { join } from 'node:path';
 import { checkAction, connectIn, listenIn, openIn, openNamespaceWorker, register, socketConstants, socketIn } from '../reexec/index';
 import { createNamespaces } from '../testing/index';
 
 const MiB = 1024 * 1024;
 const PORT = 47311;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** One table row: what was measured and, for a bound of issue #25, whether it was met. */
+interface Row {
+  row: string;
+  measured: string;
+  bound?: string;
+  met?: boolean;
+}
+const bounded = (row: string, measured: string, bound: string, met: boolean): Row => ({ row, measured, bound, met });
+const reported = (row: string, measured: string): Row => ({ row, measured });
+
+/** The table, as printed and as written to docs/benchmarks/handles.md. */
+function table(rows: Row[]): string {
+  return [
+    '| row | measured | bound | result |',
+    '|---|---|---|---|',
+    ...rows.map((r) => `| ${r.row} | ${r.measured} | ${r.bound ?? '(report)'} | ${r.met === undefined ? '' : r.met ? 'PASS' : 'FAIL'} |`),
+  ].join('\n');
+}
 
 /** Every process this one spawns goes through ChildProcess.prototype.spawn: counted, for the native rows. */
 let spawned = 0;
@@ -90,28 +114,58 @@ async function main(): Promise<void> {
   }
 
   const ratio = median(viaGons) / median(plain);
-  const rows = [...await nativeConnectRow(ns.paths.net, PORT), await nativeListenRow(ns.paths.net), await thousandRow()];
-  console.log(`node ${process.version}`);
-  console.log('| row | measured | target | met |');
-  console.log('|---|---|---|---|');
-  for (const row of rows) console.log(row);
-  console.log(`| throughput, 512 MiB through a connectIn socket vs an ordinary loopback socket (median of 5) | ${median(viaGons).toFixed(0)} vs ${median(plain).toFixed(0)} MiB/s = ${ratio.toFixed(2)}× | ≥ 0.9× | ${ratio >= 0.9 ? 'yes' : 'no'} |`);
-  console.log(`| time to a connected socket: connectIn with { namespaces } (native path since #25; median of 10) | ${median(cold).toFixed(1)} ms | (report) | |`);
-  console.log(`| time to a connected socket: connectIn through a warm worker vs net.connect here (median of 200) | ${median(warm).toFixed(3)} ms vs ${median(direct).toFixed(3)} ms | (report) | |`);
+  const rows: Row[] = [...await nativeConnectRows(ns.paths.net, PORT), await nativeListenRow(ns.paths.net), ...await thousandRows()];
+  rows.push(
+    bounded('throughput, 512 MiB through a connectIn socket vs an ordinary loopback socket (median of 5)', `${median(viaGons).toFixed(0)} vs ${median(plain).toFixed(0)} MiB/s = ${ratio.toFixed(2)}×`, '≥ 0.9×', ratio >= 0.9),
+    reported('time to a connected socket: connectIn with { namespaces } (native path since #25; median of 10)', `${median(cold).toFixed(1)} ms`),
+    reported('time to a connected socket: connectIn through a warm worker vs net.connect here (median of 200)', `${median(warm).toFixed(3)} ms vs ${median(direct).toFixed(3)} ms`),
+  );
   await inside.close();
   await here.close();
   await ns.close();
-  await openInRows();
+  rows.push(...await openInRows());
+  report(rows);
+}
+
+/** Prints the table and each bound's verdict, writes docs/benchmarks/handles.md; exit status 1 when a bound failed. */
+function report(rows: Row[]): void {
+  const machine = `Node ${process.version}, ${availableParallelism()} CPUs (nproc), ${cpus()[0]?.model.trim() ?? 'unknown CPU'}`;
+  const text = table(rows);
+  console.log(machine);
+  console.log(text);
+  let subject = '';
+  for (const r of rows) {
+    // A "…" row continues the one above it: named in full here.
+    subject = r.row.startsWith('…') ? subject : r.row;
+    const name = r.row.startsWith('…') ? `${subject} ${r.row}` : r.row;
+    if (r.met !== undefined) console.log(`${r.met ? 'PASS' : 'FAIL'}: ${name}: ${r.measured} (bound ${r.bound})`);
+  }
+  const failed = rows.filter((r) => r.met === false).length;
+  console.log(failed === 0 ? 'all bounds met' : `${failed} bound(s) not met`);
+  const dir = join(__dirname, '..', '..', 'docs', 'benchmarks');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'handles.md'), [
+    `Generated by \`npm run bench:handles\` on ${machine}; do not edit, run it again.`,
+    '',
+    '# Handles: the bounds of issue #25',
+    '',
+    `${failed === 0 ? 'Every bound met' : `${failed} bound(s) not met`} in this run.`,
+    '',
+    text,
+    '',
+  ].join('\n'));
+  if (failed > 0) process.exitCode = 1;
 }
 
 /**
- * openIn of a file that exists only in a target's mount namespace: the
- * native path (no child) against `fs.promises.open` of the same file through
- * `/proc/<pid>/root`, interleaved; and through a warm worker (the child path).
+ * openIn of a file that exists only in a container-like target (its own
+ * mount, pid, uts, ipc and network namespaces): the native path (no child)
+ * against `fs.promises.open` of the same file through `/proc/<pid>/root`,
+ * interleaved; and through a warm worker (the child path).
  */
-async function openInRows(): Promise<void> {
+async function openInRows(): Promise<Row[]> {
   const file = '/tmp/gons-bench-open';
-  const ns = await createNamespaces(['mnt'], { files: { [file]: 'x'.repeat(4096) } });
+  const ns = await createNamespaces(['mnt', 'pid', 'uts', 'ipc', 'net'], { files: { [file]: 'x'.repeat(4096) } });
   const worker = await openNamespaceWorker({ target: { pid: ns.pid } });
   const time = async (fn: () => Promise<fsp.FileHandle>) => {
     const t0 = performance.now();
@@ -122,20 +176,26 @@ async function openInRows(): Promise<void> {
   const direct: number[] = [];
   const child: number[] = [];
   for (let i = 0; i < 20; i++) await time(() => openIn({ target: { pid: ns.pid } }, file)); // warm-up
+  const before = spawned;
   for (let i = 0; i < 500; i++) {
     native.push(await time(() => openIn({ target: { pid: ns.pid } }, file)));
     direct.push(await time(() => fsp.open(`/proc/${ns.pid}/root${file}`)));
-    if (i % 5 === 0) child.push(await time(() => openIn(worker, file)));
   }
+  const started = spawned - before;
+  for (let i = 0; i < 100; i++) child.push(await time(() => openIn(worker, file)));
   const ratio = median(native) / median(direct);
-  console.log(`| openIn of a file in a target's mount namespace, native path vs fs.promises.open through /proc/<pid>/root (median of 500) | ${median(native).toFixed(3)} ms vs ${median(direct).toFixed(3)} ms = ${ratio.toFixed(1)}× | ≤ 1 ms, ≤ 5× | ${median(native) <= 1 && ratio <= 5 ? 'yes' : 'no'} |`);
-  console.log(`| openIn through a warm worker (the child path, median of 100) | ${median(child).toFixed(3)} ms | (report) | |`);
   await worker.close();
   await ns.close();
+  return [
+    bounded('openIn of a file in a container-like target by pid, native path (p50 of 500)', `${median(native).toFixed(3)} ms`, '≤ 1 ms', median(native) <= 1),
+    bounded('… vs fs.promises.open of the same file through /proc/<pid>/root, interleaved (p50 of 500)', `${median(direct).toFixed(3)} ms = ${ratio.toFixed(2)}×`, '≤ 5×', ratio <= 5),
+    bounded('… processes started by those 500 native calls', String(started), '0', started === 0),
+    reported('openIn through a warm worker (the child path, p50 of 100)', `${median(child).toFixed(3)} ms`),
+  ];
 }
 
 /** p50 of a native connectIn into a fresh network namespace vs net.connect here, interleaved (both servers in other processes). */
-async function nativeConnectRow(netPath: string, port: number): Promise<string[]> {
+async function nativeConnectRows(netPath: string, port: number): Promise<Row[]> {
   const where = { namespaces: [{ type: 'net' as const, path: netPath }] };
   const here = net.createServer((c) => c.destroy()).listen(0, '127.0.0.1');
   await new Promise((r) => here.once('listening', r));
@@ -154,14 +214,14 @@ async function nativeConnectRow(netPath: string, port: number): Promise<string[]
   here.close();
   const ratio = median(native) / median(plain);
   return [
-    `| connectIn into a fresh network namespace, native path (p50 of 1000) | ${median(native).toFixed(3)} ms | ≤ 1 ms | ${median(native) <= 1 ? 'yes' : 'no'} |`,
-    `| … vs net.connect to a loopback server here, interleaved (p50 of 1000) | ${median(plain).toFixed(3)} ms = ${ratio.toFixed(2)}× | ≤ 5× | ${ratio <= 5 ? 'yes' : 'no'} |`,
-    `| … processes started by those 1000 native calls | ${spawned - before} | 0 | ${spawned === before ? 'yes' : 'no'} |`,
+    bounded('connectIn into a fresh network namespace, native path (p50 of 1000)', `${median(native).toFixed(3)} ms`, '≤ 1 ms', median(native) <= 1),
+    bounded('… vs net.connect to a loopback server here, interleaved (p50 of 1000)', `${median(plain).toFixed(3)} ms = ${ratio.toFixed(2)}×`, '≤ 5×', ratio <= 5),
+    bounded('… processes started by those 1000 native calls', String(spawned - before), '0', spawned === before),
   ];
 }
 
 /** p50 of a native listenIn in a network namespace (closed again each time). */
-async function nativeListenRow(netPath: string): Promise<string> {
+async function nativeListenRow(netPath: string): Promise<Row> {
   const where = { namespaces: [{ type: 'net' as const, path: netPath }] };
   const times: number[] = [];
   for (let i = 0; i < 1000; i++) {
@@ -170,7 +230,7 @@ async function nativeListenRow(netPath: string): Promise<string> {
     times.push(performance.now() - t0);
     server.close();
   }
-  return `| listenIn in a network namespace, native path (p50 of 1000) | ${median(times).toFixed(3)} ms | ≤ 1 ms | ${median(times) <= 1 ? 'yes' : 'no'} |`;
+  return bounded('listenIn in a network namespace, native path (p50 of 1000)', `${median(times).toFixed(3)} ms`, '≤ 1 ms', median(times) <= 1);
 }
 
 /**
@@ -198,7 +258,7 @@ async function loUp(where: { namespaces: Array<{ type: 'net'; path: string }> })
 }
 
 /** One native connectIn into each of 1,000 network namespaces (a server listenIn'd in each first): total time, RSS growth, processes. */
-async function thousandRow(): Promise<string> {
+async function thousandRows(): Promise<Row[]> {
   const N = 1000;
   const names = Array.from({ length: N }, (_, i) => `gons-bench-${process.pid}-${i}`);
   execFileSync('ip', ['-batch', '-'], { input: names.map((n) => `netns add ${n}\n`).join('') });
@@ -219,8 +279,12 @@ async function thousandRow(): Promise<string> {
     const grown = (process.memoryUsage().rss - rss0) / MiB;
     const started = spawned - before;
     for (const s of servers) s.close();
-    const met = total < 5000 && grown < 50 && started === 0;
-    return `| one connectIn into each of ${N} network namespaces, native path | ${(total / 1000).toFixed(2)} s, RSS +${grown.toFixed(1)} MiB, ${started} processes started | < 5 s, < 50 MiB, 0 | ${met ? 'yes' : 'no'} |`;
+    const what = `one connectIn into each of ${N} network namespaces, native path`;
+    return [
+      bounded(`${what}: total time`, `${(total / 1000).toFixed(2)} s`, '< 5 s', total < 5000),
+      bounded(`${what}: parent RSS growth`, `${grown.toFixed(1)} MiB`, '< 50 MiB', grown < 50),
+      bounded(`${what}: processes started`, String(started), '0', started === 0),
+    ];
   } finally {
     execFileSync('ip', ['-batch', '-'], { input: names.map((n) => `netns del ${n}\n`).join('') });
   }

@@ -42,6 +42,12 @@ interface Addon {
   claimChannel(fd: number): number;
   closeFd(fd: number): number;
   pidfdOpen(pid: number): { fd: number } | { errno: number; syscall: string };
+  /** True while the process behind `pidfd` (opened for `pid`) has not been reaped; see native/addon.cc. */
+  pidfdAlive(pidfd: number, pid: number): boolean;
+  /** This thread's effective capability set, as hex digits (capget(2)). */
+  capEff(): string | { errno: number; syscall: string };
+  /** Inodes of `statPaths` and texts of `readPaths` in one call; or the first failure, `index` counting stats then reads. */
+  procFacts(statPaths: string[], readPaths: string[]): { inos: number[]; texts: string[] } | { errno: number; syscall: string; index: number };
   seccompFilters(pid: number, pidfd: number): { filters: Buffer[] } | { errno: number; syscall: string };
   nsType(path: string): { nstype: number } | { errno: number; syscall: string };
   socketPair(): [number, number] | { errno: number; syscall: string };

@@ -5,7 +5,7 @@
  */
 import { constants, release } from 'node:os';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { NamespaceSwitchError, gonsError } from './errors';
+import { NamespaceSwitchError, errnoName, gonsError, systemError } from './errors';
 import { addon } from './native';
 import { type Namespace, type NamespaceType, isNamespaceType, namespaceKinds, namespaceTypes } from './namespaces';
 
@@ -34,26 +34,32 @@ export type ResolvedTarget =
   | { pidfd: number; types: NamespaceType[]; close(): void }
   | { namespaces: Namespace[]; close(): void };
 
-/** Linux 5.8 brought setns(pidfd, mask). */
-export function kernelHasPidfdSetns(osRelease = release()): boolean {
+/** Linux 5.8 brought setns(pidfd, mask). Ours is looked up once: a running kernel does not change. */
+export function kernelHasPidfdSetns(osRelease?: string): boolean {
+  if (osRelease === undefined) return (ourKernelHasPidfdSetns ??= kernelHasPidfdSetns(release()));
   const [major, minor] = osRelease.split('.').map((n) => parseInt(n, 10));
   return major > 5 || (major === 5 && minor >= 8);
 }
+let ourKernelHasPidfdSetns: boolean | undefined;
 
-/**
- * The namespace's inode; a namespace we may not inspect is an error naming
- * the process. Our own is the one a join changes (the table's procname, e.g.
- * pid_for_children), which the hook compares too.
- */
+/** The `/proc` file of a namespace: the target's by type; our own by the table's procname, the one a join changes (e.g. pid_for_children), which the hook compares too. */
+function nsPath(pid: number | 'self', type: NamespaceType): string {
+  return `/proc/${pid}/ns/${pid === 'self' ? namespaceKinds[type].procname : type}`;
+}
+
+/** A namespace we may not inspect: an error naming the process. */
+function inspectError(pid: number | 'self', type: NamespaceType, errno: number): NamespaceSwitchError {
+  return new NamespaceSwitchError(`package gons: cannot inspect the ${type} namespace of process ${pid}: ${addon.strerror(errno)}`, {
+    envVar: 'gons_target_pidfd', path: nsPath(pid, type), syscall: 'stat', errno,
+  });
+}
+
+/** The namespace's inode; a namespace we may not inspect is an error naming the process. */
 function inode(pid: number | 'self', type: NamespaceType): number {
-  const path = `/proc/${pid}/ns/${pid === 'self' ? namespaceKinds[type].procname : type}`;
   try {
-    return statSync(path).ino;
+    return statSync(nsPath(pid, type)).ino;
   } catch (err) {
-    const errno = -((err as NodeJS.ErrnoException).errno as number);
-    throw new NamespaceSwitchError(`package gons: cannot inspect the ${type} namespace of process ${pid}: ${addon.strerror(errno)}`, {
-      envVar: 'gons_target_pidfd', path, syscall: 'stat', errno,
-    });
+    throw inspectError(pid, type, -((err as NodeJS.ErrnoException).errno as number));
   }
 }
 
@@ -76,13 +82,14 @@ export function readProcFile(pid: number | 'self', file: string, what: string, t
 }
 
 /**
- * True while the process behind `pidfd` has not been reaped: the kernel
- * shows its pid in the pidfd's fdinfo, and -1 once it is gone (Linux >= 5.12;
- * earlier kernels keep showing the pid, and the hook's setns on the pidfd
- * then fails with ESRCH instead).
+ * True while the process behind `pidfd` has not been reaped (so `pid` still
+ * names it): signal 0 through the pidfd, or where we may not signal it, the
+ * pid the kernel shows in the pidfd's fdinfo (-1 once it is gone, Linux >=
+ * 5.12; earlier kernels keep showing the pid, and the hook's setns on the
+ * pidfd then fails with ESRCH instead).
  */
 export function pidfdAlive(pidfd: number, pid: number): boolean {
-  return readFileSync(`/proc/self/fdinfo/${pidfd}`, 'utf8').match(/^Pid:\s*(-?\d+)$/m)?.[1] === String(pid);
+  return addon.pidfdAlive(pidfd, pid);
 }
 
 let kernelTypesSeen: NamespaceType[] | undefined;
@@ -108,11 +115,24 @@ export function checkTarget(where: string, target: Target): Required<Target> {
   return { pid, types, allow };
 }
 
-/** A capability set (CapBnd, CapPrm, CapEff) in a /proc/<pid>/status text. */
-function caps(status: string, set: string): bigint {
-  const hex = new RegExp(`^${set}:\\s*([0-9a-f]+)$`, 'm').exec(status)?.[1];
+const capLines = {
+  CapBnd: /^CapBnd:\s*([0-9a-f]+)$/m,
+  CapPrm: /^CapPrm:\s*([0-9a-f]+)$/m,
+};
+
+/** A capability set (CapBnd, CapPrm) in a /proc/<pid>/status text. */
+function caps(status: string, set: keyof typeof capLines): bigint {
+  const hex = capLines[set].exec(status)?.[1];
   /* c8 ignore next -- every Linux since 2.6.26 prints these */
   if (hex === undefined) throw new Error(`no ${set} in /proc/<pid>/status`);
+  return BigInt(`0x${hex}`);
+}
+
+/** Our effective capabilities (the CapEff of /proc/self/status), from capget(2). */
+function ourCapEff(): bigint {
+  const hex = addon.capEff();
+  /* c8 ignore next -- capget of the calling thread with a valid header does not fail */
+  if (typeof hex !== 'string') throw systemError(`gons: cannot read our capabilities: ${addon.strerror(hex.errno)}`, hex);
   return BigInt(`0x${hex}`);
 }
 
@@ -123,6 +143,60 @@ function reachable(status: string): bigint {
 }
 
 const CAP_SYS_PTRACE = 19n;
+
+/** What a target's inspection reads of /proc (see `readTarget`). */
+interface TargetFacts {
+  /** Inodes of the wanted namespaces: the target's, and ours (by procname), in `wanted`'s order. */
+  theirs: number[];
+  ours: number[];
+  theirUser: number;
+  ourUser: number;
+  theirPid: number;
+  ourPid: number;
+  ourCapEff: bigint;
+  theirStatus: string;
+}
+
+/**
+ * Everything inspecting process `pid` reads of /proc, in one native call
+ * (stat(2)s of namespace files, its status file) instead of ~25 of Node's:
+ * the namespaces of `wanted` on both sides and what `refuseRisks` needs.
+ * Throws the `NamespaceSwitchError` of a wanted namespace we may not inspect;
+ * returns (as fs would have thrown it) the error of a later read, which the
+ * caller weighs against its pidfd. The reads go by pid: the caller re-checks
+ * the pidfd afterwards.
+ */
+function readTarget(pid: number, wanted: NamespaceType[]): TargetFacts | Error {
+  // Paths grouped by directory (the addon walks each directory once), each stat'ed once.
+  const theirPaths = [...new Set([...wanted.map((t) => nsPath(pid, t)), `/proc/${pid}/ns/user`, `/proc/${pid}/ns/pid`])];
+  const ourPaths = [...new Set([...wanted.map((t) => nsPath('self', t)), '/proc/self/ns/user', '/proc/self/ns/pid'])];
+  const stats = [...theirPaths, ...ourPaths];
+  const reads = [`/proc/${pid}/status`];
+  const facts = addon.procFacts(stats, reads);
+  if ('errno' in facts) {
+    const path = [...stats, ...reads][facts.index];
+    const at = wanted.findIndex((t) => nsPath(pid, t) === path);
+    if (at >= 0) throw inspectError(pid, wanted[at], facts.errno);
+    /* c8 ignore start -- our own namespaces are always there to stat; the target's status is read only after them */
+    const ours = wanted.findIndex((t) => nsPath('self', t) === path);
+    if (ours >= 0) throw inspectError('self', wanted[ours], facts.errno);
+    /* c8 ignore stop */
+    // As fs would have thrown it: the process went away, or may not be inspected.
+    return systemError(`${errnoName(facts.errno)}: ${addon.strerror(facts.errno)}, ${facts.syscall} '${path}'`, { errno: facts.errno, syscall: facts.syscall, path });
+  }
+  const inos = new Map(stats.map((path, i) => [path, facts.inos[i]]));
+  const ino = (path: string) => inos.get(path)!;
+  return {
+    theirs: wanted.map((t) => ino(nsPath(pid, t))),
+    ours: wanted.map((t) => ino(nsPath('self', t))),
+    theirUser: ino(`/proc/${pid}/ns/user`),
+    ourUser: ino('/proc/self/ns/user'),
+    theirPid: ino(`/proc/${pid}/ns/pid`),
+    ourPid: ino('/proc/self/ns/pid'),
+    ourCapEff: ourCapEff(),
+    theirStatus: facts.texts[0],
+  };
+}
 
 /**
  * Refuses a target a child must not serve unless the caller accepts the
@@ -140,14 +214,12 @@ const CAP_SYS_PTRACE = 19n;
  *   unconfined child (host root, CAP_SYS_PTRACE) follows a planted
  *   `/proc/<host pid>/root/...` link where the container itself gets EACCES.
  *   A confined child has the target's credentials: no deputy.
- * The reads go by pid: the caller re-checks the pidfd afterwards.
+ * The facts were read by pid: the caller re-checks the pidfd afterwards.
  */
-export function checkTargetRisks(pid: number, chosen: NamespaceType[], allow: readonly TargetRisk[], confine: boolean): void {
-  const status = (who: number | 'self') => readFileSync(`/proc/${who}/status`, 'utf8');
-  const same = (type: 'user' | 'pid') => statSync(`/proc/${pid}/ns/${type}`).ino === statSync(`/proc/self/ns/${type}`).ino;
-  const ours = caps(status('self'), 'CapEff');
-  const theirs = status(pid);
-  const sameUser = same('user');
+function refuseRisks(pid: number, chosen: NamespaceType[], allow: readonly TargetRisk[], confine: boolean, facts: TargetFacts): void {
+  const ours = facts.ourCapEff;
+  const theirs = facts.theirStatus;
+  const sameUser = facts.theirUser === facts.ourUser;
   const contained = !sameUser || (reachable(theirs) & ours) !== ours;
   if (!contained) return;
   const refuse = (risk: TargetRisk, what: string) => {
@@ -159,7 +231,7 @@ export function checkTargetRisks(pid: number, chosen: NamespaceType[], allow: re
   if (chosen.includes('pid') && sameUser && (caps(theirs, 'CapBnd') >> CAP_SYS_PTRACE) & 1n) {
     refuse('ptrace', 'holds CAP_SYS_PTRACE in our user namespace and the child joins its pid namespace: it could ptrace the child, which has the host\'s capabilities');
   }
-  if (!confine && chosen.includes('mnt') && same('pid')) {
+  if (!confine && chosen.includes('mnt') && facts.theirPid === facts.ourPid) {
     refuse('host-pid', 'shares our pid namespace and the child follows its paths: a link it plants to /proc/<host pid>/root would lead an unconfined child into the host\'s files (or use confine: true)');
   }
 }
@@ -181,16 +253,24 @@ export function resolveTarget(target: Target, pidfdSetns = kernelHasPidfdSetns()
   // 'all' means all this kernel has (time namespaces came with Linux 5.6).
   const wanted = types === 'all' ? kernelTypes() : namespaceTypes.filter((t) => types.includes(t));
   let chosen: NamespaceType[];
+  let facts: TargetFacts | Error;
   try {
     // Already shared namespaces are skipped, as the hook does for paths.
-    chosen = wanted.filter((t) => inspect(pid, t) !== inode('self', t));
+    if (inspect === inode) {
+      facts = readTarget(pid, wanted);
+      const f = facts;
+      chosen = f instanceof Error ? [] : wanted.filter((_, i) => f.theirs[i] !== f.ours[i]);
+    } else {
+      chosen = wanted.filter((t) => inspect(pid, t) !== inode('self', t));
+      facts = readTarget(pid, []);
+    }
   } catch (err) {
     close();
     throw err;
   }
-  let refused: unknown;
+  let refused: unknown = facts instanceof Error ? facts : undefined;
   try {
-    checkTargetRisks(pid, chosen, allow, confine);
+    if (!(facts instanceof Error)) refuseRisks(pid, chosen, allow, confine, facts);
   } catch (err) {
     refused = err;
   }

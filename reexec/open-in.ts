@@ -28,7 +28,8 @@ import { ReexecError } from './errors';
 import { TransferredFd, fileHandle } from './handles';
 import type { ReexecOptions, RunOptions } from './plan';
 import { planReexec } from './plan';
-import { kernelHasPidfdSetns, pidfdAlive } from '../lib/target';
+import { type Target, checkTarget, kernelHasPidfdSetns, pidfdAlive } from '../lib/target';
+import type { NamespaceType } from '../lib/namespaces';
 import { checkCallable } from './role';
 import { openInNamespaces } from './native-handles';
 
@@ -93,6 +94,29 @@ function callError(cause: Error): ReexecError {
   return actionError(OPEN, cause);
 }
 
+const NOT_JOINED = 'the target\'s mount namespace is not joined: the child\'s root is ours';
+
+/**
+ * The target to inspect for the native path: only the namespace types that
+ * decide something there. The mount namespace (joined or not: native path or
+ * child path) and the pid namespace (with the user namespace, which the
+ * inspection always compares, the ERR_GONS_UNSAFE_TARGET refusals depend on
+ * these two alone) — not the other six, whose stat(2)s were a third of the
+ * call. Undefined when the mount namespace is not asked for (the child path
+ * serves); an invalid target is passed on whole, for the plan to refuse.
+ */
+function narrowed(target: Target): Target | undefined {
+  let checked: Required<Target>;
+  try {
+    checked = checkTarget('gons', target);
+  } catch {
+    return target;
+  }
+  const types = checked.types === 'all' ? ['mnt', 'pid'] as const : (['mnt', 'pid'] as const).filter((t) => (checked.types as NamespaceType[]).includes(t));
+  // Spread from the caller's object: a misspelt key stays there for the plan to refuse.
+  return types.includes('mnt') ? { ...target, types: [...types] } : undefined;
+}
+
 /**
  * The native path, when it can serve: resolves to the FileHandle, or to the
  * reason the child path must serve instead. Throws what the child path would
@@ -107,12 +131,15 @@ export async function openNative(where: Omit<ReexecOptions, 'param'>, path: stri
   if (isContainerTarget(where.target)) return 'a container by name: the child path asks its engine';
   if (where.confine) return 'confine: the file is opened with the target\'s credentials';
   checkCallable(OPEN, 'runReexecAction');
-  // The same checks, and the same target inspection and refusals, as a one-shot call's.
-  const plan = planReexec('runReexecAction', OPEN, { ...where, ...opts, param: { path, flags } });
+  const target = narrowed(where.target);
+  if (target === undefined) return NOT_JOINED;
+  // The same checks, target inspection and refusals as a one-shot call's; nothing a child alone needs (its command line,
+  // environment, request, the target's cgroups to join, the namespaces that decide nothing here).
+  const plan = planReexec('runReexecAction', OPEN, { ...where, ...opts, target }, false);
   let rootFd: number;
   try {
     if (!kernelHasPidfdSetns()) return 'no pidfd to check the target\'s root against (Linux < 5.8)';
-    if (!(plan.env.gons_target_types ?? '').split(',').includes('mnt')) return 'the target\'s mount namespace is not joined: the child\'s root is ours';
+    if (!(plan.env.gons_target_types ?? '').split(',').includes('mnt')) return NOT_JOINED;
     /* c8 ignore next -- a joined mount namespace comes with the pidfd on Linux >= 5.8 */
     if (plan.pidfd === undefined) return 'no pidfd';
     const pid = where.target.pid;
@@ -127,7 +154,7 @@ export async function openNative(where: Omit<ReexecOptions, 'param'>, path: stri
   } finally {
     plan.release();
   }
-  log('openIn %s: native path', JSON.stringify(path));
+  log('openIn %s: native path: resolved in /proc/%d/root, checked against the pidfd of %d', JSON.stringify(path), where.target.pid, where.target.pid);
   return new Promise<fsp.FileHandle>((resolve, reject) => {
     let settled = false;
     const disarm = armDeadline(OPEN, opts, (err) => {

@@ -73,8 +73,9 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
  * namespaces checked (or the target's pidfd opened), the environment built.
  * Nothing is opened before the last check passed; an already aborted
  * `signal` rejects before anything is opened either. With `child` false
- * (the native socket path, which starts no child) only the checks and the
- * joins are made: `env` holds just the joins' `gons_*` variables.
+ * (the native handle paths, which start no child) only the checks and the
+ * joins are made: `env` holds just the joins' `gons_*` variables, without the
+ * target's own cgroups (nothing joins them; named `cgroups` are still read).
  */
 export function planReexec(where: keyof typeof optionKeys, action: string, options: ReexecOptions = {}, child = true): Plan {
   const o = options;
@@ -96,7 +97,7 @@ export function planReexec(where: keyof typeof optionKeys, action: string, optio
   const request = child && where === 'runReexecAction' ? encodeRequest(where, 1, action, o.param) : undefined;
   throwIfAborted(o.signal);
 
-  const joins = joinEnv(o);
+  const joins = joinEnv(o, child);
   try {
     const env = child ? compileCacheEnv(sanitizeChildEnv(childEnv(joins.env, o.env)), o) : joins.env;
     const plan: Plan = { args, env, pidfd: joins.pidfd, output: o.output ?? 'stderr', maxMessageBytes, timeout: o.timeout, signal: o.signal, request, release: () => {
@@ -155,7 +156,7 @@ function checkEntry(what: string, entry: unknown): string {
 }
 
 /** The `gons_*` variables of the joins: checked namespaces, or a target's pidfd (opened here) and types; with `confine`, its credentials. */
-function joinEnv(o: ReexecOptions): { env: Record<string, string>; pidfd?: number; release(): void } {
+function joinEnv(o: ReexecOptions, child: boolean): { env: Record<string, string>; pidfd?: number; release(): void } {
   if (o.target === undefined) return { env: { ...validateNamespaces(o.namespaces ?? []), ...cgroupEnv(o.cgroups, undefined) }, release: () => {} };
   // A container target was resolved to its pid by the async callers (planFor); one left here fails the key check above.
   const target = resolveTarget(o.target as Target, undefined, undefined, o.confine === true);
@@ -169,7 +170,8 @@ function joinEnv(o: ReexecOptions): { env: Record<string, string>; pidfd?: numbe
       const filters = seccompValue(pid, joined.pidfd);
       if (filters !== undefined) joined.env[SECCOMP_ENV] = filters;
     }
-    Object.assign(joined.env, cgroupEnv(o.cgroups, pid));
+    // No child, no cgroups to join: the native paths read the target's (default) cgroups for nothing; named ones are still checked.
+    if (child || o.cgroups !== undefined) Object.assign(joined.env, cgroupEnv(o.cgroups, pid));
     return joined;
   } catch (err) {
     target.close();
