@@ -46,8 +46,8 @@ import { checkKeys } from '../lib/options';
 import { addon, helperPath } from '../lib/native';
 import { armDeadline } from './calls';
 import { ReexecError } from './errors';
-import { TransferredFd, fileHandle, transferFd } from './handles';
-import { OPEN, openRegular } from './open-in';
+import { TransferredFd, transferFd } from './handles';
+import { OPEN, openBelowRoot } from './open-in';
 import type { promises as fsp } from 'node:fs';
 import type { ConnectInOptions, ListenInOptions, Where } from './in-target';
 import { type ReexecOptions, type RunOptions, planReexec } from './plan';
@@ -586,10 +586,6 @@ function unixNative(where: Where, o: ConnectInOptions, opts: RunOptions): Promis
   });
 }
 
-/** The error the child path's openIn rejects with for the same failure. */
-function openError(cause: Error): ReexecError {
-  return actionError(OPEN, cause); // keeps ERR_GONS_NOT_REGULAR_FILE, anything else is ERR_GONS_ACTION_FAILED
-}
 
 /**
  * `openIn` with namespace paths natively: the root of their mount namespace,
@@ -608,29 +604,5 @@ export async function openInNamespaces(where: Omit<ReexecOptions, 'param'>, path
     rootFd = own.fd;
   } else rootFd = root.fd;
   log('openIn %s: native path, %s', JSON.stringify(path), root === 'own' ? 'no mount namespace: our own root' : root.how);
-  return new Promise<fsp.FileHandle>((resolve, reject) => {
-    let settled = false;
-    const disarm = armDeadline(OPEN, opts, (err) => {
-      settled = true;
-      reject(err);
-    });
-    const done = (fh?: fsp.FileHandle, err?: Error) => {
-      disarm();
-      if (settled) {
-        void fh?.close().catch(() => {}); // too late: the call rejected already
-        return;
-      }
-      settled = true;
-      if (fh) resolve(fh);
-      else reject(err);
-    };
-    openRegular(rootFd, path, flags).then(
-      (fd) => fileHandle(fd).then((fh) => done(fh), (err: Error) => {
-        /* c8 ignore next 2 -- the re-open of a regular file we hold failed: fd exhaustion */
-        addon.closeFd(fd);
-        done(undefined, err);
-      }),
-      (err: Error) => done(undefined, openError(err)),
-    ).finally(() => addon.closeFd(rootFd));
-  });
+  return openBelowRoot(rootFd, path, flags, opts);
 }

@@ -24,7 +24,6 @@ import createDebug from 'debug';
 import { type GonsErrorCode, actionError, errnoName, gonsError, systemError } from '../lib/errors';
 import { addon } from '../lib/native';
 import { armDeadline } from './calls';
-import { ReexecError } from './errors';
 import { TransferredFd, fileHandle } from './handles';
 import type { ReexecOptions, RunOptions } from './plan';
 import { planReexec } from './plan';
@@ -89,11 +88,6 @@ export async function openAction({ path, flags, mode }: { path: string; flags: s
   return new TransferredFd(await openRegular(-1, path, n, mode), 'file');
 }
 
-/** The error a call of the child path rejects with for the same failure. */
-function callError(cause: Error): ReexecError {
-  return actionError(OPEN, cause);
-}
-
 const NOT_JOINED = 'the target\'s mount namespace is not joined: the child\'s root is ours';
 
 /**
@@ -155,6 +149,16 @@ export async function openNative(where: Omit<ReexecOptions, 'param'>, path: stri
     plan.release();
   }
   log('openIn %s: native path: resolved in /proc/%d/root, checked against the pidfd of %d', JSON.stringify(path), where.target.pid, where.target.pid);
+  return openBelowRoot(rootFd, path, flags, opts);
+}
+
+/**
+ * The native path's open, once it holds the root (which it closes): resolved
+ * below it off the main thread, bounded by the call's timeout and signal (a
+ * file opened after the call settled is closed), rejected as the child path
+ * would reject.
+ */
+export function openBelowRoot(rootFd: number, path: string, flags: number, opts: RunOptions): Promise<fsp.FileHandle> {
   return new Promise<fsp.FileHandle>((resolve, reject) => {
     let settled = false;
     const disarm = armDeadline(OPEN, opts, (err) => {
@@ -178,7 +182,7 @@ export async function openNative(where: Omit<ReexecOptions, 'param'>, path: stri
         addon.closeFd(fd);
         done(undefined, err);
       }),
-      (err: Error) => done(undefined, callError(err)),
+      (err: Error) => done(undefined, actionError(OPEN, err)),
     ).finally(() => addon.closeFd(rootFd));
   });
 }
