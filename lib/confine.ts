@@ -25,7 +25,7 @@ export const SECCOMP_ENV = 'gons_seccomp';
  * recently installed first, each the hex of its raw cBPF program), or
  * undefined when it has none or the kernel does not hand them over (we lack
  * CAP_SYS_ADMIN, the process is traced already, it is our own): then the
- * child has gons's own filter only (README, "Confinement").
+ * child has gons's own filter only (docs/confinement.md).
  */
 export function seccompValue(pid: number, pidfd?: number): string | undefined {
   if (field(readProc(pid, 'status'), 'Seccomp', pid) !== '2') return undefined;

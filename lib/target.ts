@@ -16,8 +16,8 @@ export interface Target {
   /** Which of its namespaces; `'all'` (the default) means every one that differs from ours, like `nsenter --all`. */
   types?: NamespaceType[] | 'all';
   /**
-   * Risks this target carries that the caller accepts (see the README's
-   * "Security model"): `'ptrace'`, a container that may ptrace the child;
+   * Risks this target carries that the caller accepts (see docs/security.md):
+   * `'ptrace'`, a container that may ptrace the child;
    * `'host-pid'`, a container in our pid namespace whose paths an unconfined
    * child follows. Refused by default (`ERR_GONS_UNSAFE_TARGET`).
    */
@@ -224,7 +224,7 @@ function refuseRisks(pid: number, chosen: NamespaceType[], allow: readonly Targe
   if (!contained) return;
   const refuse = (risk: TargetRisk, what: string) => {
     if (allow.includes(risk)) return;
-    throw gonsError('ERR_GONS_UNSAFE_TARGET', `gons: target process ${pid} ${what}; refused by default: accept the risk with target.allow: ['${risk}'] (see the README's "Security model")`, {
+    throw gonsError('ERR_GONS_UNSAFE_TARGET', `gons: target process ${pid} ${what}; refused by default: accept the risk with target.allow: ['${risk}'] (see docs/security.md in the gons package)`, {
       pid, risk,
     });
   };

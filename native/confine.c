@@ -26,7 +26,7 @@
  * sets through PR_SET_KEEPCAPS). For a uid-0 target no uid change happens,
  * and threads made before this step keep CAP_SYS_CHROOT when the target
  * lacks it; with no fd or path to the host left in the process it only lets
- * a thread chroot into directories it can already reach (README).
+ * a thread chroot into directories it can already reach (docs/confinement.md).
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -22,12 +22,12 @@ export interface ReexecOptions {
   /**
    * With `target`: give the child the target process's uids, gids, groups,
    * capability sets and no_new_privs, and no fd back to the host's root,
-   * before the first action (see the README's "Confinement").
+   * before the first action (see docs/confinement.md).
    */
   confine?: boolean;
   /**
-   * The cgroups the child joins before it joins any namespace (see the
-   * README's "Security model"): with `target`, the target's by default
+   * The cgroups the child joins before it joins any namespace (see
+   * docs/security.md): with `target`, the target's by default
    * (`false` opts out); with `namespaces`, none unless named here — `{ pid }`
    * (that process's) or a list of cgroup directories.
    */
