@@ -77,11 +77,15 @@ export class ReexecProcess {
     this.child.kill('SIGKILL');
   }
 
-  /** SIGTERM, then SIGKILL after the grace. */
+  /**
+   * SIGTERM, then SIGKILL after the grace. In a coverage run the child's
+   * SIGTERM handler (tap's, c8's) writes its coverage before it dies: the
+   * longer grace, or a loaded machine turns a SIGTERM into a SIGKILL.
+   */
   terminate(): void {
     if (!this.running) return;
     this.child.kill('SIGTERM');
-    this.killAfterGrace(GRACE_MS);
+    this.killAfterGrace();
   }
 
   /** SIGKILL unless the child has ended within the grace (by default longer in a coverage run, for its coverage). */

@@ -98,7 +98,9 @@ serve('abstract').listen('\\0' + process.argv[2], ready);
 
 /** Starts SERVER in the namespaces of `ns` (entered with nsenter's flags); stopped by pid at teardown. */
 async function serverIn(t: Test, ns: Namespaces, flags: string[]): Promise<ChildProcessWithoutNullStreams> {
-  const child = spawn('nsenter', ['-t', String(ns.pid), ...flags, '--', process.execPath, '-e', SERVER, LONG, ABSTRACT_NAME], { env: plainEnv() });
+  // `env -u NODE_OPTIONS`: tap's processinfo puts its --import (a path in the checkout, which may lie under the target's
+  // own /tmp) into the NODE_OPTIONS of everything spawned, whatever env is given.
+  const child = spawn('nsenter', ['-t', String(ns.pid), ...flags, '--', 'env', '-u', 'NODE_OPTIONS', process.execPath, '-e', SERVER, LONG, ABSTRACT_NAME], { env: plainEnv() });
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       const exited = once(child, 'exit');
