@@ -349,7 +349,13 @@ void checkAction().then(() => {
     // A coverage run keeps the way back to write its coverage at exit; otherwise the child seals the target's root
     // and ends without exit handlers (test/seal.test.ts).
     if (coverageRun()) {
-      t.equal(await eventually(() => readFileSync(marker, 'utf8'), LONG), 'written at exit', 'the child was back on its original root when it exited');
+      // The exit handler's writeFileSync creates the file before it writes: an empty file is not written yet.
+      const written = () => {
+        const text = readFileSync(marker, 'utf8');
+        if (text === '') throw new Error('the marker is created, not yet written');
+        return text;
+      };
+      t.equal(await eventually(written, LONG), 'written at exit', 'the child was back on its original root when it exited');
     }
     t.notOk(existsSync(only), 'the target file is not on the host');
   });
