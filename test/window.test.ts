@@ -60,7 +60,7 @@ function frozenPrograms(att: Lines, comm: string, n: number): Promise<unknown> {
   return att.waitFor(() => {
     const s = summary(att);
     return [...s.frozen.keys()].filter((pid) => s.names.get(pid)?.has(comm)).length >= n;
-  }, 120000, `${n} programs named ${comm} frozen`);
+  }, 240_000, `${n} programs named ${comm} frozen`);
 }
 
 /**
@@ -100,7 +100,7 @@ void checkAction().then(() => {
         // A one-shot deputy, then a warm worker's: they write the link the attacker keeps pointing at
         // /proc/<frozen process>/root/<host file>, and run programs for it to freeze (in their fork-exec window too).
         const gate1 = '/tmp/gate-deputy-1';
-        const one = settle(runReexecAction<{ written: number; failed: number; ran: number }>('deputy', { target, param: { path: link, gate: gate1, programs: 10 }, timeout: 180000 }));
+        const one = settle(runReexecAction<{ written: number; failed: number; ran: number }>('deputy', { target, param: { path: link, gate: gate1, programs: 10 }, timeout: 480_000 }));
         // Waits for the attacker to have frozen programs, within a bound; the controls at the end count what it froze.
         await Promise.race([frozenPrograms(att, 'sh', 5).catch(() => undefined), one]);
         openGate(c, gate1);
