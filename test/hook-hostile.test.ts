@@ -70,16 +70,28 @@ t.test('SIGUSR1 from inside the container never opens the inspector', { skip: ne
       const exited = once(child, 'exit');
       const pid = child.pid;
       t.ok(pid, 'the child runs', { stderr });
-      // The attacker: SIGUSR1 again and again, from the child's first moment until Node is up.
+      // The attacker: SIGUSR1 again and again, from the moment the hook's constructor ran until Node is up. Before it
+      // (execve, the dynamic loader) SIGUSR1 has its default action and kills the process before any code of Node's
+      // runs: no inspector can open, and whoever may signal the child may kill it anyway. So the flood starts once
+      // SigIgn shows the hook's work; without the hook it never would, and the test fails.
       let sent = 0;
+      let hooked = false;
       while (!ready && child.exitCode === null && child.signalCode === null) {
-        try {
-          process.kill(pid!, 'SIGUSR1');
-          sent++;
-        } catch { /* gone */ }
+        if (!hooked) {
+          try {
+            hooked = (BigInt('0x' + /^SigIgn:\s*(\S+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) & SIGUSR1_BIT) !== 0n;
+          } catch { /* between fork and exec, or gone */ }
+        }
+        if (hooked) {
+          try {
+            process.kill(pid!, 'SIGUSR1');
+            sent++;
+          } catch { /* gone */ }
+        }
         await new Promise((r) => setImmediate(r));
       }
       t.ok(ready, `Node started although signalled ${sent} times (exit: ${child.exitCode ?? child.signalCode})`, { stderr });
+      t.ok(sent > 0, `signalled ${sent} times between the hook and Node's start`);
       const status = readFileSync(`/proc/${pid}/status`, 'utf8');
       t.ok(BigInt('0x' + /^SigIgn:\s*(\S+)/m.exec(status)![1]) & SIGUSR1_BIT, 'SIGUSR1 is ignored: the kernel drops it');
       t.notOk(BigInt('0x' + /^SigCgt:\s*(\S+)/m.exec(status)![1]) & SIGUSR1_BIT, 'no handler is installed for it');
