@@ -136,13 +136,14 @@ for major in $lines; do
 done
 
 lines_done=$(cat "$log_dir/lines" 2>/dev/null)
+failures=$(cat "$log_dir/failures" 2>/dev/null) # read before restore removes $log_dir
 trap - EXIT
 restore
 echo
 # CI shows the tail of the run: what failed is repeated here, where it can be read.
-if [ -s "$log_dir/failures" ]; then
+if [ -n "$failures" ]; then
   echo "== failures"
-  cat "$log_dir/failures"
+  echo "$failures"
   echo
 fi
 echo "== per Node version"
