@@ -312,6 +312,7 @@ void checkAction().then(() => {
     // A worker that dies with a handle open: nothing arrives, nothing stays.
     const doomed = await openNamespaceWorker({ namespaces: ns.namespaces() });
     const pidFile = join(tmpdir(), `gons-handles-${process.pid}`);
+    t.teardown(() => rmSync(pidFile, { force: true }));
     const hanging = doomed.run('handles:opened-then-hang', pidFile).catch((e) => e);
     await pidFrom(pidFile);
     await doomed.kill();
