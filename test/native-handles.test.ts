@@ -4,12 +4,10 @@
  * this process, no child started; and the child path where the native one
  * cannot serve, with `DEBUG=gons:handles` saying which served and why.
  */
-import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { closeSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, writeSync } from 'node:fs';
 import net from 'node:net';
-import { format } from 'node:util';
-import createDebug from 'debug';
 import t, { type Test } from 'tap';
 import { addon, helperPath } from '../lib/native';
 import {
@@ -17,6 +15,7 @@ import {
 } from '../reexec/index';
 import { createNamespaces, type Namespaces } from '../testing/index';
 import { asNobody, eventually, fixturePath, needsRoot, plainEnv } from './fixtures/helpers';
+import { logOf, spawnCount } from './fixtures/observe';
 
 // Actions the tests need inside the target (registered in the re-executed copies of this file too).
 register('native:serve', (port: number) => new Promise<number>((resolve) => {
@@ -38,26 +37,6 @@ register('native:send', ({ port, type, address }: { port: number; type: 'udp4' |
 register('native:unix', (path: string) => new Promise<void>((resolve) => {
   net.createServer((c) => c.end('hello over a unix socket inside')).listen(path, () => resolve());
 }));
-
-/** Every process this one spawns goes through ChildProcess.prototype.spawn: counted. */
-let spawned = 0;
-const proto = ChildProcess.prototype as unknown as { spawn: (...args: unknown[]) => unknown };
-const realSpawn = proto.spawn;
-proto.spawn = function (this: ChildProcess, ...args: unknown[]) {
-  spawned++;
-  return realSpawn.apply(this, args);
-};
-
-/** What gons:handles logs, captured here. */
-const logged: string[] = [];
-createDebug.enable('gons:handles');
-createDebug.log = (...args: unknown[]) => void logged.push(format(...args));
-/** The log lines of what `fn` did. */
-async function logOf<T>(fn: () => Promise<T>): Promise<[T, string]> {
-  const from = logged.length;
-  const value = await fn();
-  return [value, logged.slice(from).join('\n')];
-}
 
 function ownFds(): string[] {
   return readdirSync('/proc/self/fd').map((fd) => { try { return `${fd} ${readlinkSync(`/proc/self/fd/${fd}`)}`; } catch { return ''; } }).filter(Boolean).sort();
@@ -121,7 +100,7 @@ void checkAction().then(() => {
     const serverPid = await worker.run<number>('native:serve', PORT);
     const before = ownFds();
     const threads = threadNetns();
-    const count = spawned;
+    const count = spawnCount();
     for (const where of [{ namespaces: ns.namespaces() }, { namespaces: [{ type: 'net' as const, path: ns.paths.net }] }, { target: { pid: ns.pid } }, { target: { pid: ns.pid, types: ['net' as const] } }]) {
       const [sock, log] = await logOf(() => connectIn(where, { host: '127.0.0.1', port: PORT }));
       t.match(log, /connectIn: native path, setns\((\/proc\/\d+\/ns\/net|pidfd of \d+), CLONE_NEWNET\)/, `native for ${JSON.stringify(where)}`);
@@ -131,7 +110,7 @@ void checkAction().then(() => {
     }
     t.equal(await refused(PORT), 'ECONNREFUSED', 'the same address on the host refuses');
     for (let i = 0; i < 200; i++) (await connectIn({ namespaces: ns.namespaces() }, { host: '127.0.0.1', port: PORT })).destroy();
-    t.equal(spawned, count, 'no process started for 204 calls');
+    t.equal(spawnCount(), count, 'no process started for 204 calls');
     t.same(threadNetns(), threads.map(() => threads[0]), 'every thread of this process is still in our own network namespace');
     t.ok(threadNetns().length <= threads.length + 4, 'no thread stayed behind'); // the threadpool may grow on its own
     await fdsBack(before);
@@ -172,11 +151,11 @@ void checkAction().then(() => {
     const ns = await netns(t);
     const worker = await openNamespaceWorker({ namespaces: ns.namespaces() });
     t.teardown(() => worker.close());
-    const count = spawned;
+    const count = spawnCount();
     const [server, log] = await logOf(() => listenIn({ namespaces: ns.namespaces() }, { host: '127.0.0.1', port: PORT }));
     t.teardown(() => server.close());
     t.match(log, /listenIn: native path/);
-    t.equal(spawned, count, 'no process started');
+    t.equal(spawnCount(), count, 'no process started');
     t.ok(server instanceof net.Server && server.listening);
     t.same(server.address(), { address: '127.0.0.1', family: 'IPv4', port: PORT });
     server.on('connection', (c) => c.end(`served by ${process.pid}`));
@@ -201,13 +180,13 @@ void checkAction().then(() => {
     const worker = await openNamespaceWorker({ namespaces: ns.namespaces() });
     t.teardown(() => worker.close());
     for (const [type, address] of [['udp4', '127.0.0.1'], ['udp6', '::1'], ['udp4', 'localhost']] as const) {
-      const count = spawned;
+      const count = spawnCount();
       const [sock, log] = await logOf(() => bindIn({ namespaces: ns.namespaces() }, { type, address }));
       t.ok(sock instanceof dgram.Socket, 'a dgram.Socket');
       if (address === 'localhost') t.match(log, /bindIn: child path: a host name resolves in the target/);
       else {
         t.match(log, /bindIn: native path/);
-        t.equal(spawned, count, 'no process started');
+        t.equal(spawnCount(), count, 'no process started');
       }
       const got = new Promise<string>((resolve) => sock.once('message', (m) => resolve(String(m))));
       const { port } = sock.address();
@@ -276,11 +255,11 @@ void checkAction().then(() => {
       ['confine', () => connectIn({ target: { pid: ns.pid }, confine: true }, { host: '127.0.0.1', port: PORT }), /child path: confine/],
     ];
     for (const [what, call, why] of cases) {
-      const count = spawned;
+      const count = spawnCount();
       const [sock, log] = await logOf(call);
       t.match(log, why, what);
       t.match(await read(sock), /^hello (from inside \d+|over a unix socket inside)$/, `${what}: connected inside`);
-      if (what !== 'a worker') t.ok(spawned > count, `${what}: a child served`);
+      if (what !== 'a worker') t.ok(spawnCount() > count, `${what}: a child served`);
     }
     const [server, llog] = await logOf(() => listenIn({ namespaces: ns.namespaces() }, { path: '/tmp/gons-native-listen.sock' }));
     t.match(llog, /listenIn: child path: a unix socket path/);

@@ -6,40 +6,17 @@
  * a container-like /tmp (a tmpfs only the target sees) and an attacker that
  * plants links to /proc/<pid>/root, `..` chains, FIFOs and devices.
  */
-import { ChildProcess, type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
-import { format } from 'node:util';
-import createDebug from 'debug';
 import t, { type Test } from 'tap';
 import { checkAction, connectIn, openIn, openNamespaceWorker } from '../reexec/index';
 import { createNamespaces, type Namespaces } from '../testing/index';
 import { asNobody, eventually, fixturePath, needsNobody, needsRoot, plainEnv } from './fixtures/helpers';
+import { children,  logOf, spawnCount } from './fixtures/observe';
 
-/** Every process this one spawns through Node: counted (the helper is posix_spawn'ed by the addon, not counted). */
-let spawned = 0;
-const proto = ChildProcess.prototype as unknown as { spawn: (...args: unknown[]) => unknown };
-const realSpawn = proto.spawn;
-proto.spawn = function (this: ChildProcess, ...args: unknown[]) {
-  spawned++;
-  return realSpawn.apply(this, args);
-};
-
-const logged: string[] = [];
-createDebug.enable('gons:handles');
-createDebug.log = (...args: unknown[]) => void logged.push(format(...args));
-async function logOf<T>(fn: () => Promise<T>): Promise<[T, string]> {
-  const from = logged.length;
-  const value = await fn();
-  return [value, logged.slice(from).join('\n')];
-}
-
-/** This process's children: a helper must be gone once its call settled. */
-function children(): string[] {
-  return readdirSync('/proc/self/task').flatMap((tid) => readFileSync(`/proc/self/task/${tid}/children`, 'utf8').trim().split(' ').filter(Boolean)).sort();
-}
 /** Children of ours that were not there before (none, once every helper is reaped: it is before the call settles). */
 async function newChildren(before: string[]): Promise<string[]> {
   const now = () => children().filter((pid) => !before.includes(pid));
@@ -156,7 +133,7 @@ void checkAction().then(() => {
     for (const [name, where, how] of wheres) {
       const kids = children();
       const fds = ownFds();
-      const count = spawned;
+      const count = spawnCount();
       for (const path of ['/tmp/srv.sock', '/tmp/inner-link', '/tmp/rel-link', '/tmp/../tmp/srv.sock']) {
         const [sock, log] = await logOf(() => connectIn(where, { path }));
         t.equal(await read(sock), 'hello inside via srv', `${name}: ${path} connects to the target's server`);
@@ -173,7 +150,7 @@ void checkAction().then(() => {
         const r = await outcome(connectIn(where, { path }));
         t.match(r, { ok: false, code: 'ERR_GONS_NOT_A_SOCKET', cause: 'ERR_GONS_NOT_A_SOCKET', message: new RegExp(`refused a ${type}`) }, `${name}: ${path}: a ${type} is refused, not connected to`);
       }
-      t.equal(spawned - count, 0, `${name}: no Node process started`);
+      t.equal(spawnCount() - count, 0, `${name}: no Node process started`);
       t.same(await newChildren(kids), [], `${name}: every helper reaped`);
       t.same(ownFds(), fds, `${name}: no fd left behind`);
     }
@@ -220,7 +197,7 @@ void checkAction().then(() => {
 
     // openIn with namespace paths: the helper's root, the same refusals as a target's.
     const kids = children();
-    const count = spawned;
+    const count = spawnCount();
     const [fh, olog] = await logOf(() => openIn({ namespaces: ns.namespaces() }, '/tmp/reg'));
     t.equal(await fh.readFile('utf8'), 'regular inside\n', 'openIn reads the file that exists only in the target');
     await fh.close();
@@ -237,7 +214,7 @@ void checkAction().then(() => {
     for (const path of ['/tmp/fifo', '/tmp/null', '/tmp/dir', '/tmp/srv.sock']) {
       t.match(await outcome(openIn({ namespaces: ns.namespaces() }, path, 'r+')), { ok: false, code: 'ERR_GONS_NOT_REGULAR_FILE' }, `openIn ${path}: refused`);
     }
-    t.equal(spawned - count, 0, 'openIn: no Node process started');
+    t.equal(spawnCount() - count, 0, 'openIn: no Node process started');
     t.same(await newChildren(kids), [], 'openIn: every helper reaped');
     // No mount namespace: our own root, natively; a user namespace without one: the child path.
     const [own, ownLog] = await logOf(() => openIn({ namespaces: [{ type: 'net', path: ns.paths.net }] }, join(host, 'secret')));
