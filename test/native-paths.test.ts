@@ -36,10 +36,16 @@ function read(sock: net.Socket): Promise<string> {
   });
 }
 
-/** What a call settled with: the value, or the error's codes. */
-async function outcome<T>(p: Promise<T>): Promise<{ ok: true; value: T } | { ok: false; name: string; code?: string; cause?: string; message: string; envVar?: string }> {
+/**
+ * What a call settled with: ok, or the error's codes. A handle it made is
+ * closed here: Node 26 ends the process when a FileHandle is left to the
+ * garbage collector.
+ */
+async function outcome(p: Promise<{ close(): unknown } | { destroy(): unknown }>): Promise<{ ok: true } | { ok: false; name: string; code?: string; cause?: string; message: string; envVar?: string }> {
   try {
-    return { ok: true, value: await p };
+    const made = await p;
+    await ('close' in made ? made.close() : made.destroy());
+    return { ok: true };
   } catch (err) {
     const e = err as Error & { code?: string; cause?: { code?: string }; envVar?: string };
     return { ok: false, name: e.name, code: e.code, cause: e.cause?.code, message: e.message, envVar: e.envVar };
@@ -236,7 +242,7 @@ void checkAction().then(() => {
     ] as const) {
       const ac = new AbortController();
       const [p, log] = await logOf(async () => {
-        const settled = outcome<unknown>(call(ac.signal));
+        const settled = outcome(call(ac.signal));
         ac.abort();
         return settled;
       });
