@@ -118,10 +118,21 @@ function identity(path: string, envVar: string): string {
   }
 }
 
-/** Our own namespaces' identities (pid: the one our children get), to skip the shared ones as the hook does. */
+/**
+ * Our own namespaces' identities (pid: the one our children get), to skip the
+ * shared ones as the hook does. Looked up once: this process never switches
+ * its own namespaces (the design: only re-executed children do), so a warm
+ * call stats only the namespaces it names.
+ */
+const own = new Map<NamespaceType, string>();
 function ownIdentity(type: NamespaceType): string {
-  return identity(`/proc/self/ns/${namespaceKinds[type].procname}`, envVarOf(type));
+  let id = own.get(type);
+  if (id === undefined) own.set(type, (id = identity(`/proc/self/ns/${namespaceKinds[type].procname}`, envVarOf(type))));
+  return id;
 }
+
+/** The namespace types this kernel has (a target's 'all'), read once. */
+let kernelTypes: Set<string> | undefined;
 
 /**
  * The identity of where a call runs: `type=dev:ino` of each namespace not
@@ -156,7 +167,7 @@ export function whereKey(where: PoolWhere): string {
     const { pid, types, allow } = checkTarget(WHERE, w.target!);
     // A worker started with risks accepted serves only calls that accept the same.
     if (allow.length > 0) parts.push(`allow=${[...allow].sort().join('+')}`);
-    const have = new Set(readdirSync('/proc/self/ns'));
+    const have = (kernelTypes ??= new Set(readdirSync('/proc/self/ns')));
     for (const type of namespaceTypes.filter((t) => (types === 'all' ? have.has(t) : types.includes(t)))) {
       const id = identity(`/proc/${pid}/ns/${type}`, 'gons_target_pidfd');
       if (id !== ownIdentity(type)) parts.push(`${type}=${id}`);
