@@ -136,3 +136,27 @@ t.test('fail: every call in flight and later rejects with the owner\'s error', a
   await child.kill();
   await clean();
 });
+
+t.test('ref: the child keeps this process alive while wanted, or while a call or a close is in flight', async (t) => {
+  const { child, clean } = await start(t);
+  // The process handle of Node's ChildProcess: what keeps the event loop alive while the child runs.
+  const handle = (child.process.child as unknown as { _handle: { hasRef(): boolean } })._handle;
+  t.equal(handle.hasRef(), true, 'refed by default');
+  child.ref(false);
+  t.equal(handle.hasRef(), false, 'unrefed while idle and not wanted');
+  const held = child.call('held', null);
+  t.equal(handle.hasRef(), true, 'a call in flight refs it');
+  process.kill(child.pid, 'SIGUSR1');
+  await held;
+  await eventually(() => {
+    if (handle.hasRef()) throw new Error('still refed after the call settled');
+  }).catch(() => {});
+  t.equal(handle.hasRef(), false, 'unrefed again once the call settled');
+  child.ref(true);
+  t.equal(handle.hasRef(), true, 'refed again when wanted');
+  child.ref(false);
+  const closing = child.close();
+  t.equal(handle.hasRef(), true, 'a close in flight refs it');
+  await closing;
+  await clean();
+});
