@@ -1,9 +1,9 @@
 /**
  * The parent's calls: a one-shot `runReexecAction` and a warm
  * `NamespaceWorker` are the same thing — a re-executed child switched once
- * (process.ts) that serves calls over its channel (calls.ts) until the
- * channel is closed. A one-shot call is a worker with one call: start → call
- * → close, as gons's `RunReexecAction` (the result counts as soon as it
+ * that serves calls over its channel until the channel is closed, one
+ * `Child` (lifecycle.ts). A one-shot call is `Child.once`: start → call →
+ * close, as gons's `RunReexecAction` (the result counts as soon as it
  * arrives; a child that lingers a second after it is killed).
  */
 import { EventEmitter } from 'node:events';
@@ -12,12 +12,10 @@ import createDebug from 'debug';
 import { isContainerTarget, resolveContainer } from '../lib/container';
 import { gonsError, systemError } from '../lib/errors';
 import { addon } from '../lib/native';
-import { Calls, isDeadline } from './calls';
-import { ReexecError } from './errors';
+import { Child } from './lifecycle';
 import type { NamespaceWorkerOptions, OptionsArgs, Plan, ReexecOptions, RunOptions } from './options';
 import { checkRunOptions, planReexec, throwIfAborted } from './plan';
-import { type ReexecProcess, startProcess } from './process';
-import { READY_ACTION } from './protocol';
+import type { ReexecProcess } from './process';
 import { type ActionHandle, type ActionParam, type ActionResult, type ParamArgs, actionName, checkActionName, checkRegistered } from './registry';
 import { checkReadableByJoinedRoot } from './readable';
 import { checkCallable } from './role';
@@ -91,34 +89,27 @@ export function processOf(worker: NamespaceWorker): ReexecProcess {
   return processes.get(worker)!;
 }
 
-/** The worker behind `NamespaceWorker`; its constructor takes internals, so it is not exported. */
+/** The worker behind `NamespaceWorker`: one `Child` (lifecycle.ts), with a target's watch; not exported. */
 class Worker extends EventEmitter implements NamespaceWorker {
   /** Pid of the spawned child. */
   readonly pid: number;
-  readonly #proc: ReexecProcess;
-  readonly #calls: Calls;
-  #closing: Promise<void> | undefined;
-  /** What `ref()`/`unref()` asked for; a call or a close in flight keeps the process alive regardless. */
-  #refWanted = true;
+  readonly #child: Child;
 
   /** The pid of the target process this worker follows, if it was made from a `target`. */
   readonly targetPid: number | undefined;
   /** `'target-exited'` once the worker ended because its target process exited. */
   #endReason: WorkerEndReason | undefined;
-  #ending = false;
 
   /** @internal Use `openNamespaceWorker`. */
-  constructor(proc: ReexecProcess, calls: Calls, target?: TargetWatch) {
+  constructor(child: Child, target?: TargetWatch) {
     super();
-    this.pid = proc.pid;
-    this.#proc = proc;
-    this.#calls = calls;
+    this.pid = child.pid;
+    this.#child = child;
     this.targetPid = target?.pid;
-    processes.set(this, proc);
-    calls.onBusy = () => this.#applyRef();
+    processes.set(this, child.process);
     const targetEnded = () => {
       this.#endReason = 'target-exited';
-      this.#calls.fail(gonsError('ERR_GONS_TARGET_EXITED', `gons/reexec: namespace worker ${this.pid} ended: its target process ${target!.pid} exited`, {
+      child.fail(gonsError('ERR_GONS_TARGET_EXITED', `gons/reexec: namespace worker ${this.pid} ended: its target process ${target!.pid} exited`, {
         action: '',
       }));
     };
@@ -133,12 +124,12 @@ class Worker extends EventEmitter implements NamespaceWorker {
         watching = false;
         targetHasExited = true;
         targetGone();
-        if (!proc.running) return;
+        if (!child.running) return;
         log('worker %d: its target %d exited', this.pid, target.pid);
         targetEnded();
-        proc.kill();
+        void child.kill();
       };
-      if (!proc.running) return;
+      if (!child.running) return;
       owned = false;
       const err = addon.watchPidfd(target.fd, onExit);
       watching = err === 0;
@@ -150,15 +141,16 @@ class Worker extends EventEmitter implements NamespaceWorker {
     });
     // A child in the target's pid namespace is killed by the kernel as that namespace's init exits, which shows on
     // the pidfd only once the child is reaped: a SIGKILL we did not send waits a moment for the target's word, and
-    // the calls in flight learn why (Calls waits for this before failing them).
-    calls.endJudged = proc.ended.then(async ({ signal }) => {
-      if (!target || this.#endReason || this.#ending || signal !== 'SIGKILL' || owned) return;
+    // the calls in flight learn why (the child fails them only after this).
+    const judged = child.ended.then(async ({ signal }) => {
+      if (!target || this.#endReason || child.ending || signal !== 'SIGKILL' || owned) return;
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([targetExited, new Promise<void>((resolve) => (timer = setTimeout(resolve, TARGET_WORD_MS)))]);
       clearTimeout(timer);
       if (targetHasExited && !this.#endReason) targetEnded();
     });
-    void calls.endJudged.then(() => proc.ended).then(({ code, signal }) => {
+    child.judgeEndBy(judged);
+    void judged.then(() => child.ended).then(({ code, signal }) => {
       if (watching) addon.unwatchPidfd(target!.fd);
       else if (owned) addon.closeFd(target!.fd);
       log('worker %d ended: code %s, signal %s', this.pid, code, signal);
@@ -187,8 +179,7 @@ class Worker extends EventEmitter implements NamespaceWorker {
     } catch (err) {
       return Promise.reject(err);
     }
-    if (this.#closing) return Promise.reject(gonsError('ERR_GONS_WORKER_CLOSED', `gons/reexec: namespace worker ${this.pid} is closed`, { action }));
-    return this.#calls.call(action, param, opts);
+    return this.#child.call(action, param, opts);
   }
 
   /**
@@ -196,26 +187,15 @@ class Worker extends EventEmitter implements NamespaceWorker {
    * channel is closed, or is killed after a grace period. Idempotent.
    */
   close(): Promise<void> {
-    if (this.#closing) return this.#closing;
-    this.#ending = true;
-    this.#closing = (async () => {
-      this.#proc.channel.end(); // no more requests: the child exits once it has answered those it has
-      await this.#calls.idle();
-      this.#proc.killAfterGrace();
-      await this.#proc.ended;
-    })();
-    this.#applyRef(); // an unref'd worker's close() must still see it exit
-    return this.#closing;
+    return this.#child.close();
   }
 
   /**
    * Ends the worker at once (SIGKILL), for an action that will never settle:
    * calls in flight reject with `ERR_GONS_CHILD_DIED`. Resolves once it is gone.
    */
-  async kill(): Promise<void> {
-    this.#ending = true;
-    this.#proc.kill();
-    await this.#proc.ended;
+  kill(): Promise<void> {
+    return this.#child.kill();
   }
 
   /**
@@ -223,21 +203,14 @@ class Worker extends EventEmitter implements NamespaceWorker {
    * `close()` in flight still keeps it alive until it settles.
    */
   unref(): this {
-    this.#refWanted = false;
-    this.#applyRef();
+    this.#child.ref(false);
     return this;
   }
 
   /** Keeps this process alive while the worker is open (the default). */
   ref(): this {
-    this.#refWanted = true;
-    this.#applyRef();
+    this.#child.ref(true);
     return this;
-  }
-
-  /** Refs the child while wanted or busy (a call or a close in flight), unrefs it otherwise. */
-  #applyRef(): void {
-    this.#proc.ref(this.#refWanted || this.#calls.busy || this.#closing !== undefined);
   }
 
   /** `await using worker = await openNamespaceWorker(...)` closes it at scope end. */
@@ -271,31 +244,24 @@ function targetWatch(plan: Plan): TargetWatch | undefined {
   return { fd, pid };
 }
 
-/** Spawns the child of `plan`, its calls named by `label`. */
-async function start(plan: Plan, label: (pid: number) => string): Promise<{ proc: ReexecProcess; calls: Calls }> {
-  const proc = await startProcess(plan);
-  return { proc, calls: new Calls(proc, label(proc.pid), plan.maxMessageBytes) };
-}
-
 /**
  * Starts the worker of a plan and waits until its namespace switch is known
  * to have succeeded. @internal Tests start workers of plans they changed.
  */
 export async function startWorker(plan: Plan): Promise<NamespaceWorker> {
   let target: TargetWatch | undefined;
-  let started: { proc: ReexecProcess; calls: Calls };
+  let child: Child;
   try {
     target = targetWatch(plan);
-    started = await start(plan, (pid) => `namespace worker ${pid}`);
+    child = await Child.start(plan, (pid) => `namespace worker ${pid}`);
   } catch (err) {
     plan.release();
     if (target) addon.closeFd(target.fd);
     throw err;
   }
-  const { proc, calls } = started;
-  const worker = new Worker(proc, calls, target);
+  const worker = new Worker(child, target);
   try {
-    await calls.call(READY_ACTION, undefined, plan);
+    await child.ready(plan);
   } catch (err) {
     await worker.close();
     throw err;
@@ -371,19 +337,6 @@ export async function runReexecAction(action: string | ActionHandle, options: Re
   checkCallable(name, 'runReexecAction');
   checkRegistered(name, 'runReexecAction');
   const plan = await planFor('runReexecAction', name, options);
-  const { proc, calls } = await start(plan, (pid) => `child ${pid} of action ${JSON.stringify(name)}`);
-  const worker = new Worker(proc, calls);
-  const result = calls.send(name, plan.request!, plan);
-  void worker.close(); // the request is all the child gets; Node reaps it
-  try {
-    return await result;
-  } catch (err) {
-    // A timeout or an abort ends the child: the call settles once it is gone, saying how it ended.
-    if (isDeadline(err)) {
-      proc.terminate();
-      const { code, signal } = await proc.ended;
-      Object.assign(err as ReexecError, { exitCode: code, signal, stderr: proc.stderr() });
-    }
-    throw err;
-  }
+  const child = await Child.start(plan, (pid) => `child ${pid} of action ${JSON.stringify(name)}`);
+  return child.once(name, plan.request!, plan);
 }
