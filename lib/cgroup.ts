@@ -185,6 +185,22 @@ export function cgroupEnv(value: CgroupsOption | undefined, targetPid: number | 
   return dirs.length > 0 ? { [CGROUP_ENV]: dirs.join('\n') } : {};
 }
 
+/**
+ * What tells one call's cgroups from another's, for the pool's key, without
+ * the mount table: the listed directories, or the lines of the process's
+ * `/proc/<pid>/cgroup` that differ from ours (the directories `cgroupEnv`
+ * joins follow from them). Undefined when no cgroup is joined. A hierarchy
+ * that is not mounted here is refused when the worker starts.
+ */
+export function cgroupKey(value: CgroupsOption | undefined, targetPid: number | undefined): string | undefined {
+  if (value === false || (value === undefined && targetPid === undefined)) return undefined;
+  if (Array.isArray(value)) return value.length > 0 ? JSON.stringify(value) : undefined;
+  const pid = typeof value === 'object' ? value.pid : targetPid!;
+  const ours = new Map(parseProcCgroup(readProc('self', 'cgroup', pid), process.pid).map((l) => [l.id, l.path]));
+  const theirs = parseProcCgroup(readProc(pid, 'cgroup', pid), pid).filter((l) => ours.get(l.id) !== l.path);
+  return theirs.length > 0 ? JSON.stringify(theirs.map((l) => `${l.id}:${l.path}`)) : undefined;
+}
+
 function readProc(pid: number | 'self', file: string, targetPid: number): string {
   return readProcFile(pid, file, 'cgroups', targetPid, CGROUP_ENV);
 }

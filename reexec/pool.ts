@@ -13,7 +13,7 @@ import { NamespaceSwitchError, gonsError } from '../lib/errors';
 import { addon } from '../lib/native';
 import { type Namespace, type NamespaceType, envVarOf, namespaceKinds, namespaceTypes, parseNamespaceType } from '../lib/namespaces';
 import { checkKeys } from '../lib/options';
-import { CGROUP_ENV, type CgroupsOption, cgroupEnv, checkCgroupsOption } from '../lib/cgroup';
+import { type CgroupsOption, cgroupKey, checkCgroupsOption } from '../lib/cgroup';
 import { type Target, checkTarget } from '../lib/target';
 import { type ContainerTarget, isContainerTarget, resolveContainer } from '../lib/container';
 import { validateNamespaces } from '../lib/validate';
@@ -175,8 +175,8 @@ export function whereKey(where: PoolWhere): string {
   }
   // Workers in other cgroups are other workers: the joined directories count (a target's own by default).
   checkCgroupsOption(WHERE, w.cgroups, w.target !== undefined);
-  const cgroups = cgroupEnv(w.cgroups, w.target?.pid)[CGROUP_ENV];
-  if (cgroups !== undefined) parts.push(`cgroups=${JSON.stringify(cgroups.split('\n'))}`);
+  const cgroups = cgroupKey(w.cgroups, w.target?.pid);
+  if (cgroups !== undefined) parts.push(`cgroups=${cgroups}`);
   return parts.sort().join(',');
 }
 

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { cgroupDir, cgroupMounts, parseProcCgroup } from '../lib/cgroup';
 import { checkAction, register, runReexecAction } from '../reexec/index';
+import { whereKey } from '../reexec/pool';
 import { asNobody, fixturePath, needsRoot, plainEnv } from './fixtures/helpers';
 import { type Teardown, until } from './fixtures/attack/target';
 
@@ -121,6 +122,12 @@ void checkAction().then(() => {
     t.equal(await runReexecAction('cg-self', { target: { pid, types: ['uts'] }, cgroups: true }), want, 'cgroups: true says the same');
     t.equal(await runReexecAction('cg-self', { target: { pid, types: ['uts'] }, cgroups: false }), readFileSync('/proc/self/cgroup', 'utf8'), 'cgroups: false stays in ours');
     t.equal(await runReexecAction('cg-self', { namespaces: [], cgroups: [dir] }), want, 'a directory by name');
+    // The pool's key: a worker in other cgroups is another worker (told apart by the lines that differ from ours).
+    const other = JSON.stringify([`0:/gons-test-${process.pid}`]);
+    t.equal(whereKey({ target: { pid, types: ['uts'] } }), `cgroups=${other}`, 'pool key: the target\'s own cgroup');
+    t.equal(whereKey({ target: { pid, types: ['uts'] }, cgroups: false }), '', 'pool key: cgroups: false');
+    t.equal(whereKey({ namespaces: [], cgroups: [dir] }), `cgroups=${JSON.stringify([dir])}`, 'pool key: a directory by name');
+    t.equal(whereKey({ target: { pid: await sleeper(t), types: ['uts'] } }), '', 'pool key: a target in our cgroups');
   });
 
   t.test('as nobody: a target in a cgroup nobody may not enter fails with EACCES, never silently', { skip: needsRoot || (!existsSync(`${V2}/cgroup.procs`) && 'needs cgroup v2 at /sys/fs/cgroup/unified') }, async (t) => {
