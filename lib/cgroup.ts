@@ -194,7 +194,7 @@ export function cgroupEnv(value: CgroupsOption | undefined, targetPid: number | 
  */
 export function cgroupKey(value: CgroupsOption | undefined, targetPid: number | undefined): string | undefined {
   if (value === false || (value === undefined && targetPid === undefined)) return undefined;
-  if (Array.isArray(value)) return value.length > 0 ? JSON.stringify(value) : undefined;
+  if (Array.isArray(value)) return JSON.stringify(value); // never empty: checkCgroupsOption refuses []
   const pid = typeof value === 'object' ? value.pid : targetPid!;
   const ours = new Map(parseProcCgroup(readProc('self', 'cgroup', pid), process.pid).map((l) => [l.id, l.path]));
   const theirs = parseProcCgroup(readProc(pid, 'cgroup', pid), pid).filter((l) => ours.get(l.id) !== l.path);

@@ -125,7 +125,9 @@ void checkAction().then(() => {
     // The pool's key: a worker in other cgroups is another worker (told apart by the lines that differ from ours).
     const other = JSON.stringify([`0:/gons-test-${process.pid}`]);
     t.equal(whereKey({ target: { pid, types: ['uts'] } }), `cgroups=${other}`, 'pool key: the target\'s own cgroup');
+    t.equal(whereKey({ target: { pid, types: ['uts'] }, cgroups: true }), `cgroups=${other}`, 'pool key: cgroups: true');
     t.equal(whereKey({ target: { pid, types: ['uts'] }, cgroups: false }), '', 'pool key: cgroups: false');
+    t.equal(whereKey({ namespaces: [], cgroups: { pid } }), `cgroups=${other}`, 'pool key: another process\'s cgroups');
     t.equal(whereKey({ namespaces: [], cgroups: [dir] }), `cgroups=${JSON.stringify([dir])}`, 'pool key: a directory by name');
     t.equal(whereKey({ target: { pid: await sleeper(t), types: ['uts'] } }), '', 'pool key: a target in our cgroups');
   });
