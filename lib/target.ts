@@ -94,7 +94,7 @@ export function pidfdAlive(pidfd: number, pid: number): boolean {
 
 let kernelTypesSeen: NamespaceType[] | undefined;
 /** The namespace types this kernel has (time namespaces came with Linux 5.6): looked up once, a kernel does not change. */
-function kernelTypes(): NamespaceType[] {
+export function kernelTypes(): NamespaceType[] {
   kernelTypesSeen ??= namespaceTypes.filter((t) => existsSync(`/proc/self/ns/${t}`));
   return kernelTypesSeen;
 }

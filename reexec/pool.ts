@@ -7,14 +7,14 @@
  * wait in a FIFO queue. Built on the public worker API only.
  */
 import { EventEmitter } from 'node:events';
-import { readdirSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import createDebug from 'debug';
 import { NamespaceSwitchError, gonsError } from '../lib/errors';
 import { addon } from '../lib/native';
 import { type Namespace, type NamespaceType, envVarOf, namespaceKinds, namespaceTypes, parseNamespaceType } from '../lib/namespaces';
 import { checkKeys } from '../lib/options';
 import { type CgroupsOption, cgroupKey, checkCgroupsOption } from '../lib/cgroup';
-import { type Target, checkTarget } from '../lib/target';
+import { type Target, checkTarget, kernelTypes } from '../lib/target';
 import { type ContainerTarget, isContainerTarget, resolveContainer } from '../lib/container';
 import { validateNamespaces } from '../lib/validate';
 import { armDeadline } from './calls';
@@ -131,9 +131,6 @@ function ownIdentity(type: NamespaceType): string {
   return id;
 }
 
-/** The namespace types this kernel has (a target's 'all'), read once. */
-let kernelTypes: Set<string> | undefined;
-
 /**
  * The identity of where a call runs: `type=dev:ino` of each namespace not
  * shared with us, sorted, so that other paths to the same namespaces (or a
@@ -167,8 +164,7 @@ export function whereKey(where: PoolWhere): string {
     const { pid, types, allow } = checkTarget(WHERE, w.target!);
     // A worker started with risks accepted serves only calls that accept the same.
     if (allow.length > 0) parts.push(`allow=${[...allow].sort().join('+')}`);
-    const have = (kernelTypes ??= new Set(readdirSync('/proc/self/ns')));
-    for (const type of namespaceTypes.filter((t) => (types === 'all' ? have.has(t) : types.includes(t)))) {
+    for (const type of types === 'all' ? kernelTypes() : namespaceTypes.filter((t) => types.includes(t))) {
       const id = identity(`/proc/${pid}/ns/${type}`, 'gons_target_pidfd');
       if (id !== ownIdentity(type)) parts.push(`${type}=${id}`);
     }
