@@ -149,8 +149,7 @@ export function cgroupDirsOf(pid: number): string[] {
     });
   }
   try {
-    const theirs = parseProcCgroup(readProc(pid, 'cgroup', pid), pid);
-    const ours = new Map(parseProcCgroup(readProc('self', 'cgroup', pid), process.pid).map((l) => [l.id, l.path]));
+    const theirs = linesNotOurs(pid);
     const fdinfo = readFileSync(`/proc/self/fdinfo/${opened.fd}`, 'utf8');
     /* c8 ignore start -- a race: the target exits while we read */
     if (!new RegExp(`^Pid:\\s*${pid}$`, 'm').test(fdinfo)) {
@@ -162,7 +161,6 @@ export function cgroupDirsOf(pid: number): string[] {
     const mounts = cgroupMounts(readFileSync('/proc/self/mountinfo', 'utf8'));
     const dirs: string[] = [];
     for (const line of theirs) {
-      if (ours.get(line.id) === line.path) continue;
       const dir = cgroupDir(line, mounts);
       if (dir === undefined) {
         // Named as /proc/<pid>/cgroup does: "5:devices", or "0:" for cgroup v2.
@@ -176,12 +174,28 @@ export function cgroupDirsOf(pid: number): string[] {
   }
 }
 
+/**
+ * The lines of process `pid`'s `/proc/<pid>/cgroup` whose cgroup is not ours
+ * (in those we share, the child is already).
+ */
+function linesNotOurs(pid: number): CgroupLine[] {
+  const theirs = parseProcCgroup(readProc(pid, 'cgroup', pid), pid);
+  const ours = new Map(parseProcCgroup(readProc('self', 'cgroup', pid), process.pid).map((l) => [l.id, l.path]));
+  return theirs.filter((l) => ours.get(l.id) !== l.path);
+}
+
+/** Whose cgroups a checked `cgroups` option joins, with the call's target pid (if any): none, directories by name, or a process's. */
+function cgroupSource(value: CgroupsOption | undefined, targetPid: number | undefined): undefined | string[] | number {
+  if (value === false || (value === undefined && targetPid === undefined)) return undefined;
+  if (Array.isArray(value)) return value;
+  return typeof value === 'object' ? value.pid : targetPid!;
+}
+
 /** The `gons_cgroup_dirs` variable for a checked `cgroups` option and the call's target pid (if any); `{}` when none is joined. */
 export function cgroupEnv(value: CgroupsOption | undefined, targetPid: number | undefined): Record<string, string> {
-  let dirs: string[];
-  if (value === false || (value === undefined && targetPid === undefined)) return {};
-  if (Array.isArray(value)) dirs = value;
-  else dirs = cgroupDirsOf(typeof value === 'object' ? value.pid : targetPid!);
+  const source = cgroupSource(value, targetPid);
+  if (source === undefined) return {};
+  const dirs = typeof source === 'number' ? cgroupDirsOf(source) : source;
   return dirs.length > 0 ? { [CGROUP_ENV]: dirs.join('\n') } : {};
 }
 
@@ -193,11 +207,10 @@ export function cgroupEnv(value: CgroupsOption | undefined, targetPid: number | 
  * that is not mounted here is refused when the worker starts.
  */
 export function cgroupKey(value: CgroupsOption | undefined, targetPid: number | undefined): string | undefined {
-  if (value === false || (value === undefined && targetPid === undefined)) return undefined;
-  if (Array.isArray(value)) return JSON.stringify(value); // never empty: checkCgroupsOption refuses []
-  const pid = typeof value === 'object' ? value.pid : targetPid!;
-  const ours = new Map(parseProcCgroup(readProc('self', 'cgroup', pid), process.pid).map((l) => [l.id, l.path]));
-  const theirs = parseProcCgroup(readProc(pid, 'cgroup', pid), pid).filter((l) => ours.get(l.id) !== l.path);
+  const source = cgroupSource(value, targetPid);
+  if (source === undefined) return undefined;
+  if (Array.isArray(source)) return JSON.stringify(source); // never empty: checkCgroupsOption refuses []
+  const theirs = linesNotOurs(source);
   return theirs.length > 0 ? JSON.stringify(theirs.map((l) => `${l.id}:${l.path}`)) : undefined;
 }
 
