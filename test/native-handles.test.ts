@@ -15,7 +15,7 @@ import {
 } from '../reexec/index';
 import { createNamespaces, type Namespaces } from '../testing/index';
 import { asNobody, eventually, fixturePath, needsRoot, plainEnv } from './fixtures/helpers';
-import { logOf, spawnCount } from './fixtures/observe';
+import { logOf, readAll as read, spawnCount } from './fixtures/observe';
 
 // Actions the tests need inside the target (registered in the re-executed copies of this file too).
 register('native:serve', (port: number) => new Promise<number>((resolve) => {
@@ -52,13 +52,6 @@ async function fdsBack(fds: string[]): Promise<void> {
 /** The network namespace of each thread of this process. */
 function threadNetns(): string[] {
   return readdirSync('/proc/self/task').map((tid) => { try { return readlinkSync(`/proc/self/task/${tid}/ns/net`); } catch { return 'gone'; } }).filter((l) => l !== 'gone');
-}
-
-function read(sock: net.Socket): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let data = '';
-    sock.on('data', (d) => (data += d)).on('end', () => resolve(data)).on('error', reject);
-  });
 }
 
 function refused(port: number): Promise<string> {

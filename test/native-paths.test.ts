@@ -15,7 +15,7 @@ import t, { type Test } from 'tap';
 import { checkAction, connectIn, openIn, openNamespaceWorker } from '../reexec/index';
 import { createNamespaces, type Namespaces } from '../testing/index';
 import { asNobody, eventually, fixturePath, needsNobody, needsRoot, plainEnv } from './fixtures/helpers';
-import { children,  logOf, spawnCount } from './fixtures/observe';
+import { children, closeMade, logOf, readAll as read, spawnCount } from './fixtures/observe';
 
 /** Children of ours that were not there before (none, once every helper is reaped: it is before the call settles). */
 async function newChildren(before: string[]): Promise<string[]> {
@@ -29,22 +29,10 @@ function ownFds(): string[] {
   return readdirSync('/proc/self/fd').map((fd) => { try { return `${fd} ${readlinkSync(`/proc/self/fd/${fd}`)}`; } catch { return ''; } }).filter(Boolean).sort();
 }
 
-function read(sock: net.Socket): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let data = '';
-    sock.on('data', (d) => (data += d)).on('end', () => resolve(data)).on('error', reject);
-  });
-}
-
-/**
- * What a call settled with: ok, or the error's codes. A handle it made is
- * closed here: Node 26 ends the process when a FileHandle is left to the
- * garbage collector.
- */
-async function outcome(p: Promise<{ close(): unknown } | { destroy(): unknown }>): Promise<{ ok: true } | { ok: false; name: string; code?: string; cause?: string; message: string; envVar?: string }> {
+/** What a call settled with: ok (what it made is closed), or the error's codes. */
+async function outcome(p: Promise<Parameters<typeof closeMade>[0]>): Promise<{ ok: true } | { ok: false; name: string; code?: string; cause?: string; message: string; envVar?: string }> {
   try {
-    const made = await p;
-    await ('close' in made ? made.close() : made.destroy());
+    await closeMade(await p);
     return { ok: true };
   } catch (err) {
     const e = err as Error & { code?: string; cause?: { code?: string }; envVar?: string };
