@@ -37,12 +37,20 @@ export function encodeFrame(message: unknown): Buffer[] {
   return [header, body];
 }
 
+/** Bodies up to this size are copied behind their header and written in one buffer: cheaper than a writev of two. */
+const COPY_BELOW = 64 * 1024;
+
 /** Writes a frame; resolves once it has been handed to the kernel. */
 export function writeFrame(stream: Duplex, frame: Buffer[]): Promise<void> {
   return new Promise((resolve, reject) => {
+    const done = (err?: Error | null) => (err ? reject(err) : resolve());
+    if (frame[1].length < COPY_BELOW) {
+      stream.write(Buffer.concat(frame, frame[0].length + frame[1].length), done);
+      return;
+    }
     stream.cork();
     stream.write(frame[0]);
-    stream.write(frame[1], (err) => (err ? reject(err) : resolve()));
+    stream.write(frame[1], done);
     stream.uncork();
   });
 }
