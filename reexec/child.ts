@@ -79,30 +79,40 @@ function switchFailure(): NamespaceSwitchError | null {
   return status() ?? confineError();
 }
 
-async function handle(req: Request): Promise<Reply> {
+/**
+ * Runs one request and answers it: at once when the action returns a plain
+ * value (a warm call is a few dozen microseconds), else once its promise
+ * settles.
+ */
+function handle(req: Request, answer: (r: Reply) => void): void {
   const failed = switchFailure();
-  if (failed) return { id: req.id, error: toWire(failed) };
-  if (req.action === READY_ACTION) return { id: req.id, result: process.pid };
+  if (failed) return answer({ id: req.id, error: toWire(failed) });
+  if (req.action === READY_ACTION) return answer({ id: req.id, result: process.pid });
   const action = lookup(req.action);
   if (!action) {
     const err = gonsError('ERR_GONS_UNREGISTERED_ACTION', `unregistered gons/reexec re-execution action ${JSON.stringify(req.action)}: register actions at the top level of the main module, before checkAction()`, {
       action: req.action,
     });
-    return { id: req.id, error: toWire(err) };
+    return answer({ id: req.id, error: toWire(err) });
   }
-  log('running action %s', req.action);
+  if (log.enabled) log('running action %s', req.action);
+  const failedWith = (err: unknown) => answer({ id: req.id, error: toWire(err) });
   try {
-    return { id: req.id, result: await action(req.param) };
+    const result: unknown = action(req.param);
+    const then = (result as { then?: unknown } | null)?.then; // as `await` does, a getter that throws included
+    if (typeof then !== 'function') return answer({ id: req.id, result });
+    Promise.resolve(result).then((value) => answer({ id: req.id, result: value }), failedWith);
   } catch (err) {
-    return { id: req.id, error: toWire(err) };
+    failedWith(err);
   }
 }
 
 /**
  * Sends a reply; a result that cannot be cloned or transferred becomes an
- * error reply. Handles in the result go first, on the handle channel.
+ * error reply. Handles in the result go first, on the handle channel. A
+ * failed write goes to `onError`.
  */
-async function reply(sock: Socket, action: string, message: Reply): Promise<void> {
+function reply(sock: Socket, action: string, message: Reply, onError: (err: Error) => void): void {
   let frame: Buffer[];
   let handles: Extracted | undefined;
   try {
@@ -120,7 +130,7 @@ async function reply(sock: Socket, action: string, message: Reply): Promise<void
     });
     frame = encodeFrame({ id: message.id, error: toWire(wrapped) });
   }
-  await writeFrame(sock, frame);
+  writeFrame(sock, frame).catch(onError);
 }
 
 /**
@@ -173,13 +183,14 @@ async function serve(): Promise<void> {
     }
   }
   const reader = new FrameReader();
-  /** The requests being answered: how to answer each at once, and the reply sent once it is. */
-  const running = new Map<number, { action: string; settle: (r: Reply) => void; sent: Promise<void> }>();
+  /** The requests being answered, each with how to answer it at once. */
+  const running = new Set<{ id: number; action: string; answer: (r: Reply) => void }>();
+  let drained: (() => void) | undefined;
   // Node is about to exit with actions still running: their promises can never settle (nothing is left that could
   // settle them). Say so, rather than leave the parent with a bare exit code (13 under a top-level await, else 0).
   const onBeforeExit = () => {
-    for (const [id, { action, settle }] of running) {
-      settle({ id, error: toWire(gonsError('ERR_GONS_ACTION_UNSETTLED', `gons/reexec: action ${JSON.stringify(action)} returned a promise that never settled: ` +
+    for (const { id, action, answer } of running) {
+      answer({ id, error: toWire(gonsError('ERR_GONS_ACTION_UNSETTLED', `gons/reexec: action ${JSON.stringify(action)} returned a promise that never settled: ` +
         'nothing kept the child\'s event loop alive', { action })) });
     }
   };
@@ -188,18 +199,22 @@ async function serve(): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       sock.on('data', (chunk: Buffer) => {
         for (const req of reader.push(chunk) as Request[]) {
-          let settle!: (r: Reply) => void;
-          const answered = new Promise<Reply>((resolve) => (settle = resolve));
-          const sent = answered.then((r) => reply(sock, req.action, r));
-          running.set(req.id, { action: req.action, settle, sent });
-          void handle(req).then(settle);
-          sent.then(() => running.delete(req.id), reject);
+          // Answered once: by the action, or at exit by onBeforeExit. The writes go out in order, before end().
+          const call = {
+            id: req.id, action: req.action, answer: (r: Reply) => {
+              if (!running.delete(call)) return;
+              reply(sock, req.action, r, reject);
+              if (running.size === 0) drained?.();
+            },
+          };
+          running.add(call);
+          handle(req, call.answer);
         }
       });
       sock.on('end', resolve);
       sock.on('error', reject);
     });
-    await Promise.all([...running.values()].map((r) => r.sent));
+    if (running.size > 0) await new Promise<void>((resolve) => (drained = resolve));
   } finally {
     process.off('beforeExit', onBeforeExit);
     if (!isTargetRootSealed()) leaveRoot();

@@ -177,6 +177,7 @@ export function extractHandles(action: string, result: unknown, channel = true):
   const refused: Refused[] = [];
   const seen = new Set<unknown>();
   const walk = (value: unknown, path: Array<string | number>): void => {
+    if (value === null || typeof value !== 'object') return; // every handle is an object: most of a result is not
     const handle = asHandle(value, path);
     if (handle && 'problem' in handle) {
       refused.push({ problem: `${handle.problem} at ${describe(path)}`, release: handle.release });

@@ -26,6 +26,8 @@ export class Child {
   #ending = false;
   /** What the owner wants of `ref`; a call or a close in flight keeps the process alive regardless. */
   #refWanted = true;
+  /** What was last applied to the process (a spawned child starts refed). */
+  #refApplied = true;
 
   /** Spawns the child of `plan` (which it releases whatever happens), its calls named by `label(pid)`. */
   static async start(plan: Plan, label: (pid: number) => string): Promise<Child> {
@@ -155,7 +157,10 @@ export class Child {
   }
 
   #applyRef(): void {
-    this.#proc.ref(this.#refWanted || this.#calls.busy || this.#closing !== undefined);
+    const on = this.#refWanted || this.#calls.busy || this.#closing !== undefined;
+    if (on === this.#refApplied) return; // warm calls go busy and idle twice each: most find nothing to change
+    this.#refApplied = on;
+    this.#proc.ref(on);
   }
 
   /** The tail of what the child wrote to its stderr so far. */

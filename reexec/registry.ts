@@ -76,6 +76,7 @@ export function lookup(name: string): Action | undefined {
 
 /** Throws unless `name` is a valid name with an action registered under it (in Go's wording). */
 export function checkRegistered(name: unknown, where: string): asserts name is string {
+  if (typeof name === 'string' && actions.has(name)) return; // its name was checked when it was registered
   checkActionName(name, where);
   if (!actions.has(name)) {
     throw gonsError('ERR_GONS_UNREGISTERED_ACTION', `gons/reexec: ${where}: attempting to re-execute into unregistered action ${JSON.stringify(name)}`, {

@@ -58,6 +58,18 @@ void checkAction().then(() => {
     t.equal(await worker.run('action'), 'done', 'the worker still serves');
   });
 
+  t.test('a worker answers plain values at once and promises once settled, as await would', async (t) => {
+    const worker = await openNamespaceWorker();
+    t.teardown(() => worker.close());
+    t.same(await worker.run('thenable', 7), { via: 'thenable', p: 7 }, 'a thenable that is no Promise is awaited');
+    await t.rejects(worker.run('thenable-rejects'), { code: 'ERR_GONS_ACTION_FAILED', cause: { name: 'RangeError', message: 'no thanks' } });
+    await t.rejects(worker.run('then-getter-throws'), { code: 'ERR_GONS_ACTION_FAILED', cause: { name: 'SyntaxError', message: 'no then here' } });
+    await t.rejects(worker.run('fail-type'), { code: 'ERR_GONS_ACTION_FAILED', cause: { name: 'TypeError' } }, 'a synchronous throw');
+    // Sent together, in one chunk: each is answered, in whatever order they finish.
+    const mixed = await Promise.all([worker.run('echo', 1), worker.run('delayed-echo', { value: 2, ms: 30 }), worker.run('thenable', 3), worker.run('echo', 4)]);
+    t.same(mixed, [1, 2, { via: 'thenable', p: 3 }, 4]);
+  });
+
   t.test('calls are checked before they are sent', async (t) => {
     const worker = await openNamespaceWorker();
     t.teardown(() => worker.close());
