@@ -150,6 +150,15 @@ function asHandle(value: unknown, path: Array<string | number>): Found | Refused
   return null;
 }
 
+/** Where a value sits in a result, innermost key first: a path is built only for the few values that may be handles. */
+type Trail = { up: Trail; key: string | number } | undefined;
+
+function pathOf(trail: Trail): Array<string | number> {
+  const path: Array<string | number> = [];
+  for (let t = trail; t; t = t.up) path.unshift(t.key);
+  return path;
+}
+
 function isContainer(value: unknown): value is Record<string | number, unknown> {
   if (Array.isArray(value)) return true;
   if (value === null || typeof value !== 'object') return false;
@@ -176,8 +185,16 @@ export function extractHandles(action: string, result: unknown, channel = true):
   const found: Found[] = [];
   const refused: Refused[] = [];
   const seen = new Set<unknown>();
-  const walk = (value: unknown, path: Array<string | number>): void => {
+  const walk = (value: unknown, up: Trail): void => {
     if (value === null || typeof value !== 'object') return; // every handle is an object: most of a result is not
+    if (isContainer(value)) {
+      // Arrays and plain objects hold values; a handle is an instance of its class. A shared one is walked once.
+      if (seen.has(value)) return;
+      seen.add(value);
+      for (const key of Array.isArray(value) ? value.keys() : Object.keys(value)) walk(value[key], { up, key });
+      return;
+    }
+    const path = pathOf(up);
     const handle = asHandle(value, path);
     if (handle && 'problem' in handle) {
       refused.push({ problem: `${handle.problem} at ${describe(path)}`, release: handle.release });
@@ -187,13 +204,9 @@ export function extractHandles(action: string, result: unknown, channel = true):
       if (seen.has(value)) refused.push({ problem: `the same handle appears twice (again at ${describe(path)})`, release: () => {} });
       else found.push(handle);
       seen.add(value);
-      return;
     }
-    if (!isContainer(value) || seen.has(value)) return;
-    seen.add(value);
-    for (const key of Array.isArray(value) ? value.keys() : Object.keys(value)) walk(value[key], [...path, key]);
   };
-  walk(result, []);
+  walk(result, undefined);
   const release = () => found.forEach((f) => f.release());
   if (found.length > MAX_HANDLES) refused.push({ problem: `${found.length} handles, more than ${MAX_HANDLES}`, release: () => {} });
   if (found.length > 0 && !channel) refused.push({ problem: `handles, and this child has no handle channel (fd ${FD.handles})`, release: () => {} });
