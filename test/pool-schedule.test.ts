@@ -12,7 +12,7 @@ import { type NamespacePool, type NamespacePoolOptions, type PoolWhere, type Poo
 import { type WorkerOpener, createPoolWith, startWorker } from '../reexec/internal';
 import type { Plan } from '../reexec/options';
 import { eventually, fixturePath, plainEnv } from './fixtures/helpers';
-import { openFds, settledChildren } from './fixtures/hygiene';
+import { openFds, settledChildren, settledFds } from './fixtures/hygiene';
 
 // The fake child's actions: the pool checks that a call's action is registered; the fake child answers them itself.
 for (const name of ['pid', 'echo', 'held', 'never', 'crash']) register(name, () => {});
@@ -72,11 +72,7 @@ function fakePool(t: Test, options: NamespacePoolOptions, fail?: (n: number, nam
       await pool.close();
       t.equal(pool.size, 0, 'no worker is left in the pool');
       t.same(await settledChildren(), [], 'no process is left');
-      const left = await eventually(() => {
-        if (openFds() !== fds) throw new Error('an fd is still open');
-        return fds;
-      }).catch(() => openFds());
-      t.equal(left, fds, 'no fd is left');
+      t.equal(await settledFds(fds), fds, 'no fd is left');
     },
   };
 }
@@ -217,6 +213,21 @@ t.test('a call given up after it was sent: its worker is killed once idle (aband
   const [, second] = await f.exited(2);
   t.match(second, { pid: pidB, reason: 'abandoned', signal: 'SIGKILL' }, 'an abort alike');
   await f.clean();
+});
+
+t.test('a given-up call whose late reply came before its worker was idle leaves the worker clean', async (t) => {
+  const f = fakePool(t, {});
+  const pid = await pidAt(f.pool, 'a');
+  // Held first, so that the fake child answers it before the other: its late reply comes first.
+  const givenUp = f.pool.run(at('a'), 'held', null, { timeout: 50 });
+  const held = f.pool.run(at('a'), 'held');
+  await t.rejects(givenUp, { code: 'ERR_GONS_TIMEOUT' });
+  release(pid);
+  t.equal(await held, 'released 4');
+  t.equal(await pidAt(f.pool, 'a'), pid, 'the same worker serves the next call');
+  t.same(f.exits, [], 'it was not killed');
+  await f.clean();
+  t.match(f.exits, [{ pid, reason: 'closed', code: 0 }]);
 });
 
 t.test('close: queued calls reject, calls in workers finish, every worker ends; idempotent', async (t) => {
