@@ -43,12 +43,12 @@ interface Fake {
  * A pool whose opener starts fake children; `fail(n, name)` may make the n-th start (from 1) reject instead. A
  * start aborted while the child came up ends it, as openNamespaceWorker does.
  */
-function fakePool(t: Test, options: NamespacePoolOptions, fail?: (n: number, name: string) => Error | undefined): Fake {
+function fakePool(t: Test, options: NamespacePoolOptions, fail?: (n: number, name: string) => Error | undefined | Promise<Error>): Fake {
   const fds = openFds();
   const opened: string[] = [];
   const open: WorkerOpener = async (where, signal) => {
     const n = opened.push(nameOf(where));
-    const err = fail?.(n, nameOf(where));
+    const err = await fail?.(n, nameOf(where));
     if (err) throw err;
     const plan: Plan = { args: [fixturePath('fake-child.ts')], env: plainEnv(), output: 'ignore', maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES, release: () => {} };
     const worker = await startWorker(plan);
@@ -169,6 +169,35 @@ t.test('a failed start rejects its opener\'s call; the others with its key start
   await Promise.all([...calls.slice(1), b]);
   t.same(order, ['a2', 'a3', 'b'], 'the others kept their places at the head of the queue');
   t.same(f.opened, ['a', 'a', 'b'], 'one more start for a, then b\'s');
+  await f.clean();
+});
+
+t.test('a start that fails after close: the other calls for its key reject ERR_GONS_POOL_CLOSED', async (t) => {
+  let failStart!: (err: Error) => void;
+  const f = fakePool(t, {}, () => new Promise<Error>((resolve) => (failStart = resolve)));
+  const boom = new Error('no such namespace');
+  const [first, second] = ['a1', 'a2'].map((v) => f.pool.run(at('a'), 'echo', v));
+  await turn();
+  t.equal(f.pool.size, 1, 'its start is under way');
+  const closing = f.pool.close();
+  failStart(boom);
+  await t.rejects(first, boom);
+  await t.rejects(second, { code: 'ERR_GONS_POOL_CLOSED', action: 'echo' }, 'not requeued into a closed pool');
+  await closing;
+  t.same(f.opened, ['a']);
+  await f.clean();
+});
+
+t.test('a start nobody waits for any more is given up', async (t) => {
+  const f = fakePool(t, {});
+  const starts: number[] = [];
+  f.pool.on('workerStart', ({ pid }: { pid: number }) => starts.push(pid));
+  await t.rejects(f.pool.run(at('a'), 'pid', undefined, { timeout: 1 }), { code: 'ERR_GONS_TIMEOUT' });
+  await eventually(() => {
+    if (f.pool.size !== 0) throw new Error('the start is still counted');
+  }, 30_000);
+  t.same(starts, [], 'it never became a worker of the pool');
+  t.same(f.opened, ['a']);
   await f.clean();
 });
 
