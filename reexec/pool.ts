@@ -4,7 +4,8 @@
  * once; a worker is reused while the same namespaces (by identity: device and
  * inode) are asked for again; the least recently used idle one makes room for
  * new namespaces; idle ones end after `idleTimeout`. Calls beyond capacity
- * wait in a FIFO queue. Built on the public worker API only.
+ * wait in a FIFO queue. The pool only schedules: it runs calls through the
+ * worker API and asks a worker's child (`childOf`) how it stands.
  */
 import { EventEmitter } from 'node:events';
 import { statSync } from 'node:fs';
@@ -375,7 +376,7 @@ class Pool extends EventEmitter implements NamespacePool {
     }
   }
 
-  /** At capacity: end the least recently used idle worker, unless one is already ending (its exit frees a place). */
+  /** At capacity: end the least recently used idle worker, unless one is already ending or gone (its exit frees a place). */
   private makeRoom(): void {
     let lru: Slot | undefined;
     for (const slot of this.live) {
