@@ -162,6 +162,11 @@ export class Calls {
     return call;
   }
 
+  /** Whether a call we gave up on (timed out, aborted) may still run in the child: its reply has not come yet. */
+  get abandonedRunning(): boolean {
+    return this.abandoned.size > 0;
+  }
+
   /** Whether a call is in flight. */
   get busy(): boolean {
     return this.active > 0;

@@ -5,4 +5,5 @@
  */
 export { planReexec } from './plan';
 export { startProcess } from './process';
-export { processOf, startWorker } from './worker';
+export { childOf, processOf, startWorker } from './worker';
+export { type WorkerOpener, createPoolWith } from './pool';

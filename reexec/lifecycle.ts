@@ -64,6 +64,15 @@ export class Child {
     return this.#closing !== undefined;
   }
 
+  /**
+   * Whether a call that timed out or was aborted still runs in the child (no
+   * late reply yet): an owner that reuses the child kills it once idle, as a
+   * stuck action would otherwise hold it forever.
+   */
+  get abandoned(): boolean {
+    return this.#calls.abandonedRunning;
+  }
+
   /** Resolves once the child's namespace switch is known to have succeeded (the child answers with its pid). */
   ready(opts: RunOptions = {}): Promise<unknown> {
     return this.#calls.call(READY_ACTION, undefined, opts);

@@ -4,7 +4,8 @@
  * once; a worker is reused while the same namespaces (by identity: device and
  * inode) are asked for again; the least recently used idle one makes room for
  * new namespaces; idle ones end after `idleTimeout`. Calls beyond capacity
- * wait in a FIFO queue. Built on the public worker API only.
+ * wait in a FIFO queue. The pool only schedules: it runs calls through the
+ * worker API and asks a worker's child (`childOf`) how it stands.
  */
 import { EventEmitter } from 'node:events';
 import { statSync } from 'node:fs';
@@ -21,7 +22,8 @@ import { armDeadline } from './calls';
 import { ReexecError } from './errors';
 import { MAX_TIMEOUT_MS, type NamespaceWorkerOptions, type RunOptions, checkChildOptions, checkRunOptions, throwIfAborted } from './plan';
 import { type ActionHandle, type ActionParam, type ActionResult, type ParamArgs, actionName, checkRegistered } from './registry';
-import { type NamespaceWorker, openNamespaceWorker } from './worker';
+import type { Child } from './lifecycle';
+import { type NamespaceWorker, childOf, openNamespaceWorker } from './worker';
 
 const log = createDebug('gons:pool');
 
@@ -68,10 +70,14 @@ export interface PoolWorkerExit extends PoolWorkerStart {
 
 const WHERE = 'gons/reexec: NamespacePool.run';
 
-/** One worker of the pool, from its start to its exit. */
+/**
+ * One worker of the pool, from its start to its exit: what the pool
+ * schedules by. Whether the worker is up, ending, or still runs a call given
+ * up on is its child's to say (`up`), not a copy kept here.
+ */
 interface Slot {
   key: string;
-  state: 'starting' | 'ready' | 'ending' | 'ended';
+  /** Set once started; until then the slot is starting. */
   worker?: NamespaceWorker;
   /** The worker, once started; rejects when the start failed. */
   ready: Promise<NamespaceWorker>;
@@ -83,8 +89,7 @@ interface Slot {
   calls: number;
   lastUsed: number;
   idleTimer?: NodeJS.Timeout;
-  /** A call that timed out or was aborted still runs in the child: end it once idle. */
-  abandoned: boolean;
+  /** Why the pool ended it (`end`); none for a worker that ended by itself. */
   endReason?: PoolWorkerEndReason;
   /** Calls put back at the queue's head after a failed start, to keep their order. */
   requeued: number;
@@ -103,6 +108,15 @@ interface Request {
   cancel: AbortController;
   resolve(value: unknown): void;
   reject(err: unknown): void;
+}
+
+/** Starts a worker for `where`; gives it up when `signal` aborts. @internal Tests give fake workers. */
+export type WorkerOpener = (where: PoolWhere, signal: AbortSignal) => Promise<NamespaceWorker>;
+
+/** The child of a started worker that is still running and not ending: one the pool may use or end. */
+function up(slot: Slot): Child | undefined {
+  const child = slot.worker && childOf(slot.worker);
+  return child?.running && !child.ending ? child : undefined;
 }
 
 /** `dev:ino` of a namespace file; one we cannot stat is a `NamespaceSwitchError` naming it. */
@@ -237,7 +251,7 @@ export interface NamespacePool extends EventEmitter {
 class Pool extends EventEmitter implements NamespacePool {
   private readonly max: number;
   private readonly idleTimeout: number;
-  private readonly workerOptions: Pick<NamespaceWorkerOptions, 'entry' | 'env' | 'output'>;
+  private readonly open: WorkerOpener;
   /** Every worker whose process may be alive: starting, ready or ending. */
   private readonly live = new Set<Slot>();
   /** The usable (starting or ready) worker of each identity. */
@@ -247,8 +261,8 @@ class Pool extends EventEmitter implements NamespacePool {
   private closed: Promise<void> | undefined;
   private allGone: (() => void) | undefined;
 
-  /** @internal Use `createNamespacePool`. */
-  constructor(options: NamespacePoolOptions = {}) {
+  /** @internal Use `createNamespacePool`; `open` is the tests' (`internal.ts`), default `openNamespaceWorker`. */
+  constructor(options: NamespacePoolOptions = {}, open?: WorkerOpener) {
     super();
     checkKeys('gons/reexec: createNamespacePool', 'option', options, ['max', 'idleTimeout', 'entry', 'env', 'output']);
     const { max = 4, idleTimeout = 30_000, entry, env, output } = options;
@@ -259,7 +273,8 @@ class Pool extends EventEmitter implements NamespacePool {
     checkChildOptions('gons/reexec: createNamespacePool', { entry, env, output });
     this.max = max;
     this.idleTimeout = idleTimeout;
-    this.workerOptions = { entry, env, output };
+    const workerOptions: Pick<NamespaceWorkerOptions, 'entry' | 'env' | 'output'> = { entry, env, output };
+    this.open = open ?? ((where, signal) => openNamespaceWorker({ ...where, ...workerOptions, signal }));
   }
 
   /** Workers alive now (starting, ready or ending). */
@@ -361,12 +376,12 @@ class Pool extends EventEmitter implements NamespacePool {
     }
   }
 
-  /** At capacity: end the least recently used idle worker, unless one is already ending (its exit frees a place). */
+  /** At capacity: end the least recently used idle worker, unless one is already ending or gone (its exit frees a place). */
   private makeRoom(): void {
     let lru: Slot | undefined;
     for (const slot of this.live) {
-      if (slot.state === 'ending') return;
-      if (slot.state === 'ready' && slot.calls === 0 && (!lru || slot.lastUsed < lru.lastUsed)) lru = slot;
+      if (slot.worker && !up(slot)) return;
+      if (slot.worker && slot.calls === 0 && (!lru || slot.lastUsed < lru.lastUsed)) lru = slot;
     }
     if (lru) this.end(lru, 'evicted');
   }
@@ -378,22 +393,20 @@ class Pool extends EventEmitter implements NamespacePool {
       ...(opener.where.cgroups !== undefined ? { cgroups: opener.where.cgroups } : {}),
     };
     const slot: Slot = {
-      key: opener.key, state: 'starting', start, opener, calls: 0, lastUsed: performance.now(), abandoned: false, requeued: 0,
-      ready: openNamespaceWorker({ ...where, ...this.workerOptions, signal: start.signal }),
+      key: opener.key, start, opener, calls: 0, lastUsed: performance.now(), requeued: 0,
+      ready: this.open(where, start.signal),
     };
     this.live.add(slot);
     this.byKey.set(slot.key, slot);
     log('starting a worker for %s', slot.key);
     slot.ready.then((worker) => {
       slot.worker = worker;
-      slot.state = 'ready';
       worker.once('exit', (code, signal, why) => this.exited(slot, code, signal, why ?? null));
       log('worker %d ready for %s', worker.pid, slot.key);
       this.emit('workerStart', { pid: worker.pid, key: slot.key } satisfies PoolWorkerStart);
       if (slot.calls === 0) this.idle(slot);
     }, () => {
       // openNamespaceWorker has ended the child: its place is free.
-      slot.state = 'ended';
       this.forget(slot);
     });
     return slot;
@@ -411,15 +424,15 @@ class Pool extends EventEmitter implements NamespacePool {
       slot.calls--;
       slot.lastUsed = performance.now();
       if (slot.calls === 0) {
-        if (slot.state === 'starting') slot.start.abort(); // nobody waits for it any more
+        if (!slot.worker) slot.start.abort(); // still starting: nobody waits for it any more
         else this.idle(slot);
       }
       this.schedulePump();
     };
     req.cancel.signal.addEventListener('abort', () => {
-      // Timed out or aborted: before the worker has it, the call just leaves; after, it still runs in the child.
-      if (req.sent) slot.abandoned = true;
-      else leave();
+      // Timed out or aborted before the worker has it: the call just leaves. After, the worker's call rejects
+      // (then leaves) and its child knows the call still runs there (see idle()).
+      if (!req.sent) leave();
     }, { once: true });
     slot.ready.then((worker) => {
       if (req.settled) return;
@@ -439,10 +452,15 @@ class Pool extends EventEmitter implements NamespacePool {
     });
   }
 
-  /** A worker with no calls: ends it if it must, else lets it wait (not keeping this process alive) for idleTimeout. */
+  /**
+   * A worker with no calls: ends it if it must, else lets it wait (not
+   * keeping this process alive) for idleTimeout. One whose child still runs a
+   * call we gave up on is killed: that call may never end.
+   */
   private idle(slot: Slot): void {
-    if (slot.state !== 'ready') return;
-    if (slot.abandoned) return this.end(slot, 'abandoned');
+    const child = up(slot);
+    if (!child) return;
+    if (child.abandoned) return this.end(slot, 'abandoned');
     if (this.closed) return this.end(slot, 'closed');
     slot.worker!.unref();
     clearTimeout(slot.idleTimer);
@@ -451,8 +469,7 @@ class Pool extends EventEmitter implements NamespacePool {
   }
 
   private end(slot: Slot, reason: PoolWorkerEndReason): void {
-    if (slot.state !== 'ready') return;
-    slot.state = 'ending';
+    if (!up(slot)) return;
     slot.endReason = reason;
     clearTimeout(slot.idleTimer);
     if (this.byKey.get(slot.key) === slot) this.byKey.delete(slot.key);
@@ -465,7 +482,6 @@ class Pool extends EventEmitter implements NamespacePool {
   private exited(slot: Slot, code: number | null, signal: NodeJS.Signals | null, why: string | null): void {
     // A worker whose target exited ended with it, whatever the pool had planned for it.
     const reason = why === 'target-exited' ? why : slot.endReason ?? 'crashed';
-    slot.state = 'ended';
     log('worker %d exited (%s)', slot.worker!.pid, reason);
     this.forget(slot);
     this.emit('workerExit', { pid: slot.worker!.pid, key: slot.key, reason, code, signal } satisfies PoolWorkerExit);
@@ -495,7 +511,7 @@ class Pool extends EventEmitter implements NamespacePool {
       for (const req of queued) req.reject(this.closedError(req));
       const gone = new Promise<void>((resolve) => (this.allGone = resolve));
       for (const slot of this.live) {
-        if (slot.state === 'ready' && slot.calls === 0) this.end(slot, 'closed');
+        if (slot.calls === 0) this.end(slot, 'closed');
         // Busy ones end when their calls are done; starting ones once started and done (see idle()).
       }
       if (this.live.size > 0) await gone;
@@ -517,4 +533,9 @@ class Pool extends EventEmitter implements NamespacePool {
  */
 export function createNamespacePool(options?: NamespacePoolOptions): NamespacePool {
   return new Pool(options);
+}
+
+/** @internal A pool whose workers `open` starts: the scheduling tests give fake ones (`internal.ts`). */
+export function createPoolWith(options: NamespacePoolOptions, open: WorkerOpener): NamespacePool {
+  return new Pool(options, open);
 }

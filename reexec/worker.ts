@@ -22,8 +22,8 @@ import { checkCallable } from './role';
 
 const log = createDebug('gons:worker');
 
-/** Each worker's process, for the tests (`internal.ts`): the worker itself shows only what users need. */
-const processes = new WeakMap<NamespaceWorker, ReexecProcess>();
+/** Each worker's child, for the pool and the tests (`internal.ts`): the worker itself shows only what users need. */
+const children = new WeakMap<NamespaceWorker, Child>();
 
 /**
  * A re-executed child that stays in its namespaces and runs actions on
@@ -84,9 +84,14 @@ export const NamespaceWorker: { [Symbol.hasInstance](value: unknown): value is N
 /** A listener of a worker's `'exit'` event. */
 export type WorkerExitListener = (code: number | null, signal: NodeJS.Signals | null, reason?: WorkerEndReason) => void;
 
+/** @internal The child behind a worker: its state (running, ending, a call given up on) is asked of it, never copied. */
+export function childOf(worker: NamespaceWorker): Child {
+  return children.get(worker)!;
+}
+
 /** @internal The process behind a worker. */
 export function processOf(worker: NamespaceWorker): ReexecProcess {
-  return processes.get(worker)!;
+  return childOf(worker).process;
 }
 
 /** The worker behind `NamespaceWorker`: one `Child` (lifecycle.ts), with a target's watch; not exported. */
@@ -106,7 +111,7 @@ class Worker extends EventEmitter implements NamespaceWorker {
     this.pid = child.pid;
     this.#child = child;
     this.targetPid = target?.pid;
-    processes.set(this, child.process);
+    children.set(this, child);
     const targetEnded = () => {
       this.#endReason = 'target-exited';
       child.fail(gonsError('ERR_GONS_TARGET_EXITED', `gons/reexec: namespace worker ${this.pid} ended: its target process ${target!.pid} exited`, {

@@ -9,7 +9,7 @@ import { Child } from '../reexec/lifecycle';
 import type { Plan } from '../reexec/options';
 import { encodeRequest } from '../reexec/protocol';
 import { eventually, fixturePath, plainEnv } from './fixtures/helpers';
-import { openFds, settledChildren } from './fixtures/hygiene';
+import { openFds, settledChildren, settledFds } from './fixtures/hygiene';
 
 /** Starts the fake child and waits for its ready reply (its pid); `clean` then checks it left nothing behind. */
 async function start(t: Test): Promise<{ child: Child; clean(): Promise<void> }> {
@@ -28,11 +28,7 @@ async function start(t: Test): Promise<{ child: Child; clean(): Promise<void> }>
     clean: async () => {
       await child.ended;
       t.same(await settledChildren(), [], 'no process is left');
-      const left = await eventually(() => {
-        if (openFds() !== fds) throw new Error('an fd is still open');
-        return fds;
-      }).catch(() => openFds());
-      t.equal(left, fds, 'no fd is left');
+      t.equal(await settledFds(fds), fds, 'no fd is left');
     },
   };
 }
