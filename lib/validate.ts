@@ -50,11 +50,13 @@ function envOf(entries: ReturnType<typeof parse>): Record<string, string> {
  * type is known and appears once, each path is absolute, opens, is a
  * namespace file, and the kernel (`NS_GET_NSTYPE`) says it is of the named
  * type. A path without `!` that comes after a mount namespace is only checked
- * for shape: it resolves inside that namespace. Throws a `NamespaceSwitchError`
+ * for shape: it resolves inside that namespace. Neither is an entry that
+ * `known(type, path)` says is a namespace of its type already (a warm pool
+ * call: one its live worker is in). Throws a `NamespaceSwitchError`
  * naming the entry, or a `TypeError` for a malformed list. Returns the
  * list's `gons_*` environment (`namespaceEnv`).
  */
-export function validateNamespaces(namespaces: readonly Namespace[]): Record<string, string> {
+export function validateNamespaces(namespaces: readonly Namespace[], known?: (type: NamespaceType, path: string) => boolean): Record<string, string> {
   const seen = new Set<NamespaceType>();
   let afterMnt = false;
   const entries = parse(namespaces);
@@ -75,7 +77,7 @@ export function validateNamespaces(namespaces: readonly Namespace[]): Record<str
     }
     const resolvesInTarget = !early && afterMnt;
     if (type === 'mnt') afterMnt = true;
-    if (resolvesInTarget) continue;
+    if (resolvesInTarget || known?.(type, path)) continue;
     const res = addon.nsType(path);
     if ('errno' in res) {
       const notNs = res.errno === ENOTTY; // a non-regular file (stat) or one the kernel does not know (ioctl)

@@ -95,9 +95,17 @@ interface Slot {
   requeued: number;
 }
 
+/** Where a call runs: its key, and the key's `type=dev:ino` parts. */
+interface Identity {
+  key: string;
+  namespaces: string[];
+}
+
 /** One pool call. */
 interface Request {
   key: string;
+  /** The `type=dev:ino` parts of its key: the namespaces a worker started for it is in. */
+  namespaces: string[];
   where: PoolWhere;
   action: string;
   param: unknown;
@@ -149,9 +157,16 @@ function ownIdentity(type: NamespaceType): string {
  * The identity of where a call runs: `type=dev:ino` of each namespace not
  * shared with us, sorted, so that other paths to the same namespaces (or a
  * process in them) map to the same worker. A path that resolves only inside
- * the target (no `!`, after a mount namespace) counts by its text.
+ * the target (no `!`, after a mount namespace) counts by its text. A
+ * namespace that `pinned(part)` says a live worker is in is known to be of
+ * its type: only stat'ed, not opened and asked again.
  */
-export function whereKey(where: PoolWhere): string {
+export function whereKey(where: PoolWhere, pinned?: (part: string) => boolean): string {
+  return whereIdentity(where, pinned).key;
+}
+
+/** `whereKey`, and the key's `type=dev:ino` parts: the namespaces a worker started for it is in, once it is ready. */
+function whereIdentity(where: PoolWhere, pinned?: (part: string) => boolean): Identity {
   checkKeys(WHERE, 'where', where, ['namespaces', 'target', 'cgroups']);
   const w = (where ?? {}) as { namespaces?: Namespace[]; target?: Target; cgroups?: CgroupsOption };
   /* c8 ignore next -- run() resolves a container to its pid first */
@@ -160,16 +175,28 @@ export function whereKey(where: PoolWhere): string {
     throw gonsError('ERR_INVALID_ARG_VALUE', `${WHERE}: where must be { namespaces } or { target }`);
   }
   const parts: string[] = [];
+  const namespaces: string[] = [];
   if (w.namespaces !== undefined) {
-    validateNamespaces(w.namespaces);
+    /** Identities stat'ed while validating: a path that cannot be stat'ed is left to the validation's own error. */
+    const ids = new Map<string, string>();
+    validateNamespaces(w.namespaces, pinned && ((type, path) => {
+      let id: string;
+      try {
+        id = identity(path, envVarOf(type));
+      } catch {
+        return false;
+      }
+      ids.set(path, id);
+      return pinned(`${type}=${id}`);
+    }));
     let afterMnt = false;
     for (const ns of w.namespaces) {
       const { type, early } = parseNamespaceType(ns.type);
       if (!early && afterMnt) {
         parts.push(`${type}@${ns.path}`);
       } else {
-        const id = identity(ns.path, envVarOf(type));
-        if (id !== ownIdentity(type)) parts.push(`${type}=${id}`);
+        const id = ids.get(ns.path) ?? identity(ns.path, envVarOf(type));
+        if (id !== ownIdentity(type)) namespaces.push(`${type}=${id}`);
       }
       if (type === 'mnt') afterMnt = true;
     }
@@ -180,14 +207,14 @@ export function whereKey(where: PoolWhere): string {
     if (allow.length > 0) parts.push(`allow=${[...allow].sort().join('+')}`);
     for (const type of types === 'all' ? kernelTypes() : namespaceTypes.filter((t) => types.includes(t))) {
       const id = identity(`/proc/${pid}/ns/${type}`, 'gons_target_pidfd');
-      if (id !== ownIdentity(type)) parts.push(`${type}=${id}`);
+      if (id !== ownIdentity(type)) namespaces.push(`${type}=${id}`);
     }
   }
   // Workers in other cgroups are other workers: the joined directories count (a target's own by default).
   checkCgroupsOption(WHERE, w.cgroups, w.target !== undefined);
   const cgroups = cgroupKey(w.cgroups, w.target?.pid);
   if (cgroups !== undefined) parts.push(`cgroups=${cgroups}`);
-  return parts.sort().join(',');
+  return { key: [...parts, ...namespaces].sort().join(','), namespaces };
 }
 
 /**
@@ -195,10 +222,10 @@ export function whereKey(where: PoolWhere): string {
  * looked at, so that they are the container's (the worker started for it
  * resolves the container again, as `openNamespaceWorker` does).
  */
-async function containerKey(target: ContainerTarget, signal?: AbortSignal): Promise<string> {
+async function containerKey(target: ContainerTarget, signal?: AbortSignal): Promise<Identity> {
   const pinned = await resolveContainer(WHERE, target, signal);
   try {
-    const key = whereKey({ target: pinned.target });
+    const key = whereIdentity({ target: pinned.target });
     pinned.stillPinned();
     return key;
   } finally {
@@ -256,6 +283,12 @@ class Pool extends EventEmitter implements NamespacePool {
   private readonly live = new Set<Slot>();
   /** The usable (starting or ready) worker of each identity. */
   private readonly byKey = new Map<string, Slot>();
+  /**
+   * The namespaces (`type=dev:ino`) ready workers are in, each with how many
+   * are: a live worker holds them, so a warm call that names one needs only
+   * its stat (the inode cannot be another namespace's while it is held).
+   */
+  private readonly pinned = new Map<string, number>();
   private queue: Request[] = [];
   private pumpScheduled = false;
   private closed: Promise<void> | undefined;
@@ -298,20 +331,20 @@ class Pool extends EventEmitter implements NamespacePool {
   run<R = unknown>(where: PoolWhere, action: string, param?: unknown, opts?: PoolRunOptions): Promise<R>;
   run(where: PoolWhere, handleOrName: string | ActionHandle, param?: unknown, opts: PoolRunOptions = {}): Promise<unknown> {
     const action = actionName(handleOrName) as string;
-    let keyed: string | Promise<string>;
+    let keyed: Identity | Promise<Identity>;
     try {
       if (this.closed) throw gonsError('ERR_GONS_POOL_CLOSED', `${WHERE}: the pool is closed`, { action });
       checkRegistered(action, 'NamespacePool.run');
       checkRunOptions('NamespacePool.run', action, opts);
       const target = (where as { target?: unknown } | undefined)?.target;
       if (isContainerTarget(target)) checkKeys(WHERE, 'where', where, ['target']);
-      keyed = isContainerTarget(target) ? containerKey(target, opts.signal) : whereKey(where);
+      keyed = isContainerTarget(target) ? containerKey(target, opts.signal) : whereIdentity(where, (part) => this.pinned.has(part));
       throwIfAborted(opts.signal);
     } catch (err) {
       return Promise.reject(err);
     }
     // A container is resolved through its engine first: its call joins the queue once its key is known.
-    if (typeof keyed !== 'string') keyed.catch(() => {});
+    if (keyed instanceof Promise) keyed.catch(() => {});
     return new Promise<unknown>((resolve, reject) => {
       const disarm = armDeadline(action, opts, (err) => expire(err));
       const done = () => {
@@ -319,7 +352,7 @@ class Pool extends EventEmitter implements NamespacePool {
         disarm();
       };
       const req: Request = {
-        key: '', where, action, param, settled: false, sent: false, cancel: new AbortController(),
+        key: '', namespaces: [], where, action, param, settled: false, sent: false, cancel: new AbortController(),
         resolve: (v) => {
           if (req.settled) return;
           done();
@@ -337,14 +370,15 @@ class Pool extends EventEmitter implements NamespacePool {
         if (queued >= 0) this.queue.splice(queued, 1);
         req.cancel.abort(); // a dispatched call: the worker drops it (and a start nobody waits for is aborted)
       };
-      const enqueue = (key: string) => {
+      const enqueue = ({ key, namespaces }: Identity) => {
         if (req.settled) return;
         if (this.closed) return req.reject(this.closedError(req));
         req.key = key;
+        req.namespaces = namespaces;
         this.queue.push(req);
         this.schedulePump();
       };
-      if (typeof keyed === 'string') enqueue(keyed);
+      if (!(keyed instanceof Promise)) enqueue(keyed);
       else keyed.then(enqueue, (err: unknown) => req.reject(err));
     });
   }
@@ -401,6 +435,7 @@ class Pool extends EventEmitter implements NamespacePool {
     log('starting a worker for %s', slot.key);
     slot.ready.then((worker) => {
       slot.worker = worker;
+      for (const ns of slot.opener.namespaces) this.pinned.set(ns, (this.pinned.get(ns) ?? 0) + 1);
       worker.once('exit', (code, signal, why) => this.exited(slot, code, signal, why ?? null));
       log('worker %d ready for %s', worker.pid, slot.key);
       this.emit('workerStart', { pid: worker.pid, key: slot.key } satisfies PoolWorkerStart);
@@ -489,7 +524,12 @@ class Pool extends EventEmitter implements NamespacePool {
 
   private forget(slot: Slot): void {
     clearTimeout(slot.idleTimer);
-    this.live.delete(slot);
+    const wasLive = this.live.delete(slot);
+    for (const ns of wasLive && slot.worker ? slot.opener.namespaces : []) {
+      const n = this.pinned.get(ns)! - 1;
+      if (n > 0) this.pinned.set(ns, n);
+      else this.pinned.delete(ns);
+    }
     if (this.byKey.get(slot.key) === slot) this.byKey.delete(slot.key);
     if (this.live.size === 0) this.allGone?.();
     this.schedulePump();

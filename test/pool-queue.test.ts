@@ -3,6 +3,7 @@ import { statSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import t from 'tap';
 import { checkAction, createNamespacePool } from '../reexec/index';
+import { addon } from '../lib/native';
 import { whereKey } from '../reexec/pool';
 import { createNamespaces } from '../testing/index';
 import { eventually, fixturePath, needsRoot } from './fixtures/helpers';
@@ -217,5 +218,36 @@ void checkAction().then(() => {
     t.equal(whereKey({ target: { pid: process.pid } }), '', 'ourselves');
     t.equal(whereKey({ namespaces: [{ type: 'mnt', path: h.paths.mnt }, { type: 'net', path: '/proc/self/ns/net' }] }),
       `mnt=${id(h.paths.mnt)},net@/proc/self/ns/net`, 'a path that resolves inside the target counts by its text');
+  });
+
+  t.test('a warm call only stats the namespaces its ready worker is in; others are checked in full', { skip: needsRoot }, async (t) => {
+    const [a] = await holders(t, 1, 'pinned');
+    const pool = createNamespacePool({ entry });
+    t.teardown(() => pool.close());
+    const w = watch(pool);
+    t.teardown(w.stop);
+    // Counts the parent's namespace checks (open + NS_GET_NSTYPE), through the addon gons calls for them.
+    const checked: string[] = [];
+    const nsType = addon.nsType;
+    addon.nsType = (path: string) => (checked.push(path), nsType(path));
+    t.teardown(() => void (addon.nsType = nsType));
+    const pid = await pool.run<number>({ namespaces: a.namespaces() }, 'pid');
+    t.same([...new Set(checked)].sort(), a.namespaces().map((ns) => ns.path).sort(), 'a cold call checks each namespace (the key, then the start)');
+    checked.length = 0;
+    t.equal(await pool.run<number>({ namespaces: a.namespaces() }, 'pid'), pid, 'the same worker');
+    t.same(checked, [], 'a warm call does not open them again');
+    // The worker's namespaces vouch only for their own type: named as another, one is checked and refused.
+    const net = { path: a.paths.net! };
+    await t.rejects(pool.run({ namespaces: [{ type: 'uts', path: net.path }] }, 'pid'), { name: 'NamespaceSwitchError', message: /a net namespace, not uts/ });
+    t.same(checked, [net.path]);
+    await t.rejects(pool.run({ namespaces: [{ type: 'net', path: 'relative/net' }] }, 'pid'), { message: /must be an absolute path/ }, 'shape first');
+    // Once the worker is gone, nothing vouches for them: they are checked again.
+    checked.length = 0;
+    await pool.close();
+    await w.exits(1);
+    const again = createNamespacePool({ entry });
+    t.teardown(() => again.close());
+    await again.run({ namespaces: a.namespaces() }, 'pid');
+    t.same([...new Set(checked)].sort(), a.namespaces().map((ns) => ns.path).sort(), 'a new pool checks them in full');
   });
 });
