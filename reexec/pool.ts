@@ -161,8 +161,8 @@ function ownIdentity(type: NamespaceType): string {
  * namespace that `pinned(part)` says a live worker is in is known to be of
  * its type: only stat'ed, not opened and asked again.
  */
-export function whereKey(where: PoolWhere, pinned?: (part: string) => boolean): string {
-  return whereIdentity(where, pinned).key;
+export function whereKey(where: PoolWhere): string {
+  return whereIdentity(where).key;
 }
 
 /** `whereKey`, and the key's `type=dev:ino` parts: the namespaces a worker started for it is in, once it is ready. */
