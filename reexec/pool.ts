@@ -283,12 +283,6 @@ class Pool extends EventEmitter implements NamespacePool {
   private readonly live = new Set<Slot>();
   /** The usable (starting or ready) worker of each identity. */
   private readonly byKey = new Map<string, Slot>();
-  /**
-   * The namespaces (`type=dev:ino`) ready workers are in, each with how many
-   * are: a live worker holds them, so a warm call that names one needs only
-   * its stat (the inode cannot be another namespace's while it is held).
-   */
-  private readonly pinned = new Map<string, number>();
   private queue: Request[] = [];
   private pumpScheduled = false;
   private closed: Promise<void> | undefined;
@@ -338,7 +332,7 @@ class Pool extends EventEmitter implements NamespacePool {
       checkRunOptions('NamespacePool.run', action, opts);
       const target = (where as { target?: unknown } | undefined)?.target;
       if (isContainerTarget(target)) checkKeys(WHERE, 'where', where, ['target']);
-      keyed = isContainerTarget(target) ? containerKey(target, opts.signal) : whereIdentity(where, (part) => this.pinned.has(part));
+      keyed = isContainerTarget(target) ? containerKey(target, opts.signal) : whereIdentity(where, (part) => this.holds(part));
       throwIfAborted(opts.signal);
     } catch (err) {
       return Promise.reject(err);
@@ -410,6 +404,16 @@ class Pool extends EventEmitter implements NamespacePool {
     }
   }
 
+  /**
+   * Whether a ready worker of the pool is in namespace `part` (`type=dev:ino`):
+   * it holds it, so while it lives that inode stays that namespace's, and a
+   * warm call naming it needs only its stat.
+   */
+  private holds(part: string): boolean {
+    for (const slot of this.live) if (slot.worker && slot.opener.namespaces.includes(part)) return true;
+    return false;
+  }
+
   /** At capacity: end the least recently used idle worker, unless one is already ending or gone (its exit frees a place). */
   private makeRoom(): void {
     let lru: Slot | undefined;
@@ -435,7 +439,6 @@ class Pool extends EventEmitter implements NamespacePool {
     log('starting a worker for %s', slot.key);
     slot.ready.then((worker) => {
       slot.worker = worker;
-      for (const ns of slot.opener.namespaces) this.pinned.set(ns, (this.pinned.get(ns) ?? 0) + 1);
       worker.once('exit', (code, signal, why) => this.exited(slot, code, signal, why ?? null));
       log('worker %d ready for %s', worker.pid, slot.key);
       this.emit('workerStart', { pid: worker.pid, key: slot.key } satisfies PoolWorkerStart);
@@ -524,12 +527,7 @@ class Pool extends EventEmitter implements NamespacePool {
 
   private forget(slot: Slot): void {
     clearTimeout(slot.idleTimer);
-    const wasLive = this.live.delete(slot);
-    for (const ns of wasLive && slot.worker ? slot.opener.namespaces : []) {
-      const n = this.pinned.get(ns)! - 1;
-      if (n > 0) this.pinned.set(ns, n);
-      else this.pinned.delete(ns);
-    }
+    this.live.delete(slot);
     if (this.byKey.get(slot.key) === slot) this.byKey.delete(slot.key);
     if (this.live.size === 0) this.allGone?.();
     this.schedulePump();
