@@ -135,24 +135,24 @@ export class Calls {
     const started = log.enabled ? performance.now() : 0;
     const call = new Promise<unknown>((resolve, reject) => {
       // Counted here rather than by promises chained on each call: a warm call is a few dozen microseconds.
-      const finish = (how: string) => {
+      const finish = (err?: Error & { code?: string }) => {
         disarm();
         if (--this.active === 0) {
           this.onBusy(false);
           for (const wake of this.idleWaiters.splice(0)) wake();
         }
-        if (log.enabled) log('%s: call %d (%s) settled after %d ms: %s', this.label, id, action, Math.round(performance.now() - started), how);
+        if (log.enabled) log('%s: call %d (%s) settled after %d ms: %s', this.label, id, action, Math.round(performance.now() - started), err ? err.code ?? 'error' : 'ok');
       };
       const disarm = timeout === undefined && signal === undefined ? noDeadline : armDeadline(action, { timeout, signal }, (err) => {
         if (!this.pending.delete(id)) return;
         this.abandoned.add(id);
-        finish((err as { code?: string }).code ?? 'error');
+        finish(err);
         reject(err);
       });
       this.pending.set(id, {
         action,
-        resolve: (v) => (finish('ok'), resolve(v)),
-        reject: (e) => (finish((e as { code?: string }).code ?? 'error'), reject(e)),
+        resolve: (v) => (finish(), resolve(v)),
+        reject: (e) => (finish(e), reject(e)),
       });
       if (++this.active === 1) this.onBusy(true);
       writeFrame(this.proc.channel, frame).catch((err: Error) => log('%s: cannot send request %d: %s', this.label, id, err.message));
