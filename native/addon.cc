@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "args.h"
 #include "preinit.h"
 
 // native/netns.cc: sockets made in another network namespace.
@@ -895,16 +896,13 @@ NAN_METHOD(OpenInRootJs) {
     Nan::ThrowTypeError("openInRoot: (rootFd, path, flags, mode, callback)");
     return;
   }
-  Nan::Utf8String path(info[1]);
-  if (*path == nullptr || path.length() == 0 || strlen(*path) != static_cast<size_t>(path.length())) {
-    Nan::ThrowTypeError("openInRoot: path must be a non-empty string without NUL");
-    return;
-  }
+  std::string path;
+  if (!PathArg(info[1], "openInRoot", &path)) return;
   int root = Nan::To<int32_t>(info[0]).FromMaybe(-1);
   int flags = Nan::To<int32_t>(info[2]).FromMaybe(0);
   int mode = Nan::To<int32_t>(info[3]).FromMaybe(0666);
   auto *cb = new Nan::Callback(info[4].As<v8::Function>());
-  Nan::AsyncQueueWorker(new OpenInWorker(cb, root, std::string(*path, path.length()), flags, mode));
+  Nan::AsyncQueueWorker(new OpenInWorker(cb, root, path, flags, mode));
 }
 
 // openDirPath(path): { fd } of an O_PATH directory fd (close-on-exec), or

@@ -35,6 +35,8 @@
 #include <string>
 #include <vector>
 
+#include "args.h"
+
 namespace {
 
 // One call's request and outcome, shared with its thread (which the caller joins).
@@ -415,13 +417,10 @@ NAN_METHOD(PathInRoot) {
     Nan::ThrowTypeError("pathInRoot: expects (rootFd, path, callback)");
     return;
   }
-  Nan::Utf8String path(info[1]);
-  if (*path == nullptr || path.length() == 0 || strlen(*path) != static_cast<size_t>(path.length())) {
-    Nan::ThrowTypeError("pathInRoot: path must be a non-empty string without NUL");
-    return;
-  }
+  std::string path;
+  if (!PathArg(info[1], "pathInRoot", &path)) return;
   auto *cb = new Nan::Callback(info[2].As<v8::Function>());
-  Nan::AsyncQueueWorker(new PathInRootWorker(cb, Nan::To<int32_t>(info[0]).FromJust(), std::string(*path, path.length())));
+  Nan::AsyncQueueWorker(new PathInRootWorker(cb, Nan::To<int32_t>(info[0]).FromJust(), path));
 }
 
 }  // namespace
