@@ -4,8 +4,9 @@
  * once; a worker is reused while the same namespaces (by identity: device and
  * inode) are asked for again; the least recently used idle one makes room for
  * new namespaces; idle ones end after `idleTimeout`. Calls beyond capacity
- * wait in a FIFO queue. The pool only schedules: it runs calls through the
- * worker API and asks a worker's child (`childOf`) how it stands.
+ * wait in a FIFO queue. The pool only schedules: it opens workers through
+ * the worker API, and hands each call to a worker's child (`childOf`), which
+ * also says how the worker stands.
  */
 import { EventEmitter } from 'node:events';
 import { statSync } from 'node:fs';
@@ -475,7 +476,8 @@ class Pool extends EventEmitter implements NamespacePool {
     slot.ready.then((worker) => {
       if (req.settled) return;
       req.sent = true;
-      worker.run(req.action, req.param, { signal: req.cancel.signal }).then(req.resolve, req.reject).finally(leave);
+      // Straight to the worker's child: run() checked the action and the options once already.
+      childOf(worker).call(req.action, req.param, { signal: req.cancel.signal }).then(req.resolve, req.reject).finally(leave);
     }, (err) => {
       leave();
       if (req.settled) return;
