@@ -7,7 +7,7 @@ import { addon } from '../lib/native';
 import { whereKey } from '../reexec/pool';
 import { createNamespaces } from '../testing/index';
 import { eventually, fixturePath, needsRoot } from './fixtures/helpers';
-import { entry, gate, holders, type Where, watch, workerProcesses } from './fixtures/pool';
+import { entry, gate, holders, type Where, watchedPool, workerProcesses } from './fixtures/pool';
 
 // Worker starts take seconds each on a loaded machine, and these tests start dozens.
 t.setTimeout(1_200_000);
@@ -15,10 +15,7 @@ t.setTimeout(1_200_000);
 void checkAction().then(() => {
   t.test('a crashed worker fails only its calls and is replaced for the next one', { skip: needsRoot }, async (t) => {
     const [a, b] = await holders(t, 2, 'crash');
-    const pool = createNamespacePool({ entry });
-    t.teardown(() => pool.close());
-    const w = watch(pool);
-    t.teardown(w.stop);
+    const { pool, w } = watchedPool(t);
     const first = await pool.run<number>({ namespaces: a.namespaces() }, 'pid');
     const longCall = pool.run({ namespaces: a.namespaces() }, 'delayed-echo', { value: 1, ms: 600000 });
     const crash = pool.run({ namespaces: a.namespaces() }, 'kill9');
@@ -33,10 +30,7 @@ void checkAction().then(() => {
 
   t.test('at capacity the least recently used idle worker makes room', { skip: needsRoot }, async (t) => {
     const [a, b, c] = await holders(t, 3, 'lru');
-    const pool = createNamespacePool({ entry, max: 2 });
-    t.teardown(() => pool.close());
-    const w = watch(pool);
-    t.teardown(w.stop);
+    const { pool, w } = watchedPool(t, { max: 2 });
     const pidA = await pool.run<number>({ namespaces: a.namespaces() }, 'pid');
     const pidB = await pool.run<number>({ namespaces: b.namespaces() }, 'pid');
     t.equal(await pool.run<number>({ namespaces: a.namespaces() }, 'pid'), pidA, 'a again: b is now the least recently used');
@@ -49,10 +43,7 @@ void checkAction().then(() => {
 
   t.test('calls beyond capacity wait in FIFO order; timeout and abort apply while they wait', { skip: needsRoot }, async (t) => {
     const ns = await holders(t, 5, 'fifo');
-    const pool = createNamespacePool({ entry, max: 1 });
-    t.teardown(() => pool.close());
-    const w = watch(pool);
-    t.teardown(w.stop);
+    const { pool, w } = watchedPool(t, { max: 1 });
     const g = gate(t);
     const held = pool.run({ namespaces: ns[0].namespaces() }, 'wait-for', g.file);
     const timedOut = pool.run({ namespaces: ns[1].namespaces() }, 'pid', undefined, { timeout: 300 });
@@ -78,10 +69,7 @@ void checkAction().then(() => {
 
   t.test('a call that times out in a worker gets that worker ended once idle; the next call gets a new one', { skip: needsRoot }, async (t) => {
     const [a] = await holders(t, 1, 'abandon');
-    const pool = createNamespacePool({ entry });
-    t.teardown(() => pool.close());
-    const w = watch(pool);
-    t.teardown(w.stop);
+    const { pool, w } = watchedPool(t);
     const pid = await pool.run<number>({ namespaces: a.namespaces() }, 'pid');
     await t.rejects(pool.run({ namespaces: a.namespaces() }, 'delayed-echo', { value: 1, ms: 600000 }, { timeout: 500 }), { code: 'ERR_GONS_TIMEOUT' });
     const [exit] = await w.exits(1);
@@ -222,10 +210,7 @@ void checkAction().then(() => {
 
   t.test('a warm call only stats the namespaces its ready worker is in; others are checked in full', { skip: needsRoot }, async (t) => {
     const [a] = await holders(t, 1, 'pinned');
-    const pool = createNamespacePool({ entry });
-    t.teardown(() => pool.close());
-    const w = watch(pool);
-    t.teardown(w.stop);
+    const { pool, w } = watchedPool(t);
     // Counts the parent's namespace checks (open + NS_GET_NSTYPE), through the addon gons calls for them.
     const checked: string[] = [];
     const nsType = addon.nsType;

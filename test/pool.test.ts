@@ -5,7 +5,7 @@ import t from 'tap';
 import { checkAction, createNamespacePool } from '../reexec/index';
 import { eventually, ino, needsRoot } from './fixtures/helpers';
 import { openFds } from './fixtures/hygiene';
-import { entry, gate, holders, type Where, watch, workerProcesses } from './fixtures/pool';
+import { entry, gate, holders, type Where, watchedPool, workerProcesses } from './fixtures/pool';
 
 
 // Worker starts take seconds each on a loaded machine, and these tests start dozens.
@@ -15,12 +15,7 @@ void checkAction().then(() => {
   t.test('30 network namespaces with max 4: right answers, at most 4 workers alive, warm ones reused, nothing left', { skip: needsRoot }, async (t) => {
     const ns = await holders(t, 30, 'pool');
     const fds = openFds();
-    const pool = createNamespacePool({ entry, max: 4, idleTimeout: 600_000 }); // no idle ends here: the warm ones must stay for the second visit
-    const w = watch(pool);
-    t.teardown(() => {
-      w.stop();
-      return pool.close();
-    });
+    const { pool, w } = watchedPool(t, { max: 4, idleTimeout: 600_000 }); // no idle ends here: the warm ones must stay for the second visit
     const answers = await Promise.all(ns.map((h) => pool.run<Where>({ namespaces: h.namespaces() }, 'where')));
     answers.forEach((a, i) => {
       t.equal(a.hostname, `pool-${i}`, `namespace ${i}: its hostname`);
@@ -53,10 +48,7 @@ void checkAction().then(() => {
 
   t.test('idle workers end after idleTimeout, and do not keep the pool busy', { skip: needsRoot }, async (t) => {
     const ns = await holders(t, 3, 'idle');
-    const pool = createNamespacePool({ entry, max: 4, idleTimeout: 300 });
-    t.teardown(() => pool.close());
-    const w = watch(pool);
-    t.teardown(w.stop);
+    const { pool, w } = watchedPool(t, { max: 4, idleTimeout: 300 });
     await Promise.all(ns.map((h) => pool.run({ namespaces: h.namespaces() }, 'pid')));
     const exits = await w.exits(3);
     t.same(exits.map((e) => e.reason), ['idle', 'idle', 'idle']);
@@ -85,10 +77,7 @@ void checkAction().then(() => {
 
   t.test('a worker whose target exits is evicted: workerExit says target-exited (issue #24)', { skip: needsRoot }, async (t) => {
     const [followed, other] = await holders(t, 2, 'followed');
-    const pool = createNamespacePool({ entry, max: 4, idleTimeout: 600_000 });
-    t.teardown(() => pool.close());
-    const w = watch(pool);
-    t.teardown(w.stop);
+    const { pool, w } = watchedPool(t, { max: 4, idleTimeout: 600_000 });
     t.match(await pool.run<Where>({ target: { pid: followed.pid, types: ['net', 'uts'] } }, 'where'), { hostname: 'followed-0' });
     t.match(await pool.run<Where>({ target: { pid: other.pid, types: ['net', 'uts'] } }, 'where'), { hostname: 'followed-1' });
     await followed.close();
