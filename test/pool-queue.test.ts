@@ -1,5 +1,9 @@
 /** createNamespacePool: the queue, eviction, crashes, timeouts, close() and option checks. */
-import { statSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import t from 'tap';
 import { checkAction, createNamespacePool } from '../reexec/index';
@@ -206,6 +210,65 @@ void checkAction().then(() => {
     t.equal(whereKey({ target: { pid: process.pid } }), '', 'ourselves');
     t.equal(whereKey({ namespaces: [{ type: 'mnt', path: h.paths.mnt }, { type: 'net', path: '/proc/self/ns/net' }] }),
       `mnt=${id(h.paths.mnt)},net@/proc/self/ns/net`, 'a path that resolves inside the target counts by its text');
+  });
+
+  t.test('a warm call follows a path re-bound to another namespace, and a target that moved to a new one', { skip: needsRoot }, async (t) => {
+    // Why a warm call still stats what it names: a remembered identity would send these to the worker of before.
+    const [a, b] = await holders(t, 2, 'moved');
+    const { pool, w } = watchedPool(t);
+    const dir = mkdtempSync(join(tmpdir(), 'gons-rebind-'));
+    const file = join(dir, 'uts');
+    writeFileSync(file, '');
+    let mounted = false;
+    t.teardown(() => {
+      if (mounted) execFileSync('umount', [file]);
+      rmSync(dir, { recursive: true });
+    });
+    const bind = (ns: string) => {
+      if (mounted) execFileSync('umount', [file]);
+      execFileSync('mount', ['--bind', ns, file]);
+      mounted = true;
+    };
+    // A bound namespace file, as `ip netns add` makes them, bound to a's namespace, then to b's.
+    const byPath = { namespaces: [{ type: 'uts' as const, path: file }] };
+    bind(a.paths.uts!);
+    const first = await pool.run<Where>(byPath, 'where');
+    t.equal(first.hostname, 'moved-0');
+    t.equal((await pool.run<Where>(byPath, 'where')).pid, first.pid, 'warm: the same worker');
+    bind(b.paths.uts!);
+    const rebound = await pool.run<Where>(byPath, 'where');
+    t.equal(rebound.hostname, 'moved-1', 'the path names b\'s namespace now: b\'s answer');
+    t.not(rebound.pid, first.pid, 'from another worker');
+    // A process that leaves for a uts namespace of its own: exec keeps its pid.
+    const mover = spawn('sh', ['-c', 'echo ready; read go; exec unshare --uts sh -c "hostname gons-moved && echo moved && exec sleep 600"'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    t.teardown(async () => {
+      if (mover.exitCode === null && mover.signalCode === null) {
+        mover.kill('SIGKILL');
+        await once(mover, 'exit');
+      }
+    });
+    const said = (word: string) => new Promise<void>((resolve, reject) => {
+      let out = '';
+      const onData = (d: Buffer) => {
+        out += d;
+        if (out.includes(word)) {
+          mover.stdout.off('data', onData);
+          resolve();
+        }
+      };
+      mover.stdout.on('data', onData);
+      mover.once('exit', (code) => reject(new Error(`the mover exited (${code}) before it said ${word}`)));
+    });
+    await said('ready');
+    const target = { target: { pid: mover.pid!, types: ['uts' as const] } };
+    const before = await pool.run<Where>(target, 'where');
+    t.equal(before.hostname, hostname(), 'in our uts namespace: ours');
+    mover.stdin.write('go\n');
+    await said('moved');
+    const after = await pool.run<Where>(target, 'where');
+    t.equal(after.hostname, 'gons-moved', 'the same pid, in its new namespace: its answer');
+    t.not(after.pid, before.pid, 'from another worker');
+    t.equal(w.started.length, 4, 'one worker for each namespace named');
   });
 
   t.test('a warm call only stats the namespaces its ready worker is in; others are checked in full', { skip: needsRoot }, async (t) => {
