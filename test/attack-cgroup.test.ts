@@ -11,7 +11,7 @@
  * without the join. Also: a confined child cannot create a user namespace.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -19,7 +19,7 @@ import { seccompValue } from '../lib/confine';
 import { addon } from '../lib/native';
 import { checkAction, createNamespacePool, openNamespaceWorker, runReexecAction } from '../reexec/index';
 import './fixtures/attack/actions';
-import { Lines, type Tools, buildTools, createContainer, missingTools, until } from './fixtures/attack/target';
+import { Lines, type Tools, buildTools, createContainer, madeCgroup, missingTools } from './fixtures/attack/target';
 import { fixturePath, needsRoot } from './fixtures/helpers';
 
 const DEVICES = '/sys/fs/cgroup/devices';
@@ -57,16 +57,7 @@ void checkAction().then(() => {
 
     const c = await createContainer(t, tools, { userns: false });
     const cg = `${DEVICES}/gons-test-${process.pid}-${c.pid}`;
-    mkdirSync(cg);
-    t.teardown(async () => {
-      await c.close(); // the container's processes leave the cgroup as they die
-      await until(() => {
-        try {
-          rmdirSync(cg);
-          return true;
-        } catch { return false; }
-      }, 60000, `rmdir ${cg}`);
-    });
+    madeCgroup(t, cg, () => c.close()); // the container's processes leave the cgroup as they die
     writeFileSync(`${cg}/devices.deny`, 'a');
     for (const rule of DOCKER_ALLOW) writeFileSync(`${cg}/devices.allow`, rule);
     writeFileSync(`${cg}/cgroup.procs`, String(c.pid));

@@ -14,7 +14,7 @@ import { cgroupDir, cgroupMounts, parseProcCgroup } from '../lib/cgroup';
 import { checkAction, register, runReexecAction } from '../reexec/index';
 import { whereKey } from '../reexec/pool';
 import { asNobody, fixturePath, needsRoot, plainEnv } from './fixtures/helpers';
-import { type Teardown, until } from './fixtures/attack/target';
+import { type Teardown, madeCgroup, until } from './fixtures/attack/target';
 
 register('cg-self', () => readFileSync('/proc/self/cgroup', 'utf8'));
 
@@ -106,14 +106,7 @@ void checkAction().then(() => {
   });
 
   t.test('a target in a cgroup v2 directory of its own: the child is there too', { skip: needsRoot || (!existsSync(`${V2}/cgroup.procs`) && 'needs cgroup v2 at /sys/fs/cgroup/unified') }, async (t) => {
-    const dir = `${V2}/gons-test-${process.pid}`;
-    mkdirSync(dir);
-    t.teardown(() => until(() => {
-      try {
-        rmdirSync(dir);
-        return true;
-      } catch { return false; }
-    }, 30000, `rmdir ${dir}`));
+    const dir = madeCgroup(t, `${V2}/gons-test-${process.pid}`);
     const pid = await sleeper(t);
     writeFileSync(`${dir}/cgroup.procs`, String(pid));
     const want = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
@@ -133,14 +126,7 @@ void checkAction().then(() => {
   });
 
   t.test('as nobody: a target in a cgroup nobody may not enter fails with EACCES, never silently', { skip: needsRoot || (!existsSync(`${V2}/cgroup.procs`) && 'needs cgroup v2 at /sys/fs/cgroup/unified') }, async (t) => {
-    const dir = `${V2}/gons-test-nobody-${process.pid}`;
-    mkdirSync(dir);
-    t.teardown(() => until(() => {
-      try {
-        rmdirSync(dir);
-        return true;
-      } catch { return false; }
-    }, 30000, `rmdir ${dir}`));
+    const dir = madeCgroup(t, `${V2}/gons-test-nobody-${process.pid}`);
     const elsewhere = await sleeper(t, true);
     writeFileSync(`${dir}/cgroup.procs`, String(elsewhere));
     const alike = await sleeper(t, true);
