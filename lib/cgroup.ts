@@ -201,17 +201,19 @@ export function cgroupEnv(value: CgroupsOption | undefined, targetPid: number | 
 
 /**
  * What tells one call's cgroups from another's, for the pool's key, without
- * the mount table: the listed directories, or the lines of the process's
- * `/proc/<pid>/cgroup` that differ from ours (the directories `cgroupEnv`
- * joins follow from them). Undefined when no cgroup is joined. A hierarchy
- * that is not mounted here is refused when the worker starts.
+ * the mount table: the listed directories, or every line of the process's
+ * `/proc/<pid>/cgroup`. Every line, those we share too: a worker started for
+ * the process is in all of its cgroups, while what we share with it today we
+ * may not share once we have moved, and a key made of the lines that differ
+ * from ours would then name a worker left in our old cgroups. Undefined when
+ * no cgroup is joined. A hierarchy that is not mounted here is refused when
+ * the worker starts.
  */
 export function cgroupKey(value: CgroupsOption | undefined, targetPid: number | undefined): string | undefined {
   const source = cgroupSource(value, targetPid);
   if (source === undefined) return undefined;
   if (Array.isArray(source)) return JSON.stringify(source); // never empty: checkCgroupsOption refuses []
-  const theirs = linesNotOurs(source);
-  return theirs.length > 0 ? JSON.stringify(theirs.map((l) => `${l.id}:${l.path}`)) : undefined;
+  return JSON.stringify(parseProcCgroup(readProc(source, 'cgroup', source), source).map((l) => `${l.id}:${l.path}`));
 }
 
 function readProc(pid: number | 'self', file: string, targetPid: number): string {

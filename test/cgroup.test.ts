@@ -11,9 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { cgroupDir, cgroupMounts, parseProcCgroup } from '../lib/cgroup';
-import { checkAction, register, runReexecAction } from '../reexec/index';
+import { checkAction, createNamespacePool, register, runReexecAction } from '../reexec/index';
 import { whereKey } from '../reexec/pool';
-import { asNobody, fixturePath, needsRoot, plainEnv } from './fixtures/helpers';
+import { asNobody, cgroupKeyOf, fixturePath, needsRoot, plainEnv } from './fixtures/helpers';
 import { type Teardown, madeCgroup, until } from './fixtures/attack/target';
 
 register('cg-self', () => readFileSync('/proc/self/cgroup', 'utf8'));
@@ -115,14 +115,32 @@ void checkAction().then(() => {
     t.equal(await runReexecAction('cg-self', { target: { pid, types: ['uts'] }, cgroups: true }), want, 'cgroups: true says the same');
     t.equal(await runReexecAction('cg-self', { target: { pid, types: ['uts'] }, cgroups: false }), readFileSync('/proc/self/cgroup', 'utf8'), 'cgroups: false stays in ours');
     t.equal(await runReexecAction('cg-self', { namespaces: [], cgroups: [dir] }), want, 'a directory by name');
-    // The pool's key: a worker in other cgroups is another worker (told apart by the lines that differ from ours).
-    const other = JSON.stringify([`0:/gons-test-${process.pid}`]);
-    t.equal(whereKey({ target: { pid, types: ['uts'] } }), `cgroups=${other}`, 'pool key: the target\'s own cgroup');
-    t.equal(whereKey({ target: { pid, types: ['uts'] }, cgroups: true }), `cgroups=${other}`, 'pool key: cgroups: true');
+    // The pool's key: a worker in other cgroups is another worker (told apart by all of the process's lines).
+    const theirs = cgroupKeyOf(pid);
+    t.equal(whereKey({ target: { pid, types: ['uts'] } }), theirs, 'pool key: the target\'s own cgroups');
+    t.equal(whereKey({ target: { pid, types: ['uts'] }, cgroups: true }), theirs, 'pool key: cgroups: true');
     t.equal(whereKey({ target: { pid, types: ['uts'] }, cgroups: false }), '', 'pool key: cgroups: false');
-    t.equal(whereKey({ namespaces: [], cgroups: { pid } }), `cgroups=${other}`, 'pool key: another process\'s cgroups');
+    t.equal(whereKey({ namespaces: [], cgroups: { pid } }), theirs, 'pool key: another process\'s cgroups');
     t.equal(whereKey({ namespaces: [], cgroups: [dir] }), `cgroups=${JSON.stringify([dir])}`, 'pool key: a directory by name');
-    t.equal(whereKey({ target: { pid: await sleeper(t), types: ['uts'] } }), '', 'pool key: a target in our cgroups');
+    t.equal(whereKey({ target: { pid: await sleeper(t), types: ['uts'] } }), cgroupKeyOf('self'), 'pool key: a target in our cgroups names them too');
+  });
+
+  t.test('a pool worker serves a target only in the target\'s cgroups, after this process moved too', { skip: needsRoot || (!existsSync(`${V2}/cgroup.procs`) && 'needs cgroup v2 at /sys/fs/cgroup/unified') }, async (t) => {
+    const ours = readFileSync('/proc/self/cgroup', 'utf8');
+    const home = `${V2}${/^0::(.*)$/m.exec(ours)![1]}`;
+    // Back home before the directory goes (teardowns run last first: the pool is closed before this).
+    const dir = madeCgroup(t, `${V2}/gons-test-moved-${process.pid}`, () => writeFileSync(`${home}/cgroup.procs`, String(process.pid)));
+    const pool = createNamespacePool();
+    t.teardown(() => pool.close());
+    const early = await pool.run<string>({ namespaces: [] }, 'cg-self');
+    t.equal(early, ours, 'a worker started with no cgroups asked: in ours');
+    // We move; a process started now is in our new cgroup, and in our namespaces.
+    writeFileSync(`${dir}/cgroup.procs`, String(process.pid));
+    const pid = await sleeper(t);
+    const theirs = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+    t.match(theirs, new RegExp(`^0::/gons-test-moved-${process.pid}$`, 'm'));
+    t.equal(await pool.run({ target: { pid, types: ['uts'] } }, 'cg-self'), theirs, 'a call for the target: in the target\'s cgroups, not in those the early worker was started in');
+    t.equal(await pool.run({ namespaces: [] }, 'cg-self'), early, 'a call that asks for no cgroups may still go to the early worker');
   });
 
   t.test('as nobody: a target in a cgroup nobody may not enter fails with EACCES, never silently', { skip: needsRoot || (!existsSync(`${V2}/cgroup.procs`) && 'needs cgroup v2 at /sys/fs/cgroup/unified') }, async (t) => {

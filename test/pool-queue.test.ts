@@ -10,7 +10,7 @@ import { checkAction, createNamespacePool } from '../reexec/index';
 import { addon } from '../lib/native';
 import { whereKey } from '../reexec/pool';
 import { createNamespaces } from '../testing/index';
-import { eventually, fixturePath, needsRoot } from './fixtures/helpers';
+import { cgroupKeyOf, eventually, fixturePath, needsRoot } from './fixtures/helpers';
 import { entry, gate, holders, type Where, watchedPool, workerProcesses } from './fixtures/pool';
 
 // Worker starts take seconds each on a loaded machine, and these tests start dozens.
@@ -204,10 +204,11 @@ void checkAction().then(() => {
     const id = (p: string) => `${statSync(p).dev}:${statSync(p).ino}`;
     const all = `mnt=${id(h.paths.mnt)},net=${id(h.paths.net)},uts=${id(h.paths.uts)}`;
     t.equal(whereKey({ namespaces: h.namespaces() }), all);
-    t.equal(whereKey({ target: { pid: h.pid } }), all, 'a target: the types it does not share with us');
+    t.equal(whereKey({ target: { pid: h.pid } }), `${cgroupKeyOf(h.pid)},${all}`, 'a target: the types it does not share with us, and its cgroups');
+    t.equal(whereKey({ target: { pid: h.pid }, cgroups: false }), all, 'without its cgroups: the same worker as its paths');
     t.equal(whereKey({ namespaces: [...h.namespaces(), { type: '!ipc', path: '/proc/self/ns/ipc' }] }), all, 'ours left out');
     t.equal(whereKey({ namespaces: [] }), '');
-    t.equal(whereKey({ target: { pid: process.pid } }), '', 'ourselves');
+    t.equal(whereKey({ target: { pid: process.pid } }), cgroupKeyOf('self'), 'ourselves: our cgroups');
     t.equal(whereKey({ namespaces: [{ type: 'mnt', path: h.paths.mnt }, { type: 'net', path: '/proc/self/ns/net' }] }),
       `mnt=${id(h.paths.mnt)},net@/proc/self/ns/net`, 'a path that resolves inside the target counts by its text');
   });
