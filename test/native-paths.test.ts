@@ -99,17 +99,12 @@ function inTarget(ns: Namespaces, script: string, user = false): string {
 }
 
 void checkAction().then(() => {
-  t.test('the addon takes no path a syscall would cut short: an empty one, or one with a NUL, throws before any work', (t) => {
+  t.test('the addon takes no path a syscall would cut short: an empty one, or one with a NUL, throws before any work', async (t) => {
     const native = addon as unknown as { pathInRoot(root: number, path: string, cb: () => void): void };
-    let called = 0;
     for (const path of ['', 'tmp\0/etc/shadow']) {
-      t.throws(() => addon.openInRoot(-1, path, 0, 0, () => called++), { name: 'TypeError', message: 'openInRoot: path must be a non-empty string without NUL' });
-      t.throws(() => native.pathInRoot(-1, path, () => called++), { name: 'TypeError', message: 'pathInRoot: path must be a non-empty string without NUL' });
+      t.throws(() => addon.openInRoot(-1, path, 0, 0, () => t.fail('openInRoot called back')), { name: 'TypeError', message: 'openInRoot: path must be a non-empty string without NUL' });
+      t.throws(() => native.pathInRoot(-1, path, () => t.fail('pathInRoot called back')), { name: 'TypeError', message: 'pathInRoot: path must be a non-empty string without NUL' });
     }
-    setImmediate(() => {
-      t.equal(called, 0, 'no callback was queued');
-      t.end();
-    });
   });
 
   t.test('connectIn({ path }) and openIn with namespace paths: native, in the target\'s tree only', { skip: needsRoot }, async (t) => {

@@ -227,6 +227,7 @@ void checkAction().then(() => {
     });
     const bind = (ns: string) => {
       if (mounted) execFileSync('umount', [file]);
+      mounted = false;
       execFileSync('mount', ['--bind', ns, file]);
       mounted = true;
     };
