@@ -179,9 +179,14 @@ export function cgroupDirsOf(pid: number): string[] {
  * (in those we share, the child is already).
  */
 function linesNotOurs(pid: number): CgroupLine[] {
-  const theirs = parseProcCgroup(readProc(pid, 'cgroup', pid), pid);
-  const ours = new Map(parseProcCgroup(readProc('self', 'cgroup', pid), process.pid).map((l) => [l.id, l.path]));
+  const theirs = linesOf(pid, pid);
+  const ours = new Map(linesOf('self', pid).map((l) => [l.id, l.path]));
   return theirs.filter((l) => ours.get(l.id) !== l.path);
+}
+
+/** The lines of `/proc/<pid>/cgroup` (ours: `'self'`), parsed and checked; errors name `targetPid`, whose cgroups are asked for. */
+function linesOf(pid: number | 'self', targetPid: number): CgroupLine[] {
+  return parseProcCgroup(readProc(pid, 'cgroup', targetPid), pid === 'self' ? process.pid : pid);
 }
 
 /** Whose cgroups a checked `cgroups` option joins, with the call's target pid (if any): none, directories by name, or a process's. */
@@ -213,7 +218,7 @@ export function cgroupKey(value: CgroupsOption | undefined, targetPid: number | 
   const source = cgroupSource(value, targetPid);
   if (source === undefined) return undefined;
   if (Array.isArray(source)) return JSON.stringify(source); // never empty: checkCgroupsOption refuses []
-  return JSON.stringify(parseProcCgroup(readProc(source, 'cgroup', source), source).map((l) => `${l.id}:${l.path}`));
+  return JSON.stringify(linesOf(source, source).map((l) => `${l.id}:${l.path}`));
 }
 
 function readProc(pid: number | 'self', file: string, targetPid: number): string {
