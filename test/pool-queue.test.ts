@@ -10,6 +10,7 @@ import { checkAction, createNamespacePool } from '../reexec/index';
 import { addon } from '../lib/native';
 import { whereKey } from '../reexec/pool';
 import { createNamespaces } from '../testing/index';
+import { Lines } from './fixtures/attack/target';
 import { cgroupKeyOf, eventually, fixturePath, needsRoot } from './fixtures/helpers';
 import { entry, gate, holders, type Where, watchedPool, workerProcesses } from './fixtures/pool';
 
@@ -249,24 +250,13 @@ void checkAction().then(() => {
         await once(mover, 'exit');
       }
     });
-    const said = (word: string) => new Promise<void>((resolve, reject) => {
-      let out = '';
-      const onData = (d: Buffer) => {
-        out += d;
-        if (out.includes(word)) {
-          mover.stdout.off('data', onData);
-          resolve();
-        }
-      };
-      mover.stdout.on('data', onData);
-      mover.once('exit', (code) => reject(new Error(`the mover exited (${code}) before it said ${word}`)));
-    });
-    await said('ready');
+    const lines = new Lines(mover);
+    await lines.waitFor((l) => l === 'ready', 60000, 'ready');
     const target = { target: { pid: mover.pid!, types: ['uts' as const] } };
     const before = await pool.run<Where>(target, 'where');
     t.equal(before.hostname, hostname(), 'in our uts namespace: ours');
     mover.stdin.write('go\n');
-    await said('moved');
+    await lines.waitFor((l) => l === 'moved', 60000, 'moved');
     const after = await pool.run<Where>(target, 'where');
     t.equal(after.hostname, 'gons-moved', 'the same pid, in its new namespace: its answer');
     t.not(after.pid, before.pid, 'from another worker');
